@@ -1,0 +1,93 @@
+//! The workflow record and its history entries, as stored and as answered.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{Status, Timestamp, WorkflowType};
+
+/// A workflow record. Serializes to the seed's response shape plus the
+/// suspension fields and `version`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workflow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub instance_id: Uuid,
+    pub customer_id: Uuid,
+    pub workflow_type: WorkflowType,
+    pub status: Status,
+    pub stage: Option<String>,
+    pub title: Option<String>,
+    pub reference: Option<String>,
+    pub assigned_to: Option<String>,
+    pub approver_id: Option<Uuid>,
+    pub escalation_level: i64,
+    pub workflow_state: Map<String, Value>,
+    pub suspended_step: Option<String>,
+    pub suspend_payload: Value,
+    pub suspended_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_action_at: Option<Timestamp>,
+    pub next_action_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    /// Bumped by every change; the record's `ETag`.
+    pub version: i64,
+    /// The `seq` of the newest history entry, kept on the record so that an
+    /// append never has to scan the history.
+    #[serde(skip)]
+    pub last_seq: i64,
+    /// Oldest first. Empty when the caller asked for the record without it.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One immutable audit line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub action: String,
+    pub action_detail: Value,
+    pub actor: Option<String>,
+    pub from_status: Option<Status>,
+    pub to_status: Option<Status>,
+    pub from_stage: Option<String>,
+    pub to_stage: Option<String>,
+}
+
+/// A suspended workflow as the dashboard's approval queue lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuspendedWorkflow {
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    pub customer_id: Uuid,
+    pub workflow_type: WorkflowType,
+    pub status: Status,
+    pub title: Option<String>,
+    pub reference: Option<String>,
+    pub stage: Option<String>,
+    pub suspended_step: Option<String>,
+    pub suspend_payload: Value,
+    pub suspended_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+impl From<Workflow> for SuspendedWorkflow {
+    fn from(w: Workflow) -> Self {
+        Self {
+            id: w.id,
+            instance_id: w.instance_id,
+            customer_id: w.customer_id,
+            workflow_type: w.workflow_type,
+            status: w.status,
+            title: w.title,
+            reference: w.reference,
+            stage: w.stage,
+            suspended_step: w.suspended_step,
+            suspend_payload: w.suspend_payload,
+            suspended_at: w.suspended_at,
+            updated_at: w.updated_at,
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! What callers ask for, parsed and validated from their JSON bodies and
+//! query strings. Field names, optionality and bounds follow the seed API.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::validation::body::BodyReader;
+use crate::validation::query::QueryReader;
+use crate::validation::{values, Invalid, ValidationErrors};
+use crate::{ActionName, Status, StepName, Timestamp, WorkflowType};
+
+/// `per_page` bounds and default of every list.
+pub const PER_PAGE_DEFAULT: i64 = 20;
+pub const PER_PAGE_MAX: i64 = 100;
+
+fn workflow_type(v: &Value) -> Result<WorkflowType, Invalid> {
+    let s = values::string(v)?;
+    WorkflowType::parse(s).ok_or_else(|| Invalid::enum_mismatch(WorkflowType::expected()))
+}
+
+fn status(v: &Value) -> Result<Status, Invalid> {
+    let s = values::string(v)?;
+    Status::parse(s).ok_or_else(|| Invalid::enum_mismatch(Status::expected()))
+}
+
+fn owned_string(v: &Value) -> Result<String, Invalid> {
+    values::string(v).map(str::to_owned)
+}
+
+/// `POST .../workflows`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateWorkflow {
+    pub customer_id: Uuid,
+    pub workflow_type: WorkflowType,
+    pub stage: Option<String>,
+    pub title: Option<String>,
+    pub reference: Option<String>,
+    pub assigned_to: Option<String>,
+    pub workflow_state: Map<String, Value>,
+    pub next_action_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl CreateWorkflow {
+    /// `path_instance` is the instance of the URL: a body `instance_id` may
+    /// repeat it but not contradict it.
+    pub fn from_json(body: &Value, path_instance: Uuid) -> Result<Self, ValidationErrors> {
+        let mut r = BodyReader::new(body)?;
+        let customer_id = r.required("customer_id", values::uuid);
+        let workflow_type = r.required("workflow_type", workflow_type);
+        let stage = r.optional_value("stage", owned_string);
+        let title = r.optional_value("title", owned_string);
+        let reference = r.optional_value("reference", owned_string);
+        let assigned_to = r.optional_value("assigned_to", owned_string);
+        let workflow_state = r.json_object("workflow_state").unwrap_or_default();
+        let next_action_at = r.optional_value("next_action_at", values::datetime);
+        let expires_at = r.optional_value("expires_at", values::datetime);
+        if let Some(instance_id) = r.optional_value("instance_id", values::uuid) {
+            if instance_id != path_instance {
+                r.reject(
+                    "instance_id",
+                    Invalid::value_error("instance_id must match the instance in the path"),
+                );
+            }
+        }
+        r.finish(|| {
+            Some(Self {
+                customer_id: customer_id?,
+                workflow_type: workflow_type?,
+                stage,
+                title,
+                reference,
+                assigned_to,
+                workflow_state,
+                next_action_at,
+                expires_at,
+            })
+        })
+    }
+}
+
+/// `PATCH .../workflows/{id}`: an advance. For nullable fields `None` is
+/// "not given" and `Some(None)` clears; for the others `None` is "no change".
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvanceWorkflow {
+    pub action: ActionName,
+    pub action_detail: Value,
+    pub actor: Option<String>,
+    pub approver_id: Option<Option<Uuid>>,
+    pub assigned_to: Option<Option<String>>,
+    pub escalation_level: Option<i64>,
+    pub expires_at: Option<Option<Timestamp>>,
+    pub next_action_at: Option<Option<Timestamp>>,
+    pub stage: Option<Option<String>>,
+    pub status: Option<Status>,
+    pub workflow_state: Option<Map<String, Value>>,
+}
+
+impl AdvanceWorkflow {
+    pub fn from_json(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut r = BodyReader::new(body)?;
+        let action = r.required("action", |v| ActionName::parse(values::string(v)?));
+        let action_detail = r.json("action_detail");
+        let actor = r.optional_value("actor", owned_string);
+        let approver_id = r.optional("approver_id", values::uuid);
+        let assigned_to = r.optional("assigned_to", owned_string);
+        let escalation_level = r.optional_value("escalation_level", |v| {
+            values::greater_than_equal(values::int(v)?, 0)
+        });
+        let expires_at = r.optional("expires_at", values::datetime);
+        let next_action_at = r.optional("next_action_at", values::datetime);
+        let stage = r.optional("stage", owned_string);
+        let status = r.optional_value("status", status);
+        let workflow_state = r.json_object("workflow_state");
+        r.finish(|| {
+            Some(Self {
+                action: action?,
+                action_detail,
+                actor,
+                approver_id,
+                assigned_to,
+                escalation_level,
+                expires_at,
+                next_action_at,
+                stage,
+                status,
+                workflow_state,
+            })
+        })
+    }
+}
+
+/// `POST .../suspend`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuspendWorkflow {
+    pub step: StepName,
+    pub payload: Value,
+}
+
+impl SuspendWorkflow {
+    pub fn from_json(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut r = BodyReader::new(body)?;
+        let step = r.required("step", |v| StepName::parse(values::string(v)?));
+        let payload = r.json("payload");
+        r.finish(|| {
+            Some(Self {
+                step: step?,
+                payload,
+            })
+        })
+    }
+}
+
+/// `POST .../resume`. A missing or empty body resumes with no data.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResumeWorkflow {
+    pub resume_data: Map<String, Value>,
+}
+
+impl ResumeWorkflow {
+    pub fn from_json(body: Option<&Value>) -> Result<Self, ValidationErrors> {
+        let Some(body) = body else {
+            return Ok(Self::default());
+        };
+        let mut r = BodyReader::new(body)?;
+        let resume_data = r.json_object("resume_data").unwrap_or_default();
+        r.finish(|| Some(Self { resume_data }))
+    }
+}
+
+/// Filters and paging of the workflow lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub customer_id: Option<Uuid>,
+    pub workflow_type: Option<WorkflowType>,
+    pub status: Option<Status>,
+    pub reference: Option<String>,
+    /// Dashboard only: the agent runtime's list is one instance already.
+    pub instance_id: Option<Uuid>,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl ListQuery {
+    pub fn from_pairs(
+        pairs: &[(String, String)],
+        instance_filter: bool,
+    ) -> Result<Self, ValidationErrors> {
+        let mut q = QueryReader::new(pairs);
+        let query = Self {
+            customer_id: q.optional("customer_id", values::uuid_str),
+            workflow_type: q.optional("workflow_type", |s| {
+                WorkflowType::parse(s).ok_or_else(|| Invalid::enum_mismatch(WorkflowType::expected()))
+            }),
+            status: q.optional("status", |s| {
+                Status::parse(s).ok_or_else(|| Invalid::enum_mismatch(Status::expected()))
+            }),
+            reference: q.optional("reference", |s| Ok(s.to_owned())),
+            instance_id: if instance_filter {
+                q.optional("instance_id", values::uuid_str)
+            } else {
+                None
+            },
+            page: q.int("page", 1, 1, None),
+            per_page: q.int("per_page", PER_PAGE_DEFAULT, 1, Some(PER_PAGE_MAX)),
+        };
+        q.finish(query)
+    }
+
+    /// Rows to skip; saturates so that an absurd page is just empty.
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const INSTANCE: Uuid = Uuid::from_u128(7);
+
+    fn types(e: &ValidationErrors) -> Vec<(&str, Vec<Value>)> {
+        e.0.iter().map(|e| (e.error_type, e.loc.clone())).collect()
+    }
+
+    #[test]
+    fn a_create_needs_customer_id_and_workflow_type() {
+        let e = CreateWorkflow::from_json(&json!({}), INSTANCE).err();
+        assert_eq!(
+            e.as_ref().map(types),
+            Some(vec![
+                ("missing", vec![json!("body"), json!("customer_id")]),
+                ("missing", vec![json!("body"), json!("workflow_type")]),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_create_reports_every_bad_field_at_once() {
+        let body = json!({"customer_id": "x", "workflow_type": "nope", "workflow_state": [1], "expires_at": "soon"});
+        let e = CreateWorkflow::from_json(&body, INSTANCE).err();
+        let kinds: Vec<&str> = e.iter().flat_map(|e| e.0.iter().map(|f| f.error_type)).collect();
+        assert_eq!(kinds, ["uuid_parsing", "enum", "dict_type", "datetime_parsing"]);
+    }
+
+    #[test]
+    fn a_create_with_another_instance_in_the_body_is_refused() {
+        let body = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "lead", "instance_id": Uuid::from_u128(8)});
+        let e = CreateWorkflow::from_json(&body, INSTANCE).err();
+        assert_eq!(e.map(|e| e.0[0].loc.clone()), Some(vec![json!("body"), json!("instance_id")]));
+        let same = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "lead", "instance_id": INSTANCE});
+        assert!(CreateWorkflow::from_json(&same, INSTANCE).is_ok());
+    }
+
+    #[test]
+    fn a_create_without_state_starts_with_an_empty_object() {
+        let body = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "viewing", "workflow_state": null});
+        let c = CreateWorkflow::from_json(&body, INSTANCE).ok();
+        assert_eq!(c.map(|c| c.workflow_state), Some(Map::new()));
+    }
+
+    #[test]
+    fn an_advance_tells_null_from_absent() {
+        let a = AdvanceWorkflow::from_json(&json!({"action": "x", "stage": null, "status": null}));
+        let a = a.ok();
+        assert_eq!(a.as_ref().map(|a| a.stage.clone()), Some(Some(None)));
+        assert_eq!(a.as_ref().map(|a| a.assigned_to.clone()), Some(None));
+        assert_eq!(a.as_ref().map(|a| a.status), Some(None));
+    }
+
+    #[test]
+    fn an_advance_refuses_a_negative_escalation_level() {
+        let e = AdvanceWorkflow::from_json(&json!({"action": "x", "escalation_level": -1})).err();
+        assert_eq!(e.map(|e| e.0[0].error_type), Some("greater_than_equal"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        let e = SuspendWorkflow::from_json(&json!([1])).err();
+        assert_eq!(e.map(|e| e.0[0].error_type), Some("model_attributes_type"));
+    }
+
+    #[test]
+    fn a_resume_without_a_body_resumes_with_no_data() {
+        assert_eq!(ResumeWorkflow::from_json(None).ok(), Some(ResumeWorkflow::default()));
+        let e = ResumeWorkflow::from_json(Some(&json!({"resume_data": "yes"}))).err();
+        assert_eq!(e.map(|e| e.0[0].error_type), Some("dict_type"));
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn list_paging_defaults_and_bounds_follow_the_seed() {
+        let q = ListQuery::from_pairs(&[], false).ok();
+        assert_eq!(q.map(|q| (q.page, q.per_page)), Some((1, 20)));
+        let e = ListQuery::from_pairs(&pairs(&[("page", "0"), ("per_page", "101")]), false).err();
+        assert_eq!(
+            e.as_ref().map(types),
+            Some(vec![
+                ("greater_than_equal", vec![json!("query"), json!("page")]),
+                ("less_than_equal", vec![json!("query"), json!("per_page")]),
+            ])
+        );
+    }
+
+    #[test]
+    fn list_filters_refuse_unknown_values() {
+        let e = ListQuery::from_pairs(&pairs(&[("status", "done"), ("customer_id", "1")]), false).err();
+        let kinds: Vec<&str> = e.iter().flat_map(|e| e.0.iter().map(|f| f.error_type)).collect();
+        assert_eq!(kinds, ["uuid_parsing", "enum"]);
+    }
+
+    #[test]
+    fn the_instance_filter_is_read_only_where_it_exists() {
+        let p = pairs(&[("instance_id", "not-a-uuid")]);
+        assert!(ListQuery::from_pairs(&p, false).is_ok());
+        assert!(ListQuery::from_pairs(&p, true).is_err());
+    }
+
+    #[test]
+    fn a_huge_page_number_saturates_instead_of_overflowing() {
+        let q = ListQuery::from_pairs(&pairs(&[("page", &i64::MAX.to_string())]), false).ok();
+        assert_eq!(q.map(|q| q.offset()), Some(i64::MAX));
+    }
+}

@@ -1,0 +1,435 @@
+//! The status rules: how each command changes a workflow and what it
+//! appends to the history. Pure functions; storage runs them inside the
+//! transaction that holds the workflow's row.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::merge::merge_object;
+use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
+use crate::{HistoryEntry, Status, Timestamp, Workflow};
+
+/// A change to an existing workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Advance(AdvanceWorkflow),
+    Suspend(SuspendWorkflow),
+    Resume(ResumeWorkflow),
+    Abort,
+}
+
+/// Why a command does not apply to the workflow as it stands: a 409.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("Workflow is {0}; a workflow in a terminal status cannot change")]
+    Terminal(Status),
+    #[error("Workflow is already suspended")]
+    AlreadySuspended,
+    #[error("Workflow is {0}; only a suspended workflow can be resumed")]
+    NotSuspended(Status),
+}
+
+/// The outcome of a command: the workflow as it is now (without its
+/// history), the entry to append, and a sentence for the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub workflow: Workflow,
+    pub entry: HistoryEntry,
+    pub message: String,
+}
+
+/// A new workflow of `instance_id` (of tenant `tenant_id`), with its
+/// `created` entry as its first history line.
+pub fn create(
+    id: Uuid,
+    tenant_id: Uuid,
+    instance_id: Uuid,
+    request: CreateWorkflow,
+    actor: String,
+    now: Timestamp,
+) -> Workflow {
+    let entry = HistoryEntry {
+        seq: 1,
+        at: now,
+        action: "created".into(),
+        action_detail: Value::Null,
+        actor: Some(actor),
+        from_status: None,
+        to_status: Some(Status::Active),
+        from_stage: None,
+        to_stage: request.stage.clone(),
+    };
+    Workflow {
+        id,
+        tenant_id,
+        instance_id,
+        customer_id: request.customer_id,
+        workflow_type: request.workflow_type,
+        status: Status::Active,
+        stage: request.stage,
+        title: request.title,
+        reference: request.reference,
+        assigned_to: request.assigned_to,
+        approver_id: None,
+        escalation_level: 0,
+        workflow_state: request.workflow_state,
+        suspended_step: None,
+        suspend_payload: Value::Null,
+        suspended_at: None,
+        created_at: now,
+        updated_at: now,
+        last_action_at: None,
+        next_action_at: request.next_action_at,
+        expires_at: request.expires_at,
+        completed_at: None,
+        version: 1,
+        last_seq: 1,
+        history: vec![entry],
+    }
+}
+
+/// Applies `command` on behalf of `actor` at `now`. `workflow` is the
+/// stored record; its `history` is neither read nor kept.
+pub fn apply(
+    mut workflow: Workflow,
+    command: &Command,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Change, TransitionError> {
+    let from_status = workflow.status;
+    if from_status.is_terminal() {
+        return Err(TransitionError::Terminal(from_status));
+    }
+    let from_stage = workflow.stage.clone();
+    workflow.history = Vec::new();
+
+    let (action, action_detail, message) = match command {
+        Command::Advance(advance) => {
+            apply_advance(&mut workflow, advance, now);
+            (
+                advance.action.as_str().to_owned(),
+                advance.action_detail.clone(),
+                format!("Workflow advanced: {}", advance.action.as_str()),
+            )
+        }
+        Command::Suspend(suspend) => {
+            if from_status == Status::Suspended {
+                return Err(TransitionError::AlreadySuspended);
+            }
+            workflow.status = Status::Suspended;
+            workflow.suspended_step = Some(suspend.step.as_str().to_owned());
+            workflow.suspend_payload = suspend.payload.clone();
+            workflow.suspended_at = Some(now);
+            (
+                "suspended".into(),
+                json!({ "step": suspend.step }),
+                format!("Workflow suspended at step '{}'", suspend.step.as_str()),
+            )
+        }
+        Command::Resume(resume) => {
+            if from_status != Status::Suspended {
+                return Err(TransitionError::NotSuspended(from_status));
+            }
+            let step = workflow.suspended_step.clone();
+            merge_object(&mut workflow.workflow_state, &resume.resume_data);
+            workflow.status = Status::Active;
+            end_suspension(&mut workflow);
+            let message = match &step {
+                Some(step) => format!("Workflow resumed from step '{step}'"),
+                None => "Workflow resumed".to_owned(),
+            };
+            (
+                "resumed".into(),
+                json!({ "step": step, "resume_data": Value::Object(resume.resume_data.clone()) }),
+                message,
+            )
+        }
+        Command::Abort => {
+            workflow.status = Status::Cancelled;
+            end_suspension(&mut workflow);
+            ("aborted".into(), Value::Null, "Workflow aborted".to_owned())
+        }
+    };
+
+    if workflow.status.is_terminal() {
+        workflow.completed_at = Some(now);
+    }
+    workflow.updated_at = now;
+    workflow.last_action_at = Some(now);
+    workflow.version += 1;
+    workflow.last_seq += 1;
+
+    let actor = match command {
+        Command::Advance(AdvanceWorkflow {
+            actor: Some(named), ..
+        }) => named.clone(),
+        _ => actor.to_owned(),
+    };
+    let entry = HistoryEntry {
+        seq: workflow.last_seq,
+        at: now,
+        action,
+        action_detail,
+        actor: Some(actor),
+        from_status: Some(from_status),
+        to_status: Some(workflow.status),
+        from_stage,
+        to_stage: workflow.stage.clone(),
+    };
+    Ok(Change {
+        workflow,
+        entry,
+        message,
+    })
+}
+
+fn apply_advance(workflow: &mut Workflow, advance: &AdvanceWorkflow, now: Timestamp) {
+    if let Some(status) = advance.status {
+        match (workflow.status == Status::Suspended, status == Status::Suspended) {
+            // Into `suspended` by PATCH: a suspension without a step.
+            (false, true) => {
+                workflow.suspended_step = None;
+                workflow.suspend_payload = Value::Null;
+                workflow.suspended_at = Some(now);
+            }
+            (true, false) => end_suspension(workflow),
+            _ => {}
+        }
+        workflow.status = status;
+    }
+    set(&mut workflow.stage, &advance.stage);
+    set(&mut workflow.assigned_to, &advance.assigned_to);
+    set(&mut workflow.approver_id, &advance.approver_id);
+    set(&mut workflow.expires_at, &advance.expires_at);
+    set(&mut workflow.next_action_at, &advance.next_action_at);
+    if let Some(level) = advance.escalation_level {
+        workflow.escalation_level = level;
+    }
+    if let Some(patch) = &advance.workflow_state {
+        merge_object(&mut workflow.workflow_state, patch);
+    }
+}
+
+fn set<T: Clone>(field: &mut Option<T>, given: &Option<Option<T>>) {
+    if let Some(value) = given {
+        field.clone_from(value);
+    }
+}
+
+fn end_suspension(workflow: &mut Workflow) {
+    workflow.suspended_step = None;
+    workflow.suspend_payload = Value::Null;
+    workflow.suspended_at = None;
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActionName, StepName, WorkflowType};
+
+    fn now() -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn fresh() -> Workflow {
+        let request = CreateWorkflow {
+            customer_id: Uuid::from_u128(3),
+            workflow_type: WorkflowType::RentArrears,
+            stage: Some("intake".into()),
+            title: None,
+            reference: None,
+            assigned_to: None,
+            workflow_state: json!({"a": {"b": 1}}).as_object().cloned().unwrap_or_default(),
+            next_action_at: None,
+            expires_at: None,
+        };
+        create(
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(4),
+            request,
+            "instance:4".into(),
+            now(),
+        )
+    }
+
+    fn advance(action: &str) -> AdvanceWorkflow {
+        AdvanceWorkflow {
+            action: ActionName::parse(action).unwrap_or_else(|_| unreachable!()),
+            action_detail: Value::Null,
+            actor: None,
+            approver_id: None,
+            assigned_to: None,
+            escalation_level: None,
+            expires_at: None,
+            next_action_at: None,
+            stage: None,
+            status: None,
+            workflow_state: None,
+        }
+    }
+
+    fn suspend(step: &str) -> Command {
+        Command::Suspend(SuspendWorkflow {
+            step: StepName::parse(step).unwrap_or_else(|_| unreachable!()),
+            payload: json!({"invoice": 12}),
+        })
+    }
+
+    fn run(w: Workflow, c: Command) -> Result<Change, TransitionError> {
+        apply(w, &c, "instance:4", now())
+    }
+
+    #[test]
+    fn a_new_workflow_is_active_with_one_created_entry() {
+        let w = fresh();
+        assert_eq!(w.status, Status::Active);
+        assert_eq!(w.history.len(), 1);
+        assert_eq!(w.history[0].action, "created");
+        assert_eq!(w.history[0].to_stage.as_deref(), Some("intake"));
+        assert_eq!((w.version, w.last_seq, w.escalation_level), (1, 1, 0));
+    }
+
+    #[test]
+    fn an_advance_merges_state_and_appends_the_next_seq() {
+        let mut a = advance("contacted");
+        a.workflow_state = json!({"a": {"c": 2}, "d": 3}).as_object().cloned();
+        a.stage = Some(Some("chasing".into()));
+        let change = run(fresh(), Command::Advance(a));
+        let change = change.ok();
+        let w = change.as_ref().map(|c| &c.workflow);
+        assert_eq!(
+            w.map(|w| Value::Object(w.workflow_state.clone())),
+            Some(json!({"a": {"b": 1, "c": 2}, "d": 3}))
+        );
+        let e = change.as_ref().map(|c| &c.entry);
+        assert_eq!(e.map(|e| e.seq), Some(2));
+        assert_eq!(e.and_then(|e| e.from_stage.clone()).as_deref(), Some("intake"));
+        assert_eq!(e.and_then(|e| e.to_stage.clone()).as_deref(), Some("chasing"));
+        assert!(w.is_some_and(|w| w.last_action_at.is_some() && w.version == 2));
+    }
+
+    #[test]
+    fn an_advance_names_its_own_actor_when_given() {
+        let mut a = advance("approved");
+        a.actor = Some("agent-7".into());
+        let e = run(fresh(), Command::Advance(a)).ok().map(|c| c.entry);
+        assert_eq!(e.and_then(|e| e.actor).as_deref(), Some("agent-7"));
+        let e = run(fresh(), Command::Advance(advance("x"))).ok().map(|c| c.entry);
+        assert_eq!(e.and_then(|e| e.actor).as_deref(), Some("instance:4"));
+    }
+
+    #[test]
+    fn null_clears_a_nullable_field_and_absent_keeps_it() {
+        let mut a = advance("x");
+        a.stage = Some(None);
+        let w = run(fresh(), Command::Advance(a)).ok().map(|c| c.workflow);
+        assert_eq!(w.map(|w| w.stage), Some(None));
+        let w = run(fresh(), Command::Advance(advance("x"))).ok().map(|c| c.workflow);
+        assert_eq!(w.and_then(|w| w.stage).as_deref(), Some("intake"));
+    }
+
+    #[test]
+    fn moving_to_a_terminal_status_sets_completed_at() {
+        let mut a = advance("done");
+        a.status = Some(Status::Completed);
+        let w = run(fresh(), Command::Advance(a)).ok().map(|c| c.workflow);
+        assert!(w.is_some_and(|w| w.completed_at.is_some() && w.status == Status::Completed));
+    }
+
+    #[test]
+    fn every_command_on_a_terminal_workflow_is_a_conflict() {
+        for terminal in [Status::Completed, Status::Expired, Status::Cancelled, Status::Failed] {
+            let mut w = fresh();
+            w.status = terminal;
+            for c in [
+                Command::Advance(advance("x")),
+                suspend("s"),
+                Command::Resume(ResumeWorkflow::default()),
+                Command::Abort,
+            ] {
+                assert_eq!(run(w.clone(), c).err(), Some(TransitionError::Terminal(terminal)));
+            }
+        }
+    }
+
+    #[test]
+    fn suspend_then_resume_merges_the_humans_data_and_ends_the_suspension() {
+        let suspended = run(fresh(), suspend("approve_payment")).ok().map(|c| c.workflow);
+        let Some(suspended) = suspended else {
+            panic!("suspend failed")
+        };
+        assert_eq!(suspended.status, Status::Suspended);
+        assert_eq!(suspended.suspended_step.as_deref(), Some("approve_payment"));
+        assert_eq!(suspended.suspend_payload, json!({"invoice": 12}));
+
+        let data = json!({"approved": true, "a": null}).as_object().cloned().unwrap_or_default();
+        let change = run(suspended, Command::Resume(ResumeWorkflow { resume_data: data })).ok();
+        let w = change.as_ref().map(|c| &c.workflow);
+        assert_eq!(w.map(|w| w.status), Some(Status::Active));
+        assert_eq!(
+            w.map(|w| Value::Object(w.workflow_state.clone())),
+            Some(json!({"approved": true}))
+        );
+        assert!(w.is_some_and(|w| w.suspended_step.is_none() && w.suspended_at.is_none()));
+        assert_eq!(
+            change.map(|c| (c.entry.action, c.entry.action_detail["step"].clone(), c.message)),
+            Some((
+                "resumed".into(),
+                json!("approve_payment"),
+                "Workflow resumed from step 'approve_payment'".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_suspended_workflow_cannot_be_suspended_again() {
+        let w = run(fresh(), suspend("a")).ok().map(|c| c.workflow);
+        let again = w.map(|w| run(w, suspend("b")).err());
+        assert_eq!(again, Some(Some(TransitionError::AlreadySuspended)));
+    }
+
+    #[test]
+    fn only_a_suspended_workflow_can_be_resumed() {
+        for status in [Status::Active, Status::Paused, Status::AwaitingApproval] {
+            let mut w = fresh();
+            w.status = status;
+            let e = run(w, Command::Resume(ResumeWorkflow::default())).err();
+            assert_eq!(e, Some(TransitionError::NotSuspended(status)));
+        }
+    }
+
+    #[test]
+    fn suspend_is_allowed_from_every_live_status_but_suspended() {
+        for status in [Status::Active, Status::Paused, Status::AwaitingApproval] {
+            let mut w = fresh();
+            w.status = status;
+            assert!(run(w, suspend("s")).is_ok());
+        }
+    }
+
+    #[test]
+    fn patching_out_of_suspended_ends_the_suspension() {
+        let w = run(fresh(), suspend("a")).ok().map(|c| c.workflow);
+        let mut a = advance("unblocked");
+        a.status = Some(Status::Active);
+        let w = w.and_then(|w| run(w, Command::Advance(a)).ok()).map(|c| c.workflow);
+        assert!(w.is_some_and(|w| w.suspended_step.is_none() && w.suspended_at.is_none()));
+    }
+
+    #[test]
+    fn patching_into_suspended_records_no_step() {
+        let mut a = advance("waiting");
+        a.status = Some(Status::Suspended);
+        let w = run(fresh(), Command::Advance(a)).ok().map(|c| c.workflow);
+        assert!(w.is_some_and(|w| w.suspended_step.is_none() && w.suspended_at.is_some()));
+    }
+
+    #[test]
+    fn abort_cancels_and_completes() {
+        let c = run(fresh(), Command::Abort).ok();
+        assert_eq!(c.as_ref().map(|c| c.workflow.status), Some(Status::Cancelled));
+        assert!(c.is_some_and(|c| c.workflow.completed_at.is_some() && c.entry.action == "aborted"));
+    }
+}
