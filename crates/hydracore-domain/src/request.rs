@@ -190,7 +190,8 @@ impl ListQuery {
         let query = Self {
             customer_id: q.optional("customer_id", values::uuid_str),
             workflow_type: q.optional("workflow_type", |s| {
-                WorkflowType::parse(s).ok_or_else(|| Invalid::enum_mismatch(WorkflowType::expected()))
+                WorkflowType::parse(s)
+                    .ok_or_else(|| Invalid::enum_mismatch(WorkflowType::expected()))
             }),
             status: q.optional("status", |s| {
                 Status::parse(s).ok_or_else(|| Invalid::enum_mismatch(Status::expected()))
@@ -240,15 +241,24 @@ mod tests {
     fn a_create_reports_every_bad_field_at_once() {
         let body = json!({"customer_id": "x", "workflow_type": "nope", "workflow_state": [1], "expires_at": "soon"});
         let e = CreateWorkflow::from_json(&body, INSTANCE).err();
-        let kinds: Vec<&str> = e.iter().flat_map(|e| e.0.iter().map(|f| f.error_type)).collect();
-        assert_eq!(kinds, ["uuid_parsing", "enum", "dict_type", "datetime_parsing"]);
+        let kinds: Vec<&str> = e
+            .iter()
+            .flat_map(|e| e.0.iter().map(|f| f.error_type))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["uuid_parsing", "enum", "dict_type", "datetime_parsing"]
+        );
     }
 
     #[test]
     fn a_create_with_another_instance_in_the_body_is_refused() {
         let body = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "lead", "instance_id": Uuid::from_u128(8)});
         let e = CreateWorkflow::from_json(&body, INSTANCE).err();
-        assert_eq!(e.map(|e| e.0[0].loc.clone()), Some(vec![json!("body"), json!("instance_id")]));
+        assert_eq!(
+            e.map(|e| e.0[0].loc.clone()),
+            Some(vec![json!("body"), json!("instance_id")])
+        );
         let same = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "lead", "instance_id": INSTANCE});
         assert!(CreateWorkflow::from_json(&same, INSTANCE).is_ok());
     }
@@ -283,13 +293,19 @@ mod tests {
 
     #[test]
     fn a_resume_without_a_body_resumes_with_no_data() {
-        assert_eq!(ResumeWorkflow::from_json(None).ok(), Some(ResumeWorkflow::default()));
+        assert_eq!(
+            ResumeWorkflow::from_json(None).ok(),
+            Some(ResumeWorkflow::default())
+        );
         let e = ResumeWorkflow::from_json(Some(&json!({"resume_data": "yes"}))).err();
         assert_eq!(e.map(|e| e.0[0].error_type), Some("dict_type"));
     }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -308,8 +324,12 @@ mod tests {
 
     #[test]
     fn list_filters_refuse_unknown_values() {
-        let e = ListQuery::from_pairs(&pairs(&[("status", "done"), ("customer_id", "1")]), false).err();
-        let kinds: Vec<&str> = e.iter().flat_map(|e| e.0.iter().map(|f| f.error_type)).collect();
+        let e =
+            ListQuery::from_pairs(&pairs(&[("status", "done"), ("customer_id", "1")]), false).err();
+        let kinds: Vec<&str> = e
+            .iter()
+            .flat_map(|e| e.0.iter().map(|f| f.error_type))
+            .collect();
         assert_eq!(kinds, ["uuid_parsing", "enum"]);
     }
 

@@ -48,7 +48,9 @@ mod tests {
     #[test]
     fn statuses_serialize_as_their_wire_names() {
         assert_eq!(
-            serde_json::to_string(&Status::AwaitingApproval).ok().as_deref(),
+            serde_json::to_string(&Status::AwaitingApproval)
+                .ok()
+                .as_deref(),
             Some("\"awaiting_approval\"")
         );
         assert_eq!(Status::ALL.len(), 8);

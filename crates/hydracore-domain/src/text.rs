@@ -65,7 +65,9 @@ mod tests {
     #[test]
     fn an_action_name_over_a_hundred_characters_is_too_long() {
         assert_eq!(
-            ActionName::parse(&"x".repeat(101)).err().map(|e| e.error_type),
+            ActionName::parse(&"x".repeat(101))
+                .err()
+                .map(|e| e.error_type),
             Some("string_too_long")
         );
     }

@@ -12,7 +12,7 @@ use crate::{HistoryEntry, Status, Timestamp, Workflow};
 /// A change to an existing workflow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Advance(AdvanceWorkflow),
+    Advance(Box<AdvanceWorkflow>),
     Suspend(SuspendWorkflow),
     Resume(ResumeWorkflow),
     Abort,
@@ -160,11 +160,10 @@ pub fn apply(
     workflow.last_seq += 1;
 
     let actor = match command {
-        Command::Advance(AdvanceWorkflow {
-            actor: Some(named), ..
-        }) => named.clone(),
-        _ => actor.to_owned(),
-    };
+        Command::Advance(advance) => advance.actor.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| actor.to_owned());
     let entry = HistoryEntry {
         seq: workflow.last_seq,
         at: now,
@@ -185,7 +184,10 @@ pub fn apply(
 
 fn apply_advance(workflow: &mut Workflow, advance: &AdvanceWorkflow, now: Timestamp) {
     if let Some(status) = advance.status {
-        match (workflow.status == Status::Suspended, status == Status::Suspended) {
+        match (
+            workflow.status == Status::Suspended,
+            status == Status::Suspended,
+        ) {
             // Into `suspended` by PATCH: a suspension without a step.
             (false, true) => {
                 workflow.suspended_step = None;
@@ -222,7 +224,6 @@ fn end_suspension(workflow: &mut Workflow) {
     workflow.suspended_at = None;
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +241,10 @@ mod tests {
             title: None,
             reference: None,
             assigned_to: None,
-            workflow_state: json!({"a": {"b": 1}}).as_object().cloned().unwrap_or_default(),
+            workflow_state: json!({"a": {"b": 1}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             next_action_at: None,
             expires_at: None,
         };
@@ -296,7 +300,7 @@ mod tests {
         let mut a = advance("contacted");
         a.workflow_state = json!({"a": {"c": 2}, "d": 3}).as_object().cloned();
         a.stage = Some(Some("chasing".into()));
-        let change = run(fresh(), Command::Advance(a));
+        let change = run(fresh(), Command::Advance(Box::new(a)));
         let change = change.ok();
         let w = change.as_ref().map(|c| &c.workflow);
         assert_eq!(
@@ -305,8 +309,14 @@ mod tests {
         );
         let e = change.as_ref().map(|c| &c.entry);
         assert_eq!(e.map(|e| e.seq), Some(2));
-        assert_eq!(e.and_then(|e| e.from_stage.clone()).as_deref(), Some("intake"));
-        assert_eq!(e.and_then(|e| e.to_stage.clone()).as_deref(), Some("chasing"));
+        assert_eq!(
+            e.and_then(|e| e.from_stage.clone()).as_deref(),
+            Some("intake")
+        );
+        assert_eq!(
+            e.and_then(|e| e.to_stage.clone()).as_deref(),
+            Some("chasing")
+        );
         assert!(w.is_some_and(|w| w.last_action_at.is_some() && w.version == 2));
     }
 
@@ -314,9 +324,13 @@ mod tests {
     fn an_advance_names_its_own_actor_when_given() {
         let mut a = advance("approved");
         a.actor = Some("agent-7".into());
-        let e = run(fresh(), Command::Advance(a)).ok().map(|c| c.entry);
+        let e = run(fresh(), Command::Advance(Box::new(a)))
+            .ok()
+            .map(|c| c.entry);
         assert_eq!(e.and_then(|e| e.actor).as_deref(), Some("agent-7"));
-        let e = run(fresh(), Command::Advance(advance("x"))).ok().map(|c| c.entry);
+        let e = run(fresh(), Command::Advance(Box::new(advance("x"))))
+            .ok()
+            .map(|c| c.entry);
         assert_eq!(e.and_then(|e| e.actor).as_deref(), Some("instance:4"));
     }
 
@@ -324,9 +338,13 @@ mod tests {
     fn null_clears_a_nullable_field_and_absent_keeps_it() {
         let mut a = advance("x");
         a.stage = Some(None);
-        let w = run(fresh(), Command::Advance(a)).ok().map(|c| c.workflow);
+        let w = run(fresh(), Command::Advance(Box::new(a)))
+            .ok()
+            .map(|c| c.workflow);
         assert_eq!(w.map(|w| w.stage), Some(None));
-        let w = run(fresh(), Command::Advance(advance("x"))).ok().map(|c| c.workflow);
+        let w = run(fresh(), Command::Advance(Box::new(advance("x"))))
+            .ok()
+            .map(|c| c.workflow);
         assert_eq!(w.and_then(|w| w.stage).as_deref(), Some("intake"));
     }
 
@@ -334,29 +352,41 @@ mod tests {
     fn moving_to_a_terminal_status_sets_completed_at() {
         let mut a = advance("done");
         a.status = Some(Status::Completed);
-        let w = run(fresh(), Command::Advance(a)).ok().map(|c| c.workflow);
+        let w = run(fresh(), Command::Advance(Box::new(a)))
+            .ok()
+            .map(|c| c.workflow);
         assert!(w.is_some_and(|w| w.completed_at.is_some() && w.status == Status::Completed));
     }
 
     #[test]
     fn every_command_on_a_terminal_workflow_is_a_conflict() {
-        for terminal in [Status::Completed, Status::Expired, Status::Cancelled, Status::Failed] {
+        for terminal in [
+            Status::Completed,
+            Status::Expired,
+            Status::Cancelled,
+            Status::Failed,
+        ] {
             let mut w = fresh();
             w.status = terminal;
             for c in [
-                Command::Advance(advance("x")),
+                Command::Advance(Box::new(advance("x"))),
                 suspend("s"),
                 Command::Resume(ResumeWorkflow::default()),
                 Command::Abort,
             ] {
-                assert_eq!(run(w.clone(), c).err(), Some(TransitionError::Terminal(terminal)));
+                assert_eq!(
+                    run(w.clone(), c).err(),
+                    Some(TransitionError::Terminal(terminal))
+                );
             }
         }
     }
 
     #[test]
     fn suspend_then_resume_merges_the_humans_data_and_ends_the_suspension() {
-        let suspended = run(fresh(), suspend("approve_payment")).ok().map(|c| c.workflow);
+        let suspended = run(fresh(), suspend("approve_payment"))
+            .ok()
+            .map(|c| c.workflow);
         let Some(suspended) = suspended else {
             panic!("suspend failed")
         };
@@ -364,8 +394,15 @@ mod tests {
         assert_eq!(suspended.suspended_step.as_deref(), Some("approve_payment"));
         assert_eq!(suspended.suspend_payload, json!({"invoice": 12}));
 
-        let data = json!({"approved": true, "a": null}).as_object().cloned().unwrap_or_default();
-        let change = run(suspended, Command::Resume(ResumeWorkflow { resume_data: data })).ok();
+        let data = json!({"approved": true, "a": null})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let change = run(
+            suspended,
+            Command::Resume(ResumeWorkflow { resume_data: data }),
+        )
+        .ok();
         let w = change.as_ref().map(|c| &c.workflow);
         assert_eq!(w.map(|w| w.status), Some(Status::Active));
         assert_eq!(
@@ -374,7 +411,11 @@ mod tests {
         );
         assert!(w.is_some_and(|w| w.suspended_step.is_none() && w.suspended_at.is_none()));
         assert_eq!(
-            change.map(|c| (c.entry.action, c.entry.action_detail["step"].clone(), c.message)),
+            change.map(|c| (
+                c.entry.action,
+                c.entry.action_detail["step"].clone(),
+                c.message
+            )),
             Some((
                 "resumed".into(),
                 json!("approve_payment"),
@@ -414,7 +455,9 @@ mod tests {
         let w = run(fresh(), suspend("a")).ok().map(|c| c.workflow);
         let mut a = advance("unblocked");
         a.status = Some(Status::Active);
-        let w = w.and_then(|w| run(w, Command::Advance(a)).ok()).map(|c| c.workflow);
+        let w = w
+            .and_then(|w| run(w, Command::Advance(Box::new(a))).ok())
+            .map(|c| c.workflow);
         assert!(w.is_some_and(|w| w.suspended_step.is_none() && w.suspended_at.is_none()));
     }
 
@@ -422,14 +465,19 @@ mod tests {
     fn patching_into_suspended_records_no_step() {
         let mut a = advance("waiting");
         a.status = Some(Status::Suspended);
-        let w = run(fresh(), Command::Advance(a)).ok().map(|c| c.workflow);
+        let w = run(fresh(), Command::Advance(Box::new(a)))
+            .ok()
+            .map(|c| c.workflow);
         assert!(w.is_some_and(|w| w.suspended_step.is_none() && w.suspended_at.is_some()));
     }
 
     #[test]
     fn abort_cancels_and_completes() {
         let c = run(fresh(), Command::Abort).ok();
-        assert_eq!(c.as_ref().map(|c| c.workflow.status), Some(Status::Cancelled));
+        assert_eq!(
+            c.as_ref().map(|c| c.workflow.status),
+            Some(Status::Cancelled)
+        );
         assert!(c.is_some_and(|c| c.workflow.completed_at.is_some() && c.entry.action == "aborted"));
     }
 }

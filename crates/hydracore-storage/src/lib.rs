@@ -1,1 +1,119 @@
+//! HydraCore's storage layer.
+//!
+//! [`Store`] is everything the service asks of a database; each backend is a
+//! module implementing it with its own migrations. Handlers hold an
+//! `Arc<dyn Store>` and never know which backend answers. The status rules
+//! themselves live in the domain crate: a backend loads the workflow inside
+//! its transaction, calls [`hydracore_domain::transition::apply`], and writes
+//! back the result with the history entry, in that same transaction.
+#![forbid(unsafe_code)]
 
+mod credentials;
+mod error;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::request::ListQuery;
+use hydracore_domain::transition::{Change, Command};
+use hydracore_domain::{Scope, Workflow};
+use uuid::Uuid;
+
+pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
+pub use error::StoreError;
+
+/// One page of a workflow list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowPage {
+    /// Every match, not only this page's.
+    pub total: i64,
+    pub workflows: Vec<Workflow>,
+}
+
+/// Whether a read or write should bring the workflow's history back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithHistory {
+    Yes,
+    No,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new workflow with the history it was created with.
+    async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;
+
+    async fn get_workflow(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        history: WithHistory,
+    ) -> Result<Option<Workflow>, StoreError>;
+
+    /// Newest first, ties by id descending; each record with its history.
+    async fn list_workflows(
+        &self,
+        scope: Scope,
+        query: &ListQuery,
+    ) -> Result<WorkflowPage, StoreError>;
+
+    /// The scope's suspended workflows, oldest suspension first.
+    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError>;
+
+    /// Applies `command` atomically: the workflow is locked, checked,
+    /// changed and its history appended in one transaction, so concurrent
+    /// commands on one workflow serialize.
+    async fn change_workflow(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        history: WithHistory,
+    ) -> Result<Change, StoreError>;
+
+    async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError>;
+    async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError>;
+    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError>;
+
+    async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError>;
+    /// The credential whose key hashes to `key_hash`, revoked or not.
+    async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError>;
+    async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError>;
+    /// Marks a credential revoked; `false` when there is no such credential.
+    async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError>;
+}
+
+/// Connection settings common to the backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections serving reads (SQLite) or all requests (PostgreSQL).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens (creating and migrating as needed) the database `url` names:
+/// `sqlite:PATH` (or a bare path).
+pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Config(
+            "PostgreSQL is not supported by this build yet; use a sqlite: URL".into(),
+        ));
+    }
+    let store = sqlite::SqliteStore::connect(url, options).await?;
+    Ok(Arc::new(store))
+}

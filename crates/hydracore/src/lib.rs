@@ -1,1 +1,16 @@
+//! HydraCore: durable workflow records for AI agents.
+//!
+//! Layers, outermost first: [`cli`] (the command line) and [`startup`] (the
+//! server's assembly) → [`http`] (routes, extractors, error mapping) → the
+//! `hydracore-domain` crate (types and rules, no I/O) → the
+//! `hydracore-storage` crate (the `Store` trait and its backends).
+#![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod provision;
+pub mod startup;
+pub mod telemetry;

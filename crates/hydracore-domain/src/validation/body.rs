@@ -97,7 +97,7 @@ impl<'a> BodyReader<'a> {
 
     fn check_json(&mut self, name: &str, value: &Value) {
         if let Err(e) = json_limits::check(value, &mut loc!["body", name], &mut self.keys) {
-            self.errors.push(e);
+            self.errors.push(*e);
         }
     }
 
@@ -115,7 +115,8 @@ impl<'a> BodyReader<'a> {
             // Every `None` from a reader comes with an error, so this is
             // unreachable; answer a 422 rather than trusting that.
             ValidationErrors::single(
-                Invalid::new("value_error", "Value error, invalid body").at(loc!["body"], Value::Null),
+                Invalid::new("value_error", "Value error, invalid body")
+                    .at(loc!["body"], Value::Null),
             )
         })
     }

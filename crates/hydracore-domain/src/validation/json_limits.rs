@@ -14,21 +14,26 @@ pub const MAX_KEYS: usize = 10_000;
 /// its exact location (`["body", "workflow_state", "a", 0]`) and refusing
 /// documents deeper than [`MAX_DEPTH`]. `keys` counts object keys across
 /// calls so a whole body can be bounded.
-pub fn check(value: &Value, loc: &mut Vec<Value>, keys: &mut usize) -> Result<(), FieldError> {
+pub fn check(value: &Value, loc: &mut Vec<Value>, keys: &mut usize) -> Result<(), Box<FieldError>> {
     walk(value, loc, keys, 0)
 }
 
-fn walk(value: &Value, loc: &mut Vec<Value>, keys: &mut usize, depth: usize) -> Result<(), FieldError> {
+fn walk(
+    value: &Value,
+    loc: &mut Vec<Value>,
+    keys: &mut usize,
+    depth: usize,
+) -> Result<(), Box<FieldError>> {
     if depth > MAX_DEPTH {
-        return Err(
-            Invalid::value_error(&format!("JSON must not be nested deeper than {MAX_DEPTH} levels"))
-                .at(loc.clone(), Value::Null),
-        );
+        return Err(Invalid::value_error(&format!(
+            "JSON must not be nested deeper than {MAX_DEPTH} levels"
+        ))
+        .boxed_at(loc.clone(), Value::Null));
     }
     match value {
         Value::String(s) => values::text_str(s)
             .map(|_| ())
-            .map_err(|e| e.at(loc.clone(), value.clone())),
+            .map_err(|e| e.boxed_at(loc.clone(), value.clone())),
         Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
             loc.push(i.into());
             let result = walk(item, loc, keys, depth + 1);
@@ -41,12 +46,12 @@ fn walk(value: &Value, loc: &mut Vec<Value>, keys: &mut usize, depth: usize) -> 
                 return Err(Invalid::value_error(&format!(
                     "a request body may hold at most {MAX_KEYS} object keys"
                 ))
-                .at(loc.clone(), Value::Null));
+                .boxed_at(loc.clone(), Value::Null));
             }
             map.iter().try_for_each(|(key, item)| {
                 loc.push(key.as_str().into());
                 let result = values::text_str(key)
-                    .map_err(|e| e.at(loc.clone(), Value::String(key.clone())))
+                    .map_err(|e| e.boxed_at(loc.clone(), Value::String(key.clone())))
                     .and_then(|_| walk(item, loc, keys, depth + 1));
                 loc.pop();
                 result
@@ -61,8 +66,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn checked(value: Value) -> Result<(), FieldError> {
-        check(&value, &mut vec!["body".into(), "workflow_state".into()], &mut 0)
+    fn checked(value: Value) -> Result<(), Box<FieldError>> {
+        check(
+            &value,
+            &mut vec!["body".into(), "workflow_state".into()],
+            &mut 0,
+        )
     }
 
     #[test]
@@ -70,7 +79,12 @@ mod tests {
         let e = checked(json!({"a": [1, "x\u{0}"]})).err();
         assert_eq!(
             e.map(|e| e.loc),
-            Some(vec![json!("body"), json!("workflow_state"), json!("a"), json!(1)])
+            Some(vec![
+                json!("body"),
+                json!("workflow_state"),
+                json!("a"),
+                json!(1)
+            ])
         );
     }
 

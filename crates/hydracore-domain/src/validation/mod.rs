@@ -70,6 +70,11 @@ impl Invalid {
         }
     }
 
+    /// [`Invalid::at`], boxed for the deep walks that pass it back up.
+    pub fn boxed_at(self, loc: Vec<Value>, input: Value) -> Box<FieldError> {
+        Box::new(self.at(loc, input))
+    }
+
     pub fn missing() -> Self {
         Self::new("missing", "Field required")
     }

@@ -40,7 +40,10 @@ pub fn text_str(s: &str) -> Result<&str, Invalid> {
 pub fn string(v: &Value) -> Result<&str, Invalid> {
     match v {
         Value::String(s) => text_str(s),
-        _ => Err(Invalid::new("string_type", "Input should be a valid string")),
+        _ => Err(Invalid::new(
+            "string_type",
+            "Input should be a valid string",
+        )),
     }
 }
 
@@ -81,10 +84,7 @@ pub fn int(v: &Value) -> Result<i64, Invalid> {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Ok(i)
-            } else if let Some(f) = n
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-            {
+            } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
                 // The guard keeps the value well inside i64.
                 #[allow(clippy::cast_possible_truncation)]
                 Ok(f as i64)
@@ -163,7 +163,11 @@ pub fn datetime(v: &Value) -> Result<Timestamp, Invalid> {
         Value::String(s) => datetime_str(s),
         Value::Number(n) => {
             let secs = n.as_f64().unwrap_or(f64::NAN);
-            let secs = if secs.abs() > 2e10 { secs / 1000.0 } else { secs };
+            let secs = if secs.abs() > 2e10 {
+                secs / 1000.0
+            } else {
+                secs
+            };
             Timestamp::from_unix_seconds(secs)
                 .ok_or_else(|| datetime_parsing("value is outside the supported range"))
         }

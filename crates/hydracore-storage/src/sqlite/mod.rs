@@ -1,0 +1,190 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection and open with
+//! `BEGIN IMMEDIATE`, so writers of this process queue in the pool instead
+//! of failing with `SQLITE_BUSY`, and a writer in another process (the
+//! command line next to a running server) waits on `busy_timeout`. Reads use
+//! their own pool and never block on writes, as WAL allows.
+
+mod credentials;
+mod rows;
+mod workflows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::request::ListQuery;
+use hydracore_domain::transition::{Change, Command};
+use hydracore_domain::{Scope, Workflow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use crate::{
+    Credential, Instance, NewCredential, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a write waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite:PATH`, `sqlite://PATH` or a bare path), creating
+    /// the file and running migrations as needed.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = connect_options(url)?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { reader, writer })
+    }
+
+    /// Runs the migrations only (they also run on every connect).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::Config(
+            "an in-memory SQLite database cannot be shared by the server's connections; give a file path".into(),
+        ));
+    }
+    let options = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    };
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // In WAL mode NORMAL loses no committed transaction when the
+        // process dies, only (at worst) the last ones on power loss.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        workflows::insert(&mut tx, workflow).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_workflow(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        history: WithHistory,
+    ) -> Result<Option<Workflow>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        workflows::get(&mut conn, scope, id, history).await
+    }
+
+    async fn list_workflows(
+        &self,
+        scope: Scope,
+        query: &ListQuery,
+    ) -> Result<WorkflowPage, StoreError> {
+        // One read transaction: the page and its total see one snapshot.
+        let mut tx = self.reader.begin().await?;
+        let page = workflows::list(&mut tx, scope, query).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        workflows::list_suspended(&mut conn, scope).await
+    }
+
+    async fn change_workflow(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        history: WithHistory,
+    ) -> Result<Change, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let change = workflows::change(&mut tx, scope, id, command, actor, history).await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+
+    async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        credentials::insert_instance(&mut tx, instance).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(credentials::list_instances(&mut conn, Some(id))
+            .await?
+            .pop())
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        credentials::list_instances(&mut conn, None).await
+    }
+
+    async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        credentials::insert_credential(&mut tx, credential).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        credentials::find_credential(&mut conn, key_hash).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        credentials::list_credentials(&mut conn).await
+    }
+
+    async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let found = credentials::revoke_credential(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+}

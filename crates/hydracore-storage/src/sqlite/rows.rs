@@ -1,0 +1,150 @@
+//! SQLite rows and their conversion to and from domain values.
+
+use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow, WorkflowType};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// The columns of [`WorkflowRow`], in a form every query can splice in.
+pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, workflow_type, \
+    status, stage, title, reference, assigned_to, approver_id, escalation_level, \
+    workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
+    last_action_at, next_action_at, expires_at, completed_at, version, last_seq";
+
+pub const HISTORY_COLUMNS: &str =
+    "workflow_id, seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage";
+
+#[derive(sqlx::FromRow)]
+pub struct WorkflowRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    instance_id: Uuid,
+    customer_id: Uuid,
+    workflow_type: String,
+    status: String,
+    stage: Option<String>,
+    title: Option<String>,
+    reference: Option<String>,
+    assigned_to: Option<String>,
+    approver_id: Option<Uuid>,
+    escalation_level: i64,
+    workflow_state: String,
+    suspended_step: Option<String>,
+    suspend_payload: Option<String>,
+    suspended_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    last_action_at: Option<i64>,
+    next_action_at: Option<i64>,
+    expires_at: Option<i64>,
+    completed_at: Option<i64>,
+    version: i64,
+    last_seq: i64,
+}
+
+impl WorkflowRow {
+    pub fn into_domain(self) -> Result<Workflow, StoreError> {
+        Ok(Workflow {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            instance_id: self.instance_id,
+            customer_id: self.customer_id,
+            workflow_type: WorkflowType::parse(&self.workflow_type)
+                .ok_or_else(|| corrupt("workflow_type", &self.workflow_type))?,
+            status: status(&self.status)?,
+            stage: self.stage,
+            title: self.title,
+            reference: self.reference,
+            assigned_to: self.assigned_to,
+            approver_id: self.approver_id,
+            escalation_level: self.escalation_level,
+            workflow_state: json_object(&self.workflow_state)?,
+            suspended_step: self.suspended_step,
+            suspend_payload: json_value(self.suspend_payload.as_deref())?,
+            suspended_at: timestamp_opt(self.suspended_at)?,
+            created_at: timestamp(self.created_at)?,
+            updated_at: timestamp(self.updated_at)?,
+            last_action_at: timestamp_opt(self.last_action_at)?,
+            next_action_at: timestamp_opt(self.next_action_at)?,
+            expires_at: timestamp_opt(self.expires_at)?,
+            completed_at: timestamp_opt(self.completed_at)?,
+            version: self.version,
+            last_seq: self.last_seq,
+            history: Vec::new(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct HistoryRow {
+    pub workflow_id: Uuid,
+    seq: i64,
+    at: i64,
+    action: String,
+    action_detail: Option<String>,
+    actor: Option<String>,
+    from_status: Option<String>,
+    to_status: Option<String>,
+    from_stage: Option<String>,
+    to_stage: Option<String>,
+}
+
+impl HistoryRow {
+    pub fn into_domain(self) -> Result<HistoryEntry, StoreError> {
+        Ok(HistoryEntry {
+            seq: self.seq,
+            at: timestamp(self.at)?,
+            action: self.action,
+            action_detail: json_value(self.action_detail.as_deref())?,
+            actor: self.actor,
+            from_status: self.from_status.as_deref().map(status).transpose()?,
+            to_status: self.to_status.as_deref().map(status).transpose()?,
+            from_stage: self.from_stage,
+            to_stage: self.to_stage,
+        })
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s).ok_or_else(|| corrupt("status", s))
+}
+
+pub fn timestamp(micros: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_unix_micros(micros).ok_or_else(|| corrupt("timestamp", &micros.to_string()))
+}
+
+pub fn timestamp_opt(micros: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    micros.map(timestamp).transpose()
+}
+
+pub fn micros(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::unix_micros)
+}
+
+fn json_object(text: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt("workflow_state", &e.to_string()))
+}
+
+/// SQL `NULL` is JSON `null`.
+fn json_value(text: Option<&str>) -> Result<Value, StoreError> {
+    text.map(serde_json::from_str)
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|e| corrupt("JSON column", &e.to_string()))
+}
+
+/// JSON `null` is stored as SQL `NULL`.
+pub fn json_text(value: &Value) -> Option<String> {
+    (!value.is_null()).then(|| value.to_string())
+}
+
+pub fn object_text(map: &Map<String, Value>) -> String {
+    // A map of JSON values always serializes; an empty object is the
+    // harmless answer should that ever change.
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned())
+}

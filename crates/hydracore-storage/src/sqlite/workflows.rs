@@ -1,0 +1,271 @@
+//! Workflow queries on SQLite.
+
+use std::collections::HashMap;
+
+use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::request::ListQuery;
+use hydracore_domain::transition::{self, Change, Command};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use super::rows::{
+    json_text, micros, object_text, HistoryRow, WorkflowRow, HISTORY_COLUMNS, WORKFLOW_COLUMNS,
+};
+use crate::{StoreError, WithHistory, WorkflowPage};
+
+pub async fn insert(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
+         stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
+         suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
+         next_action_at, expires_at, completed_at, version, last_seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+         ?19, ?20, ?21, ?22, ?23, ?24)",
+    )
+    .bind(w.id)
+    .bind(w.tenant_id)
+    .bind(w.instance_id)
+    .bind(w.customer_id)
+    .bind(w.workflow_type.as_str())
+    .bind(w.status.as_str())
+    .bind(&w.stage)
+    .bind(&w.title)
+    .bind(&w.reference)
+    .bind(&w.assigned_to)
+    .bind(w.approver_id)
+    .bind(w.escalation_level)
+    .bind(object_text(&w.workflow_state))
+    .bind(&w.suspended_step)
+    .bind(json_text(&w.suspend_payload))
+    .bind(micros(w.suspended_at))
+    .bind(w.created_at.unix_micros())
+    .bind(w.updated_at.unix_micros())
+    .bind(micros(w.last_action_at))
+    .bind(micros(w.next_action_at))
+    .bind(micros(w.expires_at))
+    .bind(micros(w.completed_at))
+    .bind(w.version)
+    .bind(w.last_seq)
+    .execute(&mut *conn)
+    .await?;
+    for entry in &w.history {
+        append_history(conn, w.tenant_id, w.id, entry).await?;
+    }
+    Ok(())
+}
+
+/// Writes back every column a command may change.
+async fn update(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE workflows SET status = ?1, stage = ?2, assigned_to = ?3, approver_id = ?4, \
+         escalation_level = ?5, workflow_state = ?6, suspended_step = ?7, suspend_payload = ?8, \
+         suspended_at = ?9, updated_at = ?10, last_action_at = ?11, next_action_at = ?12, \
+         expires_at = ?13, completed_at = ?14, version = ?15, last_seq = ?16 \
+         WHERE id = ?17 AND tenant_id = ?18",
+    )
+    .bind(w.status.as_str())
+    .bind(&w.stage)
+    .bind(&w.assigned_to)
+    .bind(w.approver_id)
+    .bind(w.escalation_level)
+    .bind(object_text(&w.workflow_state))
+    .bind(&w.suspended_step)
+    .bind(json_text(&w.suspend_payload))
+    .bind(micros(w.suspended_at))
+    .bind(w.updated_at.unix_micros())
+    .bind(micros(w.last_action_at))
+    .bind(micros(w.next_action_at))
+    .bind(micros(w.expires_at))
+    .bind(micros(w.completed_at))
+    .bind(w.version)
+    .bind(w.last_seq)
+    .bind(w.id)
+    .bind(w.tenant_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn append_history(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    workflow_id: Uuid,
+    e: &HistoryEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
+         actor, from_status, to_status, from_stage, to_stage) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(tenant_id)
+    .bind(workflow_id)
+    .bind(e.seq)
+    .bind(e.at.unix_micros())
+    .bind(&e.action)
+    .bind(json_text(&e.action_detail))
+    .bind(&e.actor)
+    .bind(e.from_status.map(Status::as_str))
+    .bind(e.to_status.map(Status::as_str))
+    .bind(&e.from_stage)
+    .bind(&e.to_stage)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(
+    conn: &mut SqliteConnection,
+    scope: Scope,
+    id: Uuid,
+    history: WithHistory,
+) -> Result<Option<Workflow>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
+    ));
+    q.push_bind(id);
+    push_scope(&mut q, scope);
+    let Some(row) = q
+        .build_query_as::<WorkflowRow>()
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut workflow = row.into_domain()?;
+    if history == WithHistory::Yes {
+        workflow.history = load_history(conn, scope.tenant_id, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+    }
+    Ok(Some(workflow))
+}
+
+fn push_scope(q: &mut QueryBuilder<'_, Sqlite>, scope: Scope) {
+    q.push(" AND tenant_id = ").push_bind(scope.tenant_id);
+    if let Some(instance_id) = scope.instance_id {
+        q.push(" AND instance_id = ").push_bind(instance_id);
+    }
+}
+
+fn push_filters(q: &mut QueryBuilder<'_, Sqlite>, scope: Scope, query: &ListQuery) {
+    q.push(" WHERE 1 = 1");
+    push_scope(q, scope);
+    if let Some(instance_id) = query.instance_id {
+        q.push(" AND instance_id = ").push_bind(instance_id);
+    }
+    if let Some(customer_id) = query.customer_id {
+        q.push(" AND customer_id = ").push_bind(customer_id);
+    }
+    if let Some(t) = query.workflow_type {
+        q.push(" AND workflow_type = ").push_bind(t.as_str());
+    }
+    if let Some(s) = query.status {
+        q.push(" AND status = ").push_bind(s.as_str());
+    }
+    if let Some(reference) = &query.reference {
+        q.push(" AND reference = ").push_bind(reference.clone());
+    }
+}
+
+pub async fn list(
+    conn: &mut SqliteConnection,
+    scope: Scope,
+    query: &ListQuery,
+) -> Result<WorkflowPage, StoreError> {
+    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows");
+    push_filters(&mut count, scope, query);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+
+    let mut select =
+        QueryBuilder::<Sqlite>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
+    push_filters(&mut select, scope, query);
+    select
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(query.per_page)
+        .push(" OFFSET ")
+        .push_bind(query.offset());
+    let rows: Vec<WorkflowRow> = select.build_query_as().fetch_all(&mut *conn).await?;
+    let mut workflows = rows
+        .into_iter()
+        .map(WorkflowRow::into_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let ids: Vec<Uuid> = workflows.iter().map(|w| w.id).collect();
+    let mut histories = load_history(conn, scope.tenant_id, &ids).await?;
+    for w in &mut workflows {
+        w.history = histories.remove(&w.id).unwrap_or_default();
+    }
+    Ok(WorkflowPage { total, workflows })
+}
+
+pub async fn list_suspended(
+    conn: &mut SqliteConnection,
+    scope: Scope,
+) -> Result<Vec<SuspendedWorkflow>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE status = 'suspended'"
+    ));
+    push_scope(&mut q, scope);
+    q.push(" ORDER BY suspended_at ASC, id ASC");
+    let rows: Vec<WorkflowRow> = q.build_query_as().fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|row| row.into_domain().map(SuspendedWorkflow::from))
+        .collect()
+}
+
+/// The histories of `ids`, each oldest first.
+async fn load_history(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
+    let mut histories: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(histories);
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {HISTORY_COLUMNS} FROM workflow_history WHERE tenant_id = "
+    ));
+    q.push_bind(tenant_id).push(" AND workflow_id IN (");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(") ORDER BY workflow_id, seq");
+    let rows: Vec<HistoryRow> = q.build_query_as().fetch_all(conn).await?;
+    for row in rows {
+        let workflow_id = row.workflow_id;
+        histories
+            .entry(workflow_id)
+            .or_default()
+            .push(row.into_domain()?);
+    }
+    Ok(histories)
+}
+
+/// Loads, checks and changes one workflow. `conn` must be inside a write
+/// transaction (`BEGIN IMMEDIATE`), which is what makes this atomic.
+pub async fn change(
+    conn: &mut SqliteConnection,
+    scope: Scope,
+    id: Uuid,
+    command: &Command,
+    actor: &str,
+    history: WithHistory,
+) -> Result<Change, StoreError> {
+    let current = get(conn, scope, id, WithHistory::No)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut change = transition::apply(current, command, actor, Timestamp::now())?;
+    update(conn, &change.workflow).await?;
+    append_history(conn, scope.tenant_id, id, &change.entry).await?;
+    if history == WithHistory::Yes {
+        change.workflow.history = load_history(conn, scope.tenant_id, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+    }
+    Ok(change)
+}

@@ -1,0 +1,28 @@
+//! Server settings, gathered by the command line from flags and
+//! `HYDRACORE_*` variables. Nothing here reads files or writes any.
+
+use hydracore_storage::StoreOptions;
+
+/// Where the embedded default database lives: beside the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:hydracore.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `sqlite:PATH` or `postgres://...`.
+    pub database_url: String,
+    /// `host:port`; port 0 picks a free one (tests do).
+    pub listen: String,
+    pub store: StoreOptions,
+}
+
+impl Settings {
+    /// Settings for a server on `database_url`, on a free local port.
+    pub fn for_tests(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            listen: "127.0.0.1:0".into(),
+            store: StoreOptions::default(),
+        }
+    }
+}

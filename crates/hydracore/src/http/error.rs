@@ -1,0 +1,117 @@
+//! The one error type of the HTTP layer, and how each case is answered.
+//!
+//! Which error to use where:
+//! - request parsing and validation: [`ValidationErrors`] (from the domain
+//!   crate), converted with `?` into a pydantic-shaped 422;
+//! - storage calls: [`StoreError`], converted with `?` (404, 409, 503, or a
+//!   logged 500);
+//! - credentials: [`ApiError::Unauthorized`] / [`ApiError::Forbidden`] with
+//!   a short public sentence; the real reason is logged at debug by the
+//!   extractor that refused;
+//! - anything unexpected: [`ApiError::Internal`], logged in full and answered
+//!   with a body that carries no internals.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hydracore_domain::transition::TransitionError;
+use hydracore_domain::validation::ValidationErrors;
+use hydracore_storage::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("Workflow not found")]
+    WorkflowNotFound,
+    #[error("Not Found")]
+    RouteNotFound,
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Conflict(#[from] TransitionError),
+    #[error("Request body is larger than the limit of 1 MiB")]
+    PayloadTooLarge,
+    #[error("Unsupported media type: send the body as application/json")]
+    UnsupportedMediaType,
+    #[error("Could not read the request body")]
+    BadBody,
+    #[error("The database is unavailable; retry shortly")]
+    Unavailable(String),
+    #[error("Internal Server Error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::WorkflowNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadBody => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::WorkflowNotFound,
+            StoreError::Transition(t) => ApiError::Conflict(t),
+            StoreError::Unavailable(reason) => ApiError::Unavailable(reason),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = match &self {
+            ApiError::Validation(errors) => json!({ "detail": errors.0 }),
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "request failed");
+                json!({ "detail": self.to_string() })
+            }
+            ApiError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                json!({ "detail": self.to_string() })
+            }
+            _ => json!({ "detail": self.to_string() }),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// The router's answer for paths it does not know.
+pub async fn route_not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// The router's answer for a known path with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

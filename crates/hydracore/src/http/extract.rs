@@ -1,0 +1,173 @@
+//! Extractors that parse requests at the edge and fail with our errors:
+//! path UUIDs, query pairs, JSON bodies and the `Prefer` header.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use hydracore_domain::loc;
+use hydracore_domain::validation::{values, Invalid, ValidationErrors};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+/// Bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The UUID in path segment `name`, or a 422 naming it.
+pub async fn path_uuid<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<Uuid, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("path parameters unavailable: {e}")))?;
+    let raw = params
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route has no {name} parameter")))?;
+    values::uuid_str(raw).map_err(|e| {
+        ValidationErrors::single(e.at(loc!["path", name], Value::String(raw.to_owned()))).into()
+    })
+}
+
+/// `{workflow_id}` of the path.
+pub struct WorkflowId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkflowId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        path_uuid(parts, state, "workflow_id").await.map(WorkflowId)
+    }
+}
+
+/// The decoded query string, in order; parsed further by the domain.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let pairs = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Ok(QueryPairs(pairs))
+    }
+}
+
+/// Whether the client sent `Prefer: return=minimal` (RFC 7240).
+#[derive(Debug, Clone, Copy)]
+pub struct Prefer {
+    pub minimal: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Prefer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let minimal = parts.headers.get_all("prefer").iter().any(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split([',', ';'])
+                    .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+            })
+        });
+        Ok(Prefer { minimal })
+    }
+}
+
+/// A JSON request body, `None` when the request has none. Refuses other
+/// media types (415), bodies over [`BODY_LIMIT`] (413) and malformed JSON
+/// (422 `json_invalid`, as FastAPI answers).
+pub struct JsonBody(pub Option<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|value| value.to_str().is_ok_and(is_json_media_type));
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                tracing::debug!(%rejection, "unreadable request body");
+                ApiError::BadBody
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(None));
+        }
+        if declared_json == Some(false) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        serde_json::from_slice(&bytes)
+            .map(|value| JsonBody(Some(value)))
+            .map_err(|e| json_invalid(&bytes, &e).into())
+    }
+}
+
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// FastAPI's answer to malformed JSON: the position of the error in `loc`.
+fn json_invalid(bytes: &[u8], e: &serde_json::Error) -> ValidationErrors {
+    // At end of input serde_json points at the last byte, Python past it.
+    let position = if e.is_eof() {
+        bytes.len()
+    } else {
+        byte_offset(bytes, e.line(), e.column())
+    };
+    ValidationErrors::single(
+        Invalid::new("json_invalid", "JSON decode error")
+            .with_ctx(json!({ "error": e.to_string() }))
+            .at(loc!["body", position], json!({})),
+    )
+}
+
+/// serde_json reports 1-based lines and columns; FastAPI reports an offset.
+fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
+    let line_start: usize = bytes
+        .split(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum();
+    (line_start + column.saturating_sub(1)).min(bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_with_parameters_and_suffixes_are_json() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_media_type("application/merge-patch+json"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type("application/x-www-form-urlencoded"));
+    }
+
+    #[test]
+    fn json_error_offsets_count_across_lines() {
+        assert_eq!(byte_offset(b"{\n  x", 2, 3), 4);
+        assert_eq!(byte_offset(b"{", 1, 1), 0);
+        assert_eq!(byte_offset(b"", 5, 9), 0);
+    }
+}

@@ -1,0 +1,64 @@
+//! How records and action results are answered, honouring
+//! `Prefer: return=minimal` (RFC 7240).
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hydracore_domain::{Status, Workflow};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::extract::Prefer;
+
+/// The `{id, message, status}` answer of suspend, resume and abort.
+#[derive(Debug, Serialize)]
+pub struct ActionResult {
+    pub id: Uuid,
+    pub message: String,
+    pub status: Status,
+}
+
+fn etag(version: i64) -> HeaderValue {
+    // Digits and quotes only: always a valid header value.
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn headers(location: Option<&str>, version: i64, prefer: Prefer) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag(version));
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    if prefer.minimal {
+        headers.insert(
+            "preference-applied",
+            HeaderValue::from_static("return=minimal"),
+        );
+    }
+    headers
+}
+
+/// A record with `status`, or 204 and headers only when minimal was asked.
+pub fn record(
+    status: StatusCode,
+    workflow: &Workflow,
+    location: Option<&str>,
+    prefer: Prefer,
+) -> Response {
+    let headers = headers(location, workflow.version, prefer);
+    if prefer.minimal {
+        (StatusCode::NO_CONTENT, headers).into_response()
+    } else {
+        (status, headers, Json(workflow)).into_response()
+    }
+}
+
+/// An action's result, or 204 and headers only when minimal was asked.
+pub fn action(result: ActionResult, version: i64, location: &str, prefer: Prefer) -> Response {
+    let headers = headers(Some(location), version, prefer);
+    if prefer.minimal {
+        (StatusCode::NO_CONTENT, headers).into_response()
+    } else {
+        (StatusCode::OK, headers, Json(result)).into_response()
+    }
+}

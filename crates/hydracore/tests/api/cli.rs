@@ -1,0 +1,183 @@
+//! The command line, run as a process on the database of a running server.
+
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+fn hydracore(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hydracore"))
+        .args(args)
+        .env("HYDRACORE_DATABASE_URL", database_url)
+        .env(
+            "HYDRACORE_JWT_SECRET",
+            "a-test-secret-that-is-long-enough-for-hs256",
+        )
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("hydracore runs")
+}
+
+/// Runs with `--json` and returns the one JSON object it printed.
+fn hydracore_json(database_url: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = hydracore(database_url, &all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "exactly one JSON line: {stdout}"
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+#[tokio::test]
+async fn keys_made_on_the_command_line_work_on_the_running_server_until_revoked() {
+    let app = TestApp::spawn().await;
+    let db = app.database_url.clone();
+    let tenant = Uuid::new_v4().to_string();
+    let instance = hydracore_json(
+        &db,
+        &["instances", "create", "--tenant", &tenant, "--name", "bot"],
+    );
+    assert_eq!(instance["tenant_id"], tenant.as_str());
+    let instance_id = instance["id"].as_str().unwrap().to_owned();
+
+    let key = hydracore_json(&db, &["keys", "create-proxy", "--instance", &instance_id]);
+    let secret = key["key"].as_str().unwrap();
+    assert!(secret.starts_with("hcp_"));
+
+    let path = format!("/internal/v1/instances/{instance_id}/workflows");
+    let r = app
+        .request(
+            reqwest::Method::GET,
+            &path,
+            Some(secret),
+            crate::helpers::Body::None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    let listed = hydracore_json(&db, &["keys", "list"]);
+    let keys = listed["keys"].as_array().unwrap();
+    let shown = keys.iter().find(|k| k["id"] == key["id"]).unwrap();
+    assert_eq!(shown["kind"], "proxy");
+    assert!(
+        !listed.to_string().contains(secret),
+        "keys list never shows a secret"
+    );
+
+    let revoked = hydracore_json(&db, &["keys", "revoke", key["id"].as_str().unwrap()]);
+    assert_eq!(revoked["revoked"], true);
+    let r = app
+        .request(
+            reqwest::Method::GET,
+            &path,
+            Some(secret),
+            crate::helpers::Body::None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+
+    let instances = hydracore_json(&db, &["instances", "list"]);
+    assert!(instances["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == instance_id.as_str()));
+}
+
+#[tokio::test]
+async fn api_keys_carry_the_requested_scopes_and_unknown_scopes_are_refused() {
+    let app = TestApp::spawn().await;
+    let db = app.database_url.clone();
+    let tenant = Uuid::new_v4().to_string();
+    let both = hydracore_json(&db, &["keys", "create-api", "--tenant", &tenant]);
+    assert_eq!(both["scopes"], json!(["workflows:read", "workflows:write"]));
+    assert!(both["key"].as_str().unwrap().starts_with("hck_"));
+    let read = hydracore_json(
+        &db,
+        &[
+            "keys",
+            "create-api",
+            "--tenant",
+            &tenant,
+            "--scopes",
+            "workflows:read",
+        ],
+    );
+    assert_eq!(read["scopes"], json!(["workflows:read"]));
+
+    let out = hydracore(
+        &db,
+        &[
+            "--json",
+            "keys",
+            "create-api",
+            "--tenant",
+            &tenant,
+            "--scopes",
+            "workflows:delete",
+        ],
+    );
+    assert!(!out.status.success());
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("unknown scope"));
+}
+
+#[tokio::test]
+async fn token_mints_a_jwt_with_the_configured_secret() {
+    let app = TestApp::spawn().await;
+    let tenant = Uuid::new_v4().to_string();
+    let token = hydracore_json(
+        &app.database_url,
+        &[
+            "token", "--tenant", &tenant, "--sub", "alice", "--ttl", "10m",
+        ],
+    );
+    let jwt = token["token"].as_str().unwrap();
+    assert_eq!(jwt.split('.').count(), 3);
+}
+
+#[tokio::test]
+async fn migrate_reports_an_up_to_date_schema() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        hydracore_json(&app.database_url, &["migrate"]),
+        json!({"migrated": true})
+    );
+}
+
+#[test]
+fn every_command_documents_itself() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["instances", "--help"],
+        vec!["instances", "create", "--help"],
+        vec!["instances", "list", "--help"],
+        vec!["keys", "--help"],
+        vec!["keys", "create-proxy", "--help"],
+        vec!["keys", "create-api", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["keys", "revoke", "--help"],
+        vec!["token", "--help"],
+    ] {
+        let out = hydracore("sqlite:unused.db", &args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+        assert!(text.contains("--json"), "{args:?} lists --json");
+    }
+}

@@ -1,0 +1,257 @@
+//! `TestApp`: a real server on a free port over a fresh SQLite file, with
+//! ready-made actors and one helper per endpoint.
+
+use std::sync::Arc;
+
+use hydracore::config::Settings;
+use hydracore::provision;
+use hydracore::startup::App;
+use hydracore_storage::Store;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// An agent runtime: one instance of a tenant and its proxy key.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub tenant_id: Uuid,
+    pub instance_id: Uuid,
+    pub key: String,
+    pub key_id: Uuid,
+}
+
+impl Agent {
+    pub fn workflows(&self) -> String {
+        format!("/internal/v1/instances/{}/workflows", self.instance_id)
+    }
+
+    pub fn workflow(&self, id: &str) -> String {
+        format!("{}/{id}", self.workflows())
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `type` and `loc` of each 422 item, for compact assertions.
+    pub fn validation_errors(&self) -> Vec<(String, Value)> {
+        self.body["detail"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["type"].as_str().unwrap_or_default().to_owned(),
+                            e["loc"].clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub database_url: String,
+    pub store: Arc<dyn Store>,
+    /// The instance most tests act as.
+    pub agent: Agent,
+    client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+    _dir: TempDir,
+}
+
+/// A body that is not JSON, or JSON with a chosen content type.
+pub enum Body {
+    None,
+    Json(Value),
+    Raw {
+        content_type: Option<&'static str>,
+        bytes: Vec<u8>,
+    },
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            hydracore::telemetry::init(hydracore::telemetry::LogFormat::Text, "debug");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite:{}", dir.path().join("test.db").display());
+        let settings = Settings::for_tests(&database_url);
+        let app = App::build(&settings).await.expect("app builds");
+        let base_url = format!("http://{}", app.local_addr().expect("bound"));
+        let store = app.store();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run(async {
+            let _ = stopped.await;
+        }));
+        let mut test_app = TestApp {
+            base_url,
+            database_url,
+            store,
+            agent: Agent {
+                tenant_id: Uuid::nil(),
+                instance_id: Uuid::nil(),
+                key: String::new(),
+                key_id: Uuid::nil(),
+            },
+            client: reqwest::Client::new(),
+            _shutdown: shutdown,
+            _dir: dir,
+        };
+        test_app.agent = test_app.new_agent(Uuid::new_v4()).await;
+        test_app
+    }
+
+    /// A new instance of `tenant_id`, with a proxy key.
+    pub async fn new_agent(&self, tenant_id: Uuid) -> Agent {
+        let instance =
+            provision::create_instance(self.store.as_ref(), tenant_id, Some("test".into()))
+                .await
+                .expect("instance");
+        let issued = provision::create_proxy_key(self.store.as_ref(), instance.id)
+            .await
+            .expect("proxy key");
+        Agent {
+            tenant_id,
+            instance_id: instance.id,
+            key: issued.key,
+            key_id: issued.credential.id,
+        }
+    }
+
+    /// Another instance of the same tenant as [`TestApp::agent`].
+    pub async fn sibling_agent(&self) -> Agent {
+        self.new_agent(self.agent.tenant_id).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Body,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(&value),
+            Body::Raw {
+                content_type,
+                bytes,
+            } => {
+                let request = match content_type {
+                    Some(ct) => request.header("content-type", ct),
+                    None => request,
+                };
+                request.body(bytes)
+            }
+        };
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
+        };
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn create(&self, agent: &Agent, body: Value) -> TestResponse {
+        self.request(
+            Method::POST,
+            &agent.workflows(),
+            Some(&agent.key),
+            Body::Json(body),
+            &[],
+        )
+        .await
+    }
+
+    /// Creates a valid workflow and returns its id.
+    pub async fn create_workflow(&self, agent: &Agent) -> String {
+        self.create_with(agent, json!({})).await
+    }
+
+    /// Creates a workflow from a minimal valid body plus `extra` fields.
+    pub async fn create_with(&self, agent: &Agent, extra: Value) -> String {
+        let mut body = json!({ "customer_id": Uuid::new_v4(), "workflow_type": "rent_arrears" });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let response = self.create(agent, body).await;
+        assert_eq!(response.status, 201, "{:?}", response.body);
+        response.body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn list(&self, agent: &Agent, query: &str) -> TestResponse {
+        let path = format!("{}?{query}", agent.workflows());
+        self.request(Method::GET, &path, Some(&agent.key), Body::None, &[])
+            .await
+    }
+
+    pub async fn get(&self, agent: &Agent, id: &str) -> TestResponse {
+        self.request(
+            Method::GET,
+            &agent.workflow(id),
+            Some(&agent.key),
+            Body::None,
+            &[],
+        )
+        .await
+    }
+
+    pub async fn advance(&self, agent: &Agent, id: &str, body: Value) -> TestResponse {
+        self.request(
+            Method::PATCH,
+            &agent.workflow(id),
+            Some(&agent.key),
+            Body::Json(body),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn suspend(&self, agent: &Agent, id: &str, body: Value) -> TestResponse {
+        let path = format!("{}/suspend", agent.workflow(id));
+        self.request(Method::POST, &path, Some(&agent.key), Body::Json(body), &[])
+            .await
+    }
+
+    pub async fn resume(&self, agent: &Agent, id: &str, body: Option<Value>) -> TestResponse {
+        let path = format!("{}/resume", agent.workflow(id));
+        let body = body.map_or(Body::None, Body::Json);
+        self.request(Method::POST, &path, Some(&agent.key), body, &[])
+            .await
+    }
+}

@@ -1,0 +1,179 @@
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn a_workflow_reads_back_as_it_was_created() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .create(&app.agent, json!({"customer_id": Uuid::new_v4(), "workflow_type": "maintenance", "reference": "JOB-9"}))
+        .await;
+    let id = created.body["id"].as_str().unwrap();
+    let read = app.get(&app.agent, id).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.body, created.body);
+    assert_eq!(read.header("etag"), Some("\"1\""));
+}
+
+#[tokio::test]
+async fn an_unknown_workflow_is_404() {
+    let app = TestApp::spawn().await;
+    let r = app.get(&app.agent, &Uuid::new_v4().to_string()).await;
+    assert_eq!(
+        (r.status, r.body),
+        (404, json!({"detail": "Workflow not found"}))
+    );
+}
+
+#[tokio::test]
+async fn a_workflow_of_another_instance_of_the_same_tenant_is_404() {
+    let app = TestApp::spawn().await;
+    let sibling = app.sibling_agent().await;
+    let id = app.create_workflow(&sibling).await;
+    assert_eq!(app.get(&app.agent, &id).await.status, 404);
+    assert_eq!(
+        app.advance(&app.agent, &id, json!({"action": "x"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.suspend(&app.agent, &id, json!({"step": "x"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(app.resume(&app.agent, &id, None).await.status, 404);
+    assert_eq!(app.get(&sibling, &id).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_list_is_newest_first_with_the_exact_total_and_pages() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.create_workflow(&app.agent).await);
+    }
+    ids.reverse();
+    let first = app.list(&app.agent, "per_page=2").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["total"], 5);
+    assert_eq!(first.body["page"], 1);
+    assert_eq!(first.body["per_page"], 2);
+    let page_ids = |body: &serde_json::Value| -> Vec<String> {
+        body["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(page_ids(&first.body), ids[0..2]);
+    let third = app.list(&app.agent, "per_page=2&page=3").await;
+    assert_eq!(page_ids(&third.body), ids[4..5]);
+    assert_eq!(third.body["total"], 5);
+    let beyond = app.list(&app.agent, "per_page=2&page=99").await;
+    assert_eq!(
+        (
+            beyond.body["workflows"].clone(),
+            beyond.body["total"].clone()
+        ),
+        (json!([]), json!(5))
+    );
+    let defaults = app.list(&app.agent, "").await;
+    assert_eq!(
+        (
+            defaults.body["page"].clone(),
+            defaults.body["per_page"].clone()
+        ),
+        (json!(1), json!(20))
+    );
+    assert_eq!(
+        defaults.body["workflows"][0]["history"][0]["action"],
+        "created"
+    );
+}
+
+#[tokio::test]
+async fn a_list_filters_by_customer_type_status_and_reference() {
+    let app = TestApp::spawn().await;
+    let customer = Uuid::new_v4();
+    let a = app
+        .create_with(
+            &app.agent,
+            json!({"customer_id": customer, "workflow_type": "lead", "reference": "R1"}),
+        )
+        .await;
+    let b = app
+        .create_with(&app.agent, json!({"workflow_type": "lead"}))
+        .await;
+    app.create_with(
+        &app.agent,
+        json!({"workflow_type": "viewing", "reference": "R1"}),
+    )
+    .await;
+    app.suspend(&app.agent, &b, json!({"step": "ok"})).await;
+
+    let ids = |query: &str| {
+        let app = &app;
+        let query = query.to_owned();
+        async move {
+            let r = app.list(&app.agent, &query).await;
+            assert_eq!(r.status, 200, "{query}: {:?}", r.body);
+            let ids: Vec<String> = r.body["workflows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["id"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(r.body["total"], ids.len());
+            ids
+        }
+    };
+    assert_eq!(ids(&format!("customer_id={customer}")).await, vec![a.clone()]);
+    assert_eq!(ids("workflow_type=lead").await.len(), 2);
+    assert_eq!(ids("status=suspended").await, vec![b.clone()]);
+    assert_eq!(ids("reference=R1").await.len(), 2);
+    assert_eq!(ids("reference=R1&workflow_type=lead").await, [a]);
+    assert_eq!(ids("status=completed").await.len(), 0);
+}
+
+#[tokio::test]
+async fn a_list_shows_only_the_instances_own_workflows() {
+    let app = TestApp::spawn().await;
+    let sibling = app.sibling_agent().await;
+    let other_tenant = app.new_agent(Uuid::new_v4()).await;
+    app.create_workflow(&sibling).await;
+    app.create_workflow(&other_tenant).await;
+    let mine = app.create_workflow(&app.agent).await;
+    let r = app.list(&app.agent, "").await;
+    assert_eq!(r.body["total"], 1);
+    assert_eq!(r.body["workflows"][0]["id"], mine);
+}
+
+#[tokio::test]
+async fn list_paging_out_of_bounds_is_a_query_422() {
+    let app = TestApp::spawn().await;
+    for (query, kind, field) in [
+        ("per_page=0", "greater_than_equal", "per_page"),
+        ("per_page=101", "less_than_equal", "per_page"),
+        ("page=0", "greater_than_equal", "page"),
+        ("page=abc", "int_parsing", "page"),
+        ("status=done", "enum", "status"),
+        ("workflow_type=party", "enum", "workflow_type"),
+        ("customer_id=42", "uuid_parsing", "customer_id"),
+    ] {
+        let r = app.list(&app.agent, query).await;
+        assert_eq!(r.status, 422, "{query}");
+        assert_eq!(
+            r.validation_errors(),
+            vec![(kind.to_owned(), json!(["query", field]))],
+            "{query}"
+        );
+    }
+    assert_eq!(
+        app.list(&app.agent, "per_page=100&page=1").await.status,
+        200
+    );
+}
