@@ -3,6 +3,8 @@
 
 use hydracore_storage::StoreOptions;
 
+use crate::auth::jwt::JwtSettings;
+
 /// Where the embedded default database lives: beside the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:hydracore.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -14,15 +16,21 @@ pub struct Settings {
     /// `host:port`; port 0 picks a free one (tests do).
     pub listen: String,
     pub store: StoreOptions,
+    pub jwt: JwtSettings,
 }
 
 impl Settings {
-    /// Settings for a server on `database_url`, on a free local port.
-    pub fn for_tests(database_url: impl Into<String>) -> Self {
+    /// Settings for a server on `database_url`, on a free local port,
+    /// verifying HS256 JWTs with `jwt_secret`.
+    pub fn for_tests(database_url: impl Into<String>, jwt_secret: &str) -> Self {
         Self {
             database_url: database_url.into(),
             listen: "127.0.0.1:0".into(),
             store: StoreOptions::default(),
+            jwt: JwtSettings {
+                secret: Some(jwt_secret.to_owned()),
+                ..JwtSettings::default()
+            },
         }
     }
 }

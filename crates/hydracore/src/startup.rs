@@ -8,6 +8,7 @@ use anyhow::Context;
 use hydracore_storage::Store;
 use tokio::net::TcpListener;
 
+use crate::auth::jwt::JwtVerifier;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 
@@ -21,6 +22,8 @@ pub struct App {
 impl App {
     /// Opens the database (creating and migrating it) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // A bad JWT setting is refused before the database is touched.
+        JwtVerifier::from_settings(&settings.jwt)?;
         let store = hydracore_storage::connect(&settings.database_url, &settings.store)
             .await
             .context("opening the database")?;
@@ -31,8 +34,10 @@ impl App {
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let jwt = JwtVerifier::from_settings(&settings.jwt)?.map(Arc::new);
         let router = http::router(AppState {
             store: store.clone(),
+            jwt,
         });
         Ok(Self {
             listener,

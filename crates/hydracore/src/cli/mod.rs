@@ -12,6 +12,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
+use anyhow::Context;
+
+use crate::auth::jwt::JwtSettings;
 use crate::config::{Settings, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
 use crate::telemetry::{self, LogFormat};
 use hydracore_storage::StoreOptions;
@@ -94,6 +97,22 @@ pub struct ServeArgs {
     /// How long a request waits for a database connection before a 503
     #[arg(long, env = "HYDRACORE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub acquire_timeout: Duration,
+
+    /// PEM public key verifying dashboard JWTs (instead of the HS256 secret)
+    #[arg(long, env = "HYDRACORE_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+
+    /// JWT algorithm: HS256 (with the secret), RS256, ES256 or EdDSA (with the key file)
+    #[arg(long, env = "HYDRACORE_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+
+    /// Required `iss` of dashboard JWTs
+    #[arg(long, env = "HYDRACORE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of dashboard JWTs
+    #[arg(long, env = "HYDRACORE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +220,25 @@ async fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
 }
 
 async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::Result<()> {
+    let mut jwt = JwtSettings {
+        secret: global.jwt_secret,
+        public_key_file: args.jwt_public_key_file,
+        algorithm: args.jwt_algorithm,
+        issuer: args.jwt_issuer,
+        audience: args.jwt_audience,
+    };
+    // The demo's admin JWT needs a secret the server verifies with; with
+    // none configured, one lives in memory for this run only.
+    let demo_secret = match (&jwt.secret, &jwt.public_key_file) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, None) if args.demo => {
+            tracing::warn!("HYDRACORE_JWT_SECRET is not set: the demo JWT is signed with a secret of this run only");
+            let secret = crate::auth::keys::random_secret();
+            jwt.secret = Some(secret.clone());
+            Some(secret)
+        }
+        (None, _) => None,
+    };
     let settings = Settings {
         database_url: global.database_url,
         listen: args.listen,
@@ -208,18 +246,14 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             max_connections: args.max_connections,
             acquire_timeout: args.acquire_timeout,
         },
+        jwt,
     };
     let app = crate::startup::App::build(&settings).await?;
     let base_url = format!("http://{}", app.local_addr()?);
     if args.demo {
-        let secret = match global.jwt_secret {
-            Some(secret) => secret,
-            None => {
-                let secret = crate::auth::keys::random_secret();
-                tracing::warn!("HYDRACORE_JWT_SECRET is not set: the demo JWT is signed with a secret of this run only");
-                secret
-            }
-        };
+        let secret = demo_secret.context(
+            "serve --demo mints an HS256 admin JWT; it cannot with only a public key configured",
+        )?;
         let demo = crate::demo::seed(app.store().as_ref(), &secret).await?;
         output.emit(demo.to_json(&base_url), || demo.to_text(&base_url));
     }

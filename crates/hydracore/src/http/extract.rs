@@ -68,6 +68,13 @@ pub struct Prefer {
     pub minimal: bool,
 }
 
+impl Prefer {
+    /// For reads, which always answer the full record.
+    pub fn full() -> Self {
+        Self { minimal: false }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Prefer {
     type Rejection = std::convert::Infallible;
 

@@ -9,15 +9,14 @@ use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
 use hydracore_domain::transition::{self, Command};
-use hydracore_domain::{Timestamp, Workflow};
+use hydracore_domain::Timestamp;
 use hydracore_storage::WithHistory;
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::ProxyAuth;
 use super::error::ApiError;
 use super::extract::{JsonBody, Prefer, QueryPairs, WorkflowId};
-use super::respond::{self, ActionResult};
+use super::respond::{self, WorkflowList};
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -41,15 +40,6 @@ fn history_for(prefer: Prefer) -> WithHistory {
     }
 }
 
-/// A page of a workflow list.
-#[derive(Debug, Serialize)]
-pub struct WorkflowList {
-    pub page: i64,
-    pub per_page: i64,
-    pub total: i64,
-    pub workflows: Vec<Workflow>,
-}
-
 async fn list(
     State(state): State<AppState>,
     agent: ProxyAuth,
@@ -57,12 +47,7 @@ async fn list(
 ) -> Result<Json<WorkflowList>, ApiError> {
     let query = ListQuery::from_pairs(&pairs, false)?;
     let page = state.store.list_workflows(agent.scope, &query).await?;
-    Ok(Json(WorkflowList {
-        page: query.page,
-        per_page: query.per_page,
-        total: page.total,
-        workflows: page.workflows,
-    }))
+    Ok(Json(WorkflowList::new(&query, page)))
 }
 
 async fn create(
@@ -104,7 +89,7 @@ async fn read(
         StatusCode::OK,
         &workflow,
         None,
-        Prefer { minimal: false },
+        Prefer::full(),
     ))
 }
 
@@ -145,7 +130,17 @@ async fn suspend(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
-    act(&state, &agent, id, command, prefer).await
+    let location = location(agent.instance_id, id);
+    respond::act(
+        &state,
+        agent.scope,
+        id,
+        &command,
+        &agent.actor(),
+        &location,
+        prefer,
+    )
+    .await
 }
 
 async fn resume(
@@ -156,30 +151,15 @@ async fn resume(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
-    act(&state, &agent, id, command, prefer).await
-}
-
-/// Runs a suspend or resume and answers `{id, message, status}`.
-async fn act(
-    state: &AppState,
-    agent: &ProxyAuth,
-    id: Uuid,
-    command: Command,
-    prefer: Prefer,
-) -> Result<Response, ApiError> {
-    let change = state
-        .store
-        .change_workflow(agent.scope, id, &command, &agent.actor(), WithHistory::No)
-        .await?;
-    let result = ActionResult {
+    let location = location(agent.instance_id, id);
+    respond::act(
+        &state,
+        agent.scope,
         id,
-        message: change.message,
-        status: change.workflow.status,
-    };
-    Ok(respond::action(
-        result,
-        change.workflow.version,
-        &location(agent.instance_id, id),
+        &command,
+        &agent.actor(),
+        &location,
         prefer,
-    ))
+    )
+    .await
 }

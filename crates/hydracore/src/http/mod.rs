@@ -2,6 +2,7 @@
 //! the domain crate and call the [`Store`]; they hold no rules of their own.
 
 pub mod auth;
+mod dashboard;
 pub mod error;
 pub mod extract;
 mod internal;
@@ -21,11 +22,14 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use self::error::ApiError;
+use crate::auth::jwt::JwtVerifier;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// `None` when no JWT key is configured: the dashboard takes API keys only.
+    pub jwt: Option<Arc<JwtVerifier>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,6 +37,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(internal::routes())
+        .merge(dashboard::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))

@@ -4,18 +4,43 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hydracore_domain::{Status, Workflow};
+use hydracore_domain::request::ListQuery;
+use hydracore_domain::transition::Command;
+use hydracore_domain::{Scope, Status, Workflow};
+use hydracore_storage::{WithHistory, WorkflowPage};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::error::ApiError;
 use super::extract::Prefer;
+use super::AppState;
+
+/// A page of a workflow list.
+#[derive(Debug, Serialize)]
+pub struct WorkflowList {
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+    pub workflows: Vec<Workflow>,
+}
+
+impl WorkflowList {
+    pub fn new(query: &ListQuery, page: WorkflowPage) -> Self {
+        Self {
+            page: query.page,
+            per_page: query.per_page,
+            total: page.total,
+            workflows: page.workflows,
+        }
+    }
+}
 
 /// The `{id, message, status}` answer of suspend, resume and abort.
 #[derive(Debug, Serialize)]
-pub struct ActionResult {
-    pub id: Uuid,
-    pub message: String,
-    pub status: Status,
+struct ActionResult {
+    id: Uuid,
+    message: String,
+    status: Status,
 }
 
 fn etag(version: i64) -> HeaderValue {
@@ -54,11 +79,34 @@ pub fn record(
 }
 
 /// An action's result, or 204 and headers only when minimal was asked.
-pub fn action(result: ActionResult, version: i64, location: &str, prefer: Prefer) -> Response {
+fn action(result: ActionResult, version: i64, location: &str, prefer: Prefer) -> Response {
     let headers = headers(Some(location), version, prefer);
     if prefer.minimal {
         (StatusCode::NO_CONTENT, headers).into_response()
     } else {
         (StatusCode::OK, headers, Json(result)).into_response()
     }
+}
+
+/// Runs suspend, resume or abort for `actor` and answers `{id, message,
+/// status}`; the same for agents and admins.
+pub async fn act(
+    state: &AppState,
+    scope: Scope,
+    id: Uuid,
+    command: &Command,
+    actor: &str,
+    location: &str,
+    prefer: Prefer,
+) -> Result<Response, ApiError> {
+    let change = state
+        .store
+        .change_workflow(scope, id, command, actor, WithHistory::No)
+        .await?;
+    let result = ActionResult {
+        id,
+        message: change.message,
+        status: change.workflow.status,
+    };
+    Ok(action(result, change.workflow.version, location, prefer))
 }

@@ -181,3 +181,22 @@ fn every_command_documents_itself() {
         assert!(text.contains("--json"), "{args:?} lists --json");
     }
 }
+
+#[test]
+fn serve_refuses_to_start_with_a_jwt_secret_under_32_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("x.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_hydracore"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HYDRACORE_DATABASE_URL", &db)
+        .env("HYDRACORE_JWT_SECRET", "too-short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    assert!(
+        !dir.path().join("x.db").exists(),
+        "refused before touching the database"
+    );
+}

@@ -13,6 +13,17 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// The HS256 secret every test server verifies dashboard JWTs with.
+pub const JWT_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes!";
+
+/// How a dashboard request presents itself.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    None,
+    Bearer(String),
+    ApiKey(String),
+}
+
 /// An agent runtime: one instance of a tenant and its proxy key.
 #[derive(Debug, Clone)]
 pub struct Agent {
@@ -91,7 +102,7 @@ impl TestApp {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = format!("sqlite:{}", dir.path().join("test.db").display());
-        let settings = Settings::for_tests(&database_url);
+        let settings = Settings::for_tests(&database_url, JWT_SECRET);
         let app = App::build(&settings).await.expect("app builds");
         let base_url = format!("http://{}", app.local_addr().expect("bound"));
         let store = app.store();
@@ -137,6 +148,49 @@ impl TestApp {
     /// Another instance of the same tenant as [`TestApp::agent`].
     pub async fn sibling_agent(&self) -> Agent {
         self.new_agent(self.agent.tenant_id).await
+    }
+
+    /// A signed HS256 token with exactly `claims`.
+    pub fn jwt(&self, claims: Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .expect("token")
+    }
+
+    /// A valid admin token of `tenant_id`, subject `sub`.
+    pub fn admin_jwt(&self, tenant_id: Uuid, sub: &str) -> String {
+        let exp = chrono::Utc::now().timestamp() + 600;
+        self.jwt(json!({"sub": sub, "tenant_id": tenant_id, "role": "admin", "exp": exp}))
+    }
+
+    /// A tenant API key with `scopes`; returns (key id, key).
+    pub async fn api_key(&self, tenant_id: Uuid, scopes: &[&str]) -> (Uuid, String) {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let issued = provision::create_api_key(self.store.as_ref(), tenant_id, &scopes)
+            .await
+            .expect("api key");
+        (issued.credential.id, issued.key)
+    }
+
+    /// A dashboard request presenting `credential`.
+    pub async fn dashboard(
+        &self,
+        method: Method,
+        path: &str,
+        credential: &Credential,
+        body: Body,
+    ) -> TestResponse {
+        match credential {
+            Credential::None => self.request(method, path, None, body, &[]).await,
+            Credential::Bearer(token) => self.request(method, path, Some(token), body, &[]).await,
+            Credential::ApiKey(key) => {
+                self.request(method, path, None, body, &[("x-api-key", key)])
+                    .await
+            }
+        }
     }
 
     pub async fn request(

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod concurrency;
 mod create;
+mod dashboard;
 mod errors;
 mod helpers;
 mod read_and_list;
