@@ -8,7 +8,7 @@ use crate::{Status, Timestamp, WorkflowType};
 
 /// A workflow record. Serializes to the seed's response shape plus the
 /// suspension fields and `version`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Workflow {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -22,6 +22,7 @@ pub struct Workflow {
     pub assigned_to: Option<String>,
     pub approver_id: Option<Uuid>,
     pub escalation_level: i64,
+    #[schema(value_type = Object)]
     pub workflow_state: Map<String, Value>,
     pub suspended_step: Option<String>,
     pub suspend_payload: Value,
@@ -43,7 +44,7 @@ pub struct Workflow {
 }
 
 /// One immutable audit line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub seq: i64,
     pub at: Timestamp,
@@ -57,7 +58,7 @@ pub struct HistoryEntry {
 }
 
 /// A suspended workflow as the dashboard's approval queue lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SuspendedWorkflow {
     pub id: Uuid,
     pub instance_id: Uuid,

@@ -1,7 +1,5 @@
 //! Workflow statuses and which of them are final.
 
-use serde::{Deserialize, Serialize};
-
 crate::wire_enum! {
     /// Where a workflow stands. `active` at create.
     Status {

@@ -1,7 +1,5 @@
 //! The kinds of workflow the platform runs.
 
-use serde::{Deserialize, Serialize};
-
 /// Declares a closed string enum with its wire names, parsing and listing.
 /// Shared by [`WorkflowType`] and [`crate::Status`], whose error messages
 /// must list every accepted value the way pydantic does.
@@ -9,9 +7,13 @@ use serde::{Deserialize, Serialize};
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        // The wire names are the variants in snake case (a test checks);
+        // `rename_all` rather than per-variant renames because derive
+        // macros cannot read literals passed through `macro_rules`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $(#[serde(rename = $wire)] $variant),+
+            $($variant),+
         }
 
         impl $name {
@@ -71,6 +73,16 @@ mod tests {
         assert_eq!(WorkflowType::ALL.len(), 10);
         for t in WorkflowType::ALL {
             assert_eq!(WorkflowType::parse(t.as_str()), Some(*t));
+        }
+    }
+
+    #[test]
+    fn serde_and_the_wire_names_agree() {
+        for t in WorkflowType::ALL {
+            assert_eq!(
+                serde_json::to_value(t).ok(),
+                Some(serde_json::json!(t.as_str()))
+            );
         }
     }
 

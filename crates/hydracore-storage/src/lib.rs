@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{Scope, Workflow};
+use hydracore_domain::{Scope, Status, Workflow};
 use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
@@ -39,10 +39,27 @@ pub enum WithHistory {
     No,
 }
 
+/// Connections of a backend's pools, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    pub in_use: u32,
+    pub idle: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Connections open now, across the backend's pools.
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Waits for checked-out connections to return, then closes the pools.
+    async fn close(&self);
+
+    /// How many workflows there are in each status, across all tenants
+    /// (for metrics; never for a request).
+    async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError>;
 
     /// Stores a new workflow with the history it was created with.
     async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;

@@ -1,5 +1,8 @@
-//! Server settings, gathered by the command line from flags and
-//! `HYDRACORE_*` variables. Nothing here reads files or writes any.
+//! Server settings, gathered by the command line from flags,
+//! `HYDRACORE_*` variables and an optional TOML file (see
+//! [`crate::cli::config_file`]). Nothing here writes files.
+
+use std::time::Duration;
 
 use hydracore_storage::StoreOptions;
 
@@ -17,6 +20,8 @@ pub struct Settings {
     pub listen: String,
     pub store: StoreOptions,
     pub jwt: JwtSettings,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
 }
 
 impl Settings {
@@ -31,6 +36,7 @@ impl Settings {
                 secret: Some(jwt_secret.to_owned()),
                 ..JwtSettings::default()
             },
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -6,17 +6,24 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hydracore_storage::Store;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::auth::jwt::JwtVerifier;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+
+/// How long closing the pool may wait for connections still checked out.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A server bound to its port, ready to run.
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
     store: Arc<dyn Store>,
+    shutdown_timeout: Duration,
 }
 
 impl App {
@@ -34,15 +41,13 @@ impl App {
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let jwt = JwtVerifier::from_settings(&settings.jwt)?.map(Arc::new);
-        let router = http::router(AppState {
-            store: store.clone(),
-            jwt,
-        });
+        let jwt = JwtVerifier::from_settings(&settings.jwt)?;
+        let router = http::router(AppState::new(store.clone(), jwt));
         Ok(Self {
             listener,
             router,
             store,
+            shutdown_timeout: settings.shutdown_timeout,
         })
     }
 
@@ -54,14 +59,36 @@ impl App {
         self.store.clone()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then stops accepting, gives
+    /// in-flight requests up to the shutdown timeout to finish, and closes
+    /// the database pool.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let stopping = Arc::new(Notify::new());
+        let signal = stopping.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            signal.notify_one();
+        });
+        let grace = self.shutdown_timeout;
+        let deadline = async {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = deadline => tracing::warn!(?grace, "in-flight requests did not finish in time; stopping anyway"),
+        }
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.store.close())
             .await
+            .is_err()
+        {
+            tracing::warn!("database connections still busy; exiting without waiting");
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
 }
 

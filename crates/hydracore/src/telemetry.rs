@@ -1,6 +1,8 @@
 //! Logging setup: `tracing` to stderr, text or JSON lines, filtered by
 //! `RUST_LOG` (default `info`). Stdout is left to command output.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

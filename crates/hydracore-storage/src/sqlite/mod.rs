@@ -17,14 +17,15 @@ use async_trait::async_trait;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{Scope, Workflow};
+use hydracore_domain::{Scope, Status, Workflow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use uuid::Uuid;
 
 use crate::{
-    Credential, Instance, NewCredential, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+    Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
+    WorkflowPage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -95,6 +96,26 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let (mut stats, pools) = (PoolStats::default(), [&self.reader, &self.writer]);
+        for pool in pools {
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            stats.idle += idle;
+            stats.in_use += pool.size().saturating_sub(idle);
+        }
+        stats
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        workflows::count_by_status(&mut conn).await
     }
 
     async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {

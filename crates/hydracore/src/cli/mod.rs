@@ -3,6 +3,7 @@
 //! also while a server runs on it.
 
 mod admin;
+pub mod config_file;
 mod output;
 
 use std::ffi::OsString;
@@ -53,6 +54,10 @@ pub struct GlobalArgs {
     )]
     pub jwt_secret: Option<String>,
 
+    /// TOML file of settings (keys: the HYDRACORE_* names in lower case, without the prefix)
+    #[arg(long, env = "HYDRACORE_CONFIG", global = true)]
+    pub config: Option<std::path::PathBuf>,
+
     /// Log line format (logs go to stderr; filter with RUST_LOG)
     #[arg(
         long,
@@ -97,6 +102,10 @@ pub struct ServeArgs {
     /// How long a request waits for a database connection before a 503
     #[arg(long, env = "HYDRACORE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub acquire_timeout: Duration,
+
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT
+    #[arg(long, env = "HYDRACORE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
 
     /// PEM public key verifying dashboard JWTs (instead of the HS256 secret)
     #[arg(long, env = "HYDRACORE_JWT_PUBLIC_KEY_FILE")]
@@ -177,18 +186,22 @@ pub struct TokenArgs {
 }
 
 /// Parses the process's arguments, treating no command as `serve`.
-fn parse() -> Cli {
-    let cli = Cli::parse();
+fn parse(mut args: Vec<OsString>) -> Cli {
+    let cli = Cli::parse_from(&args);
     if cli.command.is_some() {
         return cli;
     }
-    let mut args: Vec<OsString> = std::env::args_os().collect();
     args.push("serve".into());
     Cli::parse_from(args)
 }
 
 pub fn main() -> ExitCode {
-    let cli = parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Err(e) = config_file::apply(&args) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let cli = parse(args);
     let output = Output::new(cli.global.json);
     let is_serve = matches!(cli.command, Some(Command::Serve(_)));
     telemetry::init(
@@ -247,6 +260,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             acquire_timeout: args.acquire_timeout,
         },
         jwt,
+        shutdown_timeout: args.shutdown_timeout,
     };
     let app = crate::startup::App::build(&settings).await?;
     let base_url = format!("http://{}", app.local_addr()?);

@@ -4,34 +4,55 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{ListQuery, ResumeWorkflow, SuspendWorkflow};
 use hydracore_domain::transition::Command;
 use hydracore_storage::WithHistory;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{AdminAuth, Read, Write};
 use super::error::ApiError;
 use super::extract::{JsonBody, Prefer, QueryPairs, WorkflowId};
-use super::respond::{self, WorkflowList};
+use super::openapi::{
+    DashboardListParams, ErrorDetail, HttpValidationError, ResumeWorkflowBody, SuspendWorkflowBody,
+};
+use super::respond::{self, ActionResult, WorkflowList};
 use super::AppState;
+use hydracore_domain::Workflow;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workflows", get(list))
-        .route("/v1/workflows/suspended", get(list_suspended))
-        .route("/v1/workflows/{workflow_id}", get(read))
-        .route("/v1/workflows/{workflow_id}/abort", post(abort))
-        .route("/v1/workflows/{workflow_id}/suspend", post(suspend))
-        .route("/v1/workflows/{workflow_id}/resume", post(resume))
+/// The routes, registered with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(list_suspended))
+        .routes(routes!(read))
+        .routes(routes!(abort))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
 }
 
 fn location(id: Uuid) -> String {
     format!("/v1/workflows/{id}")
 }
 
+/// List Workflows Dashboard
+///
+/// List workflow records for tenant dashboard observability, newest first. Auth: JWT (admin) or API key with `workflows:read`.
+#[utoipa::path(
+    get, path = "/v1/workflows", tag = "dashboard", operation_id = "list_workflows_dashboard",
+    params(DashboardListParams),
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "One page of matches and the exact total", body = WorkflowList),
+        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
+        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
+        (status = 422, description = "Invalid query parameter", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     admin: AdminAuth<Read>,
@@ -42,6 +63,19 @@ async fn list(
     Ok(Json(WorkflowList::new(&query, page)))
 }
 
+/// List Suspended Workflows
+///
+/// List all suspended workflows of the tenant, oldest suspension first. Auth: JWT (admin) or API key with `workflows:read`.
+#[utoipa::path(
+    get, path = "/v1/workflows/suspended", tag = "dashboard", operation_id = "list_suspended_workflows",
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The approval queue", body = Vec<SuspendedWorkflow>),
+        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
+        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn list_suspended(
     State(state): State<AppState>,
     admin: AdminAuth<Read>,
@@ -49,6 +83,22 @@ async fn list_suspended(
     Ok(Json(state.store.list_suspended(admin.scope).await?))
 }
 
+/// Get Workflow Dashboard
+///
+/// Get workflow detail with its history. Auth: JWT (admin) or API key with `workflows:read`.
+#[utoipa::path(
+    get, path = "/v1/workflows/{workflow_id}", tag = "dashboard", operation_id = "get_workflow_dashboard",
+    params(("workflow_id" = Uuid, Path, description = "Workflow Id")),
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
+        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
+        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
+        (status = 422, description = "Invalid path parameter", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     admin: AdminAuth<Read>,
@@ -67,6 +117,29 @@ async fn read(
     ))
 }
 
+/// Abort Workflow
+///
+/// Abort a workflow (transition to 'cancelled'), preserving its audit trail. Only allowed for non-terminal statuses. Auth: JWT (admin) or API key with `workflows:write`.
+#[utoipa::path(
+    post, path = "/v1/workflows/{workflow_id}/abort", tag = "dashboard", operation_id = "abort_workflow",
+    params(
+        ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Aborted", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Aborted (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
+        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
+        (status = 409, description = "The workflow is already terminal", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn abort(
     State(state): State<AppState>,
     admin: AdminAuth<Write>,
@@ -85,6 +158,30 @@ async fn abort(
     .await
 }
 
+/// Suspend Workflow
+///
+/// Suspend a workflow at a specific step with a payload to preserve state. Auth: JWT (admin) or API key with `workflows:write`.
+#[utoipa::path(
+    post, path = "/v1/workflows/{workflow_id}/suspend", tag = "dashboard", operation_id = "suspend_workflow",
+    params(
+        ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    request_body(content = SuspendWorkflowBody),
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Suspended", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Suspended (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
+        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
+        (status = 409, description = "Already suspended, or terminal", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn suspend(
     State(state): State<AppState>,
     admin: AdminAuth<Write>,
@@ -105,6 +202,30 @@ async fn suspend(
     .await
 }
 
+/// Resume Workflow
+///
+/// Resume a suspended workflow, merging `resume_data` into its state. Auth: JWT (admin) or API key with `workflows:write`.
+#[utoipa::path(
+    post, path = "/v1/workflows/{workflow_id}/resume", tag = "dashboard", operation_id = "resume_workflow",
+    params(
+        ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    request_body(content = Option<ResumeWorkflowBody>, description = "May be empty"),
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Resumed", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Resumed (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
+        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
+        (status = 409, description = "Not suspended", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn resume(
     State(state): State<AppState>,
     admin: AdminAuth<Write>,

@@ -3,29 +3,35 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
 use hydracore_domain::transition::{self, Command};
 use hydracore_domain::Timestamp;
 use hydracore_storage::WithHistory;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::ProxyAuth;
 use super::error::ApiError;
 use super::extract::{JsonBody, Prefer, QueryPairs, WorkflowId};
-use super::respond::{self, WorkflowList};
+use super::openapi::{
+    AdvanceWorkflowBody, CreateWorkflowBody, ErrorDetail, HttpValidationError, ListParams,
+    ResumeWorkflowBody, SuspendWorkflowBody,
+};
+use super::respond::{self, ActionResult, WorkflowList};
 use super::AppState;
+use hydracore_domain::Workflow;
 
-pub fn routes() -> Router<AppState> {
-    let base = "/internal/v1/instances/{instance_id}/workflows";
-    Router::new()
-        .route(base, get(list).post(create))
-        .route(&format!("{base}/{{workflow_id}}"), get(read).patch(advance))
-        .route(&format!("{base}/{{workflow_id}}/suspend"), post(suspend))
-        .route(&format!("{base}/{{workflow_id}}/resume"), post(resume))
+/// The routes, registered with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, advance))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
 }
 
 fn location(instance_id: Uuid, id: Uuid) -> String {
@@ -40,6 +46,22 @@ fn history_for(prefer: Prefer) -> WithHistory {
     }
 }
 
+/// Query Workflows Internal
+///
+/// Query workflow records of the instance, newest first. Auth: Bearer proxy key.
+#[utoipa::path(
+    get, path = "/internal/v1/instances/{instance_id}/workflows", tag = "internal",
+    operation_id = "query_workflows_internal",
+    params(("instance_id" = Uuid, Path, description = "Instance Id"), ListParams),
+    security(("proxy_key" = [])),
+    responses(
+        (status = 200, description = "One page of matches and the exact total", body = WorkflowList),
+        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
+        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 422, description = "Invalid path or query parameter", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     agent: ProxyAuth,
@@ -50,6 +72,29 @@ async fn list(
     Ok(Json(WorkflowList::new(&query, page)))
 }
 
+/// Create Workflow
+///
+/// Create a new workflow record. Called by agent runtime via platform skill. Auth: Bearer proxy key.
+#[utoipa::path(
+    post, path = "/internal/v1/instances/{instance_id}/workflows", tag = "internal",
+    operation_id = "create_workflow",
+    params(
+        ("instance_id" = Uuid, Path, description = "Instance Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    request_body = CreateWorkflowBody,
+    security(("proxy_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = Workflow, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Created (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
+        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     agent: ProxyAuth,
@@ -75,6 +120,23 @@ async fn create(
     ))
 }
 
+/// Get Workflow Internal
+///
+/// Get a single workflow record with its history. Auth: Bearer proxy key.
+#[utoipa::path(
+    get, path = "/internal/v1/instances/{instance_id}/workflows/{workflow_id}", tag = "internal",
+    operation_id = "get_workflow_internal",
+    params(("instance_id" = Uuid, Path, description = "Instance Id"), ("workflow_id" = Uuid, Path, description = "Workflow Id")),
+    security(("proxy_key" = [])),
+    responses(
+        (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
+        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
+        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
+        (status = 422, description = "Invalid path parameter", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     agent: ProxyAuth,
@@ -93,6 +155,32 @@ async fn read(
     ))
 }
 
+/// Advance Workflow
+///
+/// Advance a workflow's state and append one history entry. Called by agent runtime via platform skill. Auth: Bearer proxy key.
+#[utoipa::path(
+    patch, path = "/internal/v1/instances/{instance_id}/workflows/{workflow_id}", tag = "internal",
+    operation_id = "advance_workflow",
+    params(
+        ("instance_id" = Uuid, Path, description = "Instance Id"),
+        ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    request_body = AdvanceWorkflowBody,
+    security(("proxy_key" = [])),
+    responses(
+        (status = 200, description = "The record after the change", body = Workflow, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Changed (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
+        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
+        (status = 409, description = "The workflow is in a terminal status", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn advance(
     State(state): State<AppState>,
     agent: ProxyAuth,
@@ -122,6 +210,32 @@ async fn advance(
     ))
 }
 
+/// Suspend Workflow Internal
+///
+/// Suspend a workflow at a named step from the agent runtime. Auth: Bearer proxy key.
+#[utoipa::path(
+    post, path = "/internal/v1/instances/{instance_id}/workflows/{workflow_id}/suspend", tag = "internal",
+    operation_id = "suspend_workflow_internal",
+    params(
+        ("instance_id" = Uuid, Path, description = "Instance Id"),
+        ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    request_body = SuspendWorkflowBody,
+    security(("proxy_key" = [])),
+    responses(
+        (status = 200, description = "Suspended", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Suspended (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
+        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
+        (status = 409, description = "Already suspended, or terminal", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn suspend(
     State(state): State<AppState>,
     agent: ProxyAuth,
@@ -143,6 +257,32 @@ async fn suspend(
     .await
 }
 
+/// Resume Workflow Internal
+///
+/// Resume a suspended workflow from the agent runtime, merging `resume_data` into its state. Auth: Bearer proxy key.
+#[utoipa::path(
+    post, path = "/internal/v1/instances/{instance_id}/workflows/{workflow_id}/resume", tag = "internal",
+    operation_id = "resume_workflow_internal",
+    params(
+        ("instance_id" = Uuid, Path, description = "Instance Id"),
+        ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+    ),
+    request_body(content = Option<ResumeWorkflowBody>, description = "May be empty"),
+    security(("proxy_key" = [])),
+    responses(
+        (status = 200, description = "Resumed", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
+        (status = 204, description = "Resumed (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
+        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
+        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
+        (status = 409, description = "Not suspended", body = ErrorDetail),
+        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
+        (status = 415, description = "Body is not JSON", body = ErrorDetail),
+        (status = 422, description = "Invalid body or path", body = HttpValidationError),
+        (status = 503, description = "Database unavailable", body = ErrorDetail),
+    )
+)]
 async fn resume(
     State(state): State<AppState>,
     agent: ProxyAuth,

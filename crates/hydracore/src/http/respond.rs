@@ -16,7 +16,7 @@ use super::extract::Prefer;
 use super::AppState;
 
 /// A page of a workflow list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkflowList {
     pub page: i64,
     pub per_page: i64,
@@ -36,11 +36,13 @@ impl WorkflowList {
 }
 
 /// The `{id, message, status}` answer of suspend, resume and abort.
-#[derive(Debug, Serialize)]
-struct ActionResult {
-    id: Uuid,
-    message: String,
-    status: Status,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionResult {
+    pub id: Uuid,
+    /// A sentence for people.
+    pub message: String,
+    /// The status after the call.
+    pub status: Status,
 }
 
 fn etag(version: i64) -> HeaderValue {

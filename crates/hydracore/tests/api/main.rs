@@ -9,5 +9,7 @@ mod create;
 mod dashboard;
 mod errors;
 mod helpers;
+mod openapi;
+mod operations;
 mod read_and_list;
 mod suspend_resume;

@@ -1,0 +1,199 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//!
+//! Request bodies are parsed by the domain crate from raw JSON (to report
+//! every problem pydantic-style), so their documented shapes live here as
+//! schema-only types that mirror the seed API field for field.
+
+use serde_json::Value;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use hydracore_domain::{Status, Timestamp, WorkflowType};
+
+/// Names of the security schemes, as handlers refer to them.
+pub const PROXY_KEY: &str = "proxy_key";
+pub const ADMIN_JWT: &str = "admin_jwt";
+pub const API_KEY: &str = "api_key";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "HydraCore Workflows",
+        description = "Durable workflow records for AI agents. The internal API serves the agent runtime (one instance, proxy key); the dashboard API serves tenant admins (JWT or tenant API key).",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(HttpValidationError, ValidationError, ErrorDetail)),
+    tags(
+        (name = "internal", description = "The agent runtime's API, scoped to one instance."),
+        (name = "dashboard", description = "Tenant admins' API, scoped to one tenant."),
+        (name = "operations", description = "Health, readiness and metrics."),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            PROXY_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("Proxy key of the path's instance (`hcp_...`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            ADMIN_JWT,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("JWT with `exp`, `tenant_id`, `role: admin` and `sub`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "Tenant API key (`hck_...`) with scope `workflows:read` or `workflows:write`",
+            ))),
+        );
+    }
+}
+
+/// FastAPI's 422 body.
+#[derive(ToSchema)]
+#[schema(as = HTTPValidationError)]
+pub struct HttpValidationError {
+    pub detail: Vec<ValidationError>,
+}
+
+/// One validation problem, as pydantic v2 reports it.
+#[derive(ToSchema)]
+pub struct ValidationError {
+    /// `missing`, `uuid_parsing`, `enum`, `string_too_long`, ...
+    #[schema(rename = "type")]
+    pub error_type: String,
+    /// Where: `["body", "customer_id"]`, `["query", "page"]`, `["path", "workflow_id"]`.
+    pub loc: Vec<LocItem>,
+    pub msg: String,
+    pub input: Value,
+    #[schema(value_type = Option<Object>)]
+    pub ctx: Option<Value>,
+}
+
+/// A field name, or an index or position.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(untagged)]
+pub enum LocItem {
+    Name(String),
+    Index(i64),
+}
+
+/// Every error but validation: `{"detail": "<sentence>"}`.
+#[derive(ToSchema)]
+pub struct ErrorDetail {
+    pub detail: String,
+}
+
+/// Body of `POST .../workflows`.
+#[derive(ToSchema)]
+#[schema(as = CreateWorkflow)]
+pub struct CreateWorkflowBody {
+    pub customer_id: Uuid,
+    pub workflow_type: WorkflowType,
+    /// May repeat the path's instance; any other value is a 422.
+    pub instance_id: Option<Uuid>,
+    /// Initial stage.
+    pub stage: Option<String>,
+    pub title: Option<String>,
+    /// External reference (property ref, job ref, etc.).
+    pub reference: Option<String>,
+    pub assigned_to: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub workflow_state: Option<Value>,
+    pub next_action_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Body of `PATCH .../workflows/{workflow_id}`: an advance. A field present
+/// replaces the stored value (`null` clears a nullable one);
+/// `workflow_state` is merged (RFC 7396).
+#[derive(ToSchema)]
+#[schema(as = AdvanceWorkflow)]
+pub struct AdvanceWorkflowBody {
+    /// Audit action name (e.g. 'escalated', 'approved', 'contacted_tier2').
+    #[schema(min_length = 1, max_length = 100)]
+    pub action: String,
+    pub action_detail: Option<Value>,
+    /// Named in the history entry; default `instance:<instance_id>`.
+    pub actor: Option<String>,
+    pub approver_id: Option<Uuid>,
+    pub assigned_to: Option<String>,
+    #[schema(minimum = 0)]
+    pub escalation_level: Option<i64>,
+    pub expires_at: Option<Timestamp>,
+    pub next_action_at: Option<Timestamp>,
+    /// New stage.
+    pub stage: Option<String>,
+    /// New status; into a terminal one sets `completed_at`.
+    pub status: Option<Status>,
+    /// Merged into the existing state.
+    #[schema(value_type = Option<Object>)]
+    pub workflow_state: Option<Value>,
+}
+
+/// Body of `POST .../suspend`.
+#[derive(ToSchema)]
+#[schema(as = SuspendWorkflow)]
+pub struct SuspendWorkflowBody {
+    /// Step name to suspend at.
+    #[schema(min_length = 1, max_length = 100)]
+    pub step: String,
+    /// Arbitrary state payload to preserve for resume.
+    pub payload: Option<Value>,
+}
+
+/// Body of `POST .../resume`; may be empty.
+#[derive(ToSchema)]
+#[schema(as = ResumeWorkflow)]
+pub struct ResumeWorkflowBody {
+    /// Data merged into workflow_state on resume.
+    #[schema(value_type = Option<Object>)]
+    pub resume_data: Option<Value>,
+}
+
+/// Query of the agent runtime's list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    pub customer_id: Option<Uuid>,
+    pub workflow_type: Option<WorkflowType>,
+    pub status: Option<Status>,
+    pub reference: Option<String>,
+    #[param(minimum = 1, default = 1)]
+    pub page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub per_page: Option<i64>,
+}
+
+/// Query of the dashboard's list: the agent's, plus `instance_id`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DashboardListParams {
+    pub customer_id: Option<Uuid>,
+    pub workflow_type: Option<WorkflowType>,
+    pub status: Option<Status>,
+    pub reference: Option<String>,
+    pub instance_id: Option<Uuid>,
+    #[param(minimum = 1, default = 1)]
+    pub page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub per_page: Option<i64>,
+}
