@@ -63,14 +63,16 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+type Counts = Vec<(Status, i64)>;
+
 /// Workflow counts, refreshed when older than [`COUNTS_MAX_AGE`].
 #[derive(Default)]
 pub struct StatusCounts {
-    last: Mutex<Option<(Instant, Vec<(Status, i64)>)>>,
+    last: Mutex<Option<(Instant, Counts)>>,
 }
 
 impl StatusCounts {
-    async fn current(&self, store: &dyn Store) -> Vec<(Status, i64)> {
+    async fn current(&self, store: &dyn Store) -> Counts {
         let mut last = self.last.lock().await;
         if let Some((at, counts)) = last.as_ref() {
             if at.elapsed() < COUNTS_MAX_AGE {
