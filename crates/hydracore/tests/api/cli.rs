@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
-fn hydracore(database_url: &str, args: &[&str]) -> Output {
+pub fn hydracore(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hydracore"))
         .args(args)
         .env("HYDRACORE_DATABASE_URL", database_url)
@@ -21,7 +21,7 @@ fn hydracore(database_url: &str, args: &[&str]) -> Output {
 }
 
 /// Runs with `--json` and returns the one JSON object it printed.
-fn hydracore_json(database_url: &str, args: &[&str]) -> Value {
+pub fn hydracore_json(database_url: &str, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let out = hydracore(database_url, &all);

@@ -11,5 +11,6 @@ mod errors;
 mod helpers;
 mod openapi;
 mod operations;
+mod process;
 mod read_and_list;
 mod suspend_resume;
