@@ -131,7 +131,10 @@ async fn a_list_filters_by_customer_type_status_and_reference() {
             ids
         }
     };
-    assert_eq!(ids(&format!("customer_id={customer}")).await, vec![a.clone()]);
+    assert_eq!(
+        ids(&format!("customer_id={customer}")).await,
+        vec![a.clone()]
+    );
     assert_eq!(ids("workflow_type=lead").await.len(), 2);
     assert_eq!(ids("status=suspended").await, vec![b.clone()]);
     assert_eq!(ids("reference=R1").await.len(), 2);
