@@ -13,10 +13,13 @@
 
 -- Roles are cluster-wide and several databases may migrate at once: a
 -- concurrent creation surfaces as unique_violation rather than
--- duplicate_object, so both mean "already there".
+-- duplicate_object, so both mean "already there". Looking first lets a
+-- login without CREATEROLE migrate once an administrator made the role.
 DO $$
 BEGIN
-    CREATE ROLE hydracore_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hydracore_app') THEN
+        CREATE ROLE hydracore_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    END IF;
 EXCEPTION
     WHEN duplicate_object OR unique_violation THEN NULL;
 END
