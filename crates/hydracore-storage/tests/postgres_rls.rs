@@ -60,6 +60,13 @@ fn with_user(url: &str, user: &str) -> String {
     format!("{scheme}://{user}@{}", &rest[host_start..])
 }
 
+/// hydracore_app is cluster-wide: the one test that alters it holds this
+/// exclusively, every other test shares it.
+fn app_role_lock() -> &'static tokio::sync::RwLock<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::RwLock<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::RwLock::new(()))
+}
+
 async fn admin_connection() -> Option<PgConnection> {
     let url = server_url();
     match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await {
@@ -78,6 +85,21 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let outcome = in_database(body).await?;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    Some(())
+}
+
+/// As [`with_database_for`], handing back `body`'s panic (if any) so the
+/// caller can clean up cluster-wide things first.
+async fn in_database<F, Fut>(body: F) -> Option<Result<(), tokio::task::JoinError>>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _shared = app_role_lock().read().await;
     let mut admin = admin_connection().await?;
     // Generated here, never from input: safe to splice into DDL.
     let name = format!("hc_test_{}", Uuid::new_v4().simple());
@@ -90,10 +112,7 @@ where
         .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
         .await
         .expect("drop the test database");
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-    Some(())
+    Some(outcome)
 }
 
 fn options(max_connections: u32) -> StoreOptions {
@@ -574,7 +593,7 @@ async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
         .execute(format!("CREATE ROLE {owner} LOGIN CREATEROLE").as_str())
         .await
         .expect("create owner role");
-    let outcome = with_database_for({
+    let outcome = in_database({
         let owner = owner.clone();
         |url| async move {
             let db = PgConnectOptions::from_str(&url)
@@ -611,5 +630,296 @@ async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
         .execute(format!("DROP ROLE {owner}").as_str())
         .await
         .expect("drop owner role");
-    outcome.unwrap_or_default();
+    if let Some(Err(e)) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn connections_the_server_dropped_are_replaced_without_a_restart() {
+    with_database_for(|url| async move {
+        let store = store(&url, 2).await;
+        let t = seed_tenant(store.as_ref()).await;
+        store.ping().await.expect("ping");
+        // What a server restart does to a pool: every connection it holds
+        // is cut while idle.
+        let mut su = PgConnection::connect(&url).await.expect("login");
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut su)
+        .await
+        .expect("terminate");
+        assert!(!cut.is_empty());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.ping().await.expect("ping after the cut");
+        let w = store
+            .get_workflow(t.scope(), t.workflow, WithHistory::Yes)
+            .await
+            .expect("get after the cut");
+        assert!(w.is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_not_an_internal_error() {
+    // Port 9 (discard) has no PostgreSQL behind it.
+    let options = StoreOptions {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(2),
+    };
+    match PgStore::connect("postgres://postgres@127.0.0.1:9/none", &options).await {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+/// A workflow as JSON without the instants a command stamps with "now",
+/// which two backends cannot share.
+fn shape(w: &Workflow) -> Value {
+    let mut v = serde_json::to_value(w).expect("serialize");
+    if let Some(map) = v.as_object_mut() {
+        for key in [
+            "updated_at",
+            "last_action_at",
+            "completed_at",
+            "suspended_at",
+        ] {
+            map.remove(key);
+        }
+        if let Some(history) = map.get_mut("history").and_then(Value::as_array_mut) {
+            for entry in history.iter_mut().skip(1) {
+                if let Some(entry) = entry.as_object_mut() {
+                    entry.remove("at");
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The same calls on both backends give the same answers: records, order,
+/// totals, errors and credentials.
+#[tokio::test]
+async fn postgres_answers_like_sqlite() {
+    with_database_for(|url| async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite_url = format!("sqlite:{}", dir.path().join("parity.db").display());
+        let sqlite = hydracore_storage::connect(&sqlite_url, &options(2))
+            .await
+            .expect("sqlite");
+        let pg = hydracore_storage::connect(&url, &options(4))
+            .await
+            .expect("postgres");
+        let stores = [sqlite.as_ref(), pg.as_ref()];
+
+        let tenant = Uuid::new_v4();
+        let instances = [Uuid::new_v4(), Uuid::new_v4()];
+        let created = Timestamp::from_unix_micros(1_700_000_000_000_000).expect("time");
+        let mut workflows = Vec::new();
+        for (n, instance) in instances.iter().cycle().take(7).enumerate() {
+            let mut state = Map::new();
+            state.insert("n".into(), json!(n));
+            state.insert("nested".into(), json!({"z": [1, 2.5, null], "a": "x"}));
+            let mut w = new_workflow(tenant, *instance, state);
+            // Three share one created_at, so ties fall back to id order.
+            let micros = created.unix_micros() + i64::try_from(n.min(4)).expect("small");
+            w.created_at = Timestamp::from_unix_micros(micros).expect("time");
+            w.updated_at = w.created_at;
+            w.history[0].at = w.created_at;
+            w.reference = Some(format!("R{}", n % 2));
+            workflows.push(w);
+        }
+        for store in stores {
+            for (i, instance) in instances.iter().enumerate() {
+                store
+                    .create_instance(&Instance {
+                        id: *instance,
+                        tenant_id: tenant,
+                        name: (i == 0).then(|| "first".to_owned()),
+                        created_at: created,
+                    })
+                    .await
+                    .expect("instance");
+            }
+            for w in &workflows {
+                store.insert_workflow(w).await.expect("insert");
+            }
+        }
+
+        let first = workflows[0].id;
+        let second = workflows[1].id;
+        let suspend = Command::Suspend(SuspendWorkflow {
+            step: StepName::parse("approve").expect("step"),
+            payload: json!({"amount": 12.5, "lines": [{"b": 1, "a": 2}]}),
+        });
+        let commands = [
+            (first, advance("contacted", Map::new())),
+            (second, suspend.clone()),
+            (first, suspend.clone()),
+            (first, suspend.clone()),
+            (first, Command::Abort),
+            (first, Command::Abort),
+            (Uuid::new_v4(), Command::Abort),
+        ];
+        let scope = Scope::tenant(tenant);
+        let mut answers: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+        for (store, answers) in stores.iter().zip(answers.iter_mut()) {
+            for (id, command) in &commands {
+                let answer = match store
+                    .change_workflow(scope, *id, command, "tester", WithHistory::Yes)
+                    .await
+                {
+                    Ok(change) => json!({"ok": shape(&change.workflow), "message": change.message}),
+                    Err(e) => json!({"err": e.to_string()}),
+                };
+                answers.push(answer);
+            }
+            let queries = [
+                (None, None, 1, 3),
+                (None, None, 2, 3),
+                (None, None, 3, 3),
+                (Some(instances[1]), None, 1, 20),
+                (None, Some("R1"), 1, 2),
+            ];
+            for (instance_id, reference, page, per_page) in queries {
+                let q = ListQuery {
+                    customer_id: None,
+                    workflow_type: None,
+                    status: None,
+                    reference: reference.map(str::to_owned),
+                    instance_id,
+                    page,
+                    per_page,
+                };
+                let listed = store.list_workflows(scope, &q).await.expect("list");
+                let shapes: Vec<Value> = listed.workflows.iter().map(shape).collect();
+                answers.push(json!({"total": listed.total, "workflows": shapes}));
+            }
+            let suspended = store.list_suspended(scope).await.expect("suspended");
+            let ids: Vec<Uuid> = suspended.iter().map(|s| s.id).collect();
+            answers.push(json!({"suspended": ids, "payload": suspended[0].suspend_payload}));
+            let got = store
+                .get_workflow(
+                    Scope::instance(tenant, instances[1]),
+                    first,
+                    WithHistory::No,
+                )
+                .await
+                .expect("get");
+            answers.push(json!({"other instance": got.is_some()}));
+            let instances = store.list_instances().await.expect("instances");
+            answers.push(json!({"instances": format!("{instances:?}")}));
+        }
+        let [sqlite_answers, pg_answers] = answers;
+        assert_eq!(sqlite_answers.len(), pg_answers.len());
+        for (i, (s, p)) in sqlite_answers.iter().zip(&pg_answers).enumerate() {
+            assert_eq!(s, p, "answer {i} differs between SQLite and PostgreSQL");
+        }
+    })
+    .await;
+}
+
+/// Requests must be bound by RLS: an application role that would bypass it
+/// stops the service at start instead.
+#[tokio::test]
+async fn an_app_role_that_bypasses_rls_is_refused_at_start() {
+    let _exclusive = app_role_lock().write().await;
+    let Some(mut admin) = admin_connection().await else {
+        return;
+    };
+    let name = format!("hc_test_{}", Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create the test database");
+    let url = with_database(&server_url(), &name);
+    // Migrated first, so the role exists before it is spoiled.
+    drop(store(&url, 1).await);
+    let mut outcomes = Vec::new();
+    for attribute in ["BYPASSRLS", "SUPERUSER"] {
+        admin
+            .execute(format!("ALTER ROLE hydracore_app {attribute}").as_str())
+            .await
+            .expect("spoil the role");
+        let outcome = PgStore::connect(&url, &options(1)).await;
+        admin
+            .execute(format!("ALTER ROLE hydracore_app NO{attribute}").as_str())
+            .await
+            .expect("restore the role");
+        outcomes.push((attribute, outcome));
+    }
+    admin
+        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop the test database");
+    for (attribute, outcome) in outcomes {
+        match outcome {
+            Err(StoreError::Config(message)) => {
+                assert!(message.contains("refusing to start"), "{message}");
+                assert!(message.contains(&format!("NO{attribute}")), "{message}");
+            }
+            other => panic!("{attribute}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+/// A login that may not become hydracore_app is told what to grant.
+#[tokio::test]
+async fn a_login_that_cannot_switch_to_the_app_role_is_refused_at_start() {
+    let Some(mut admin) = admin_connection().await else {
+        return;
+    };
+    let login = format!("hc_login_{}", Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE ROLE {login} LOGIN").as_str())
+        .await
+        .expect("create login role");
+    let outcome = in_database({
+        let login = login.clone();
+        |url| async move {
+            let db = PgConnectOptions::from_str(&url)
+                .expect("url")
+                .get_database()
+                .map(str::to_owned)
+                .expect("database name");
+            // Another test may be the first to migrate: make sure the role
+            // exists, as an administrator would have made it.
+            drop(store(&url, 1).await);
+            let mut su = PgConnection::connect(&url).await.expect("superuser");
+            // A clean database owned by the login, migrated by it.
+            let own_db = format!("{db}_own");
+            su.execute(format!("CREATE DATABASE {own_db} OWNER {login}").as_str())
+                .await
+                .expect("create owned database");
+            let login_url = with_user(&with_database(&url, &own_db), &login);
+            let outcome = PgStore::connect(&login_url, &options(1)).await;
+            su.execute(format!("DROP DATABASE {own_db} WITH (FORCE)").as_str())
+                .await
+                .expect("drop owned database");
+            match outcome {
+                Err(StoreError::Config(message)) => {
+                    assert!(
+                        message.contains("cannot SET ROLE hydracore_app"),
+                        "{message}"
+                    );
+                    assert!(
+                        message.contains(&format!("GRANT hydracore_app TO {login}")),
+                        "{message}"
+                    );
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    admin
+        .execute(format!("DROP ROLE {login}").as_str())
+        .await
+        .expect("drop login role");
+    if let Some(Err(e)) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

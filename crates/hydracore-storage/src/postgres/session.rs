@@ -35,15 +35,10 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Sent as one simple-protocol message: the role is switched in the same
-    /// round trip that opens the transaction, and `LOCAL` ends the switch
-    /// with it, whether it commits, rolls back or is dropped.
     fn begin_statement(self) -> &'static str {
         match self {
-            Mode::Read => {
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL ROLE hydracore_app"
-            }
-            Mode::Write => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL ROLE hydracore_app",
+            Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            Mode::Write => "BEGIN ISOLATION LEVEL READ COMMITTED",
         }
     }
 }
@@ -56,6 +51,12 @@ pub async fn begin(
     mode: Mode,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
     let mut tx = pool.begin_with(mode.begin_statement()).await?;
+    // A statement of its own (not appended to BEGIN) so that a refusal
+    // surfaces as its own error. LOCAL ends the switch with the
+    // transaction, whether it commits, rolls back or is dropped.
+    sqlx::query("SET LOCAL ROLE hydracore_app")
+        .execute(&mut *tx)
+        .await?;
     match access {
         Access::Anonymous => {}
         Access::Tenant(tenant_id) => {
