@@ -2,6 +2,7 @@
 //! 409, `Unavailable` → 503, the rest → 500 (logged, never shown).
 
 use hydracore_domain::transition::TransitionError;
+use sqlx::migrate::MigrateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -19,7 +20,7 @@ pub enum StoreError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[from] MigrateError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
 }
@@ -27,13 +28,70 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(e.to_string())
             }
-            sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
+            sqlx::Error::Database(ref db)
+                if db.code().as_deref().is_some_and(is_unavailable_sqlstate) =>
+            {
                 StoreError::Unavailable(e.to_string())
             }
             other => StoreError::Database(other),
         }
+    }
+}
+
+/// PostgreSQL states that mean "the server is not serving now" rather than
+/// "this query is wrong": connection failures (class 08), shutdown and
+/// start-up (57P01..57P03), and a full connection table (53300).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+/// Migration failures, with the one an operator is likely to meet (an older
+/// binary on a database a newer one migrated) said plainly.
+pub(crate) fn migrate_error(e: MigrateError) -> StoreError {
+    match e {
+        MigrateError::VersionMissing(version) => StoreError::Config(format!(
+            "refusing to start: the database has migration {version}, which this build of \
+             HydraCore does not know; it was migrated by a newer HydraCore, so run that \
+             version (or newer) instead"
+        )),
+        MigrateError::Execute(inner) => match StoreError::from(inner) {
+            StoreError::Database(inner) => StoreError::Migrate(MigrateError::Execute(inner)),
+            other => other,
+        },
+        other => StoreError::Migrate(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_migration_from_a_newer_build_is_a_clear_config_error() {
+        let e = migrate_error(MigrateError::VersionMissing(20990101));
+        assert!(matches!(&e, StoreError::Config(m) if m.contains("newer HydraCore")));
+    }
+
+    #[test]
+    fn connection_failures_are_unavailable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(
+            StoreError::from(sqlx::Error::Io(io)),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable(_)
+        ));
+        assert!(is_unavailable_sqlstate("57P03"));
+        assert!(is_unavailable_sqlstate("08006"));
+        assert!(!is_unavailable_sqlstate("23505"));
     }
 }

@@ -10,6 +10,7 @@
 
 mod credentials;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -124,12 +125,11 @@ impl Default for StoreOptions {
 }
 
 /// Opens (creating and migrating as needed) the database `url` names:
-/// `sqlite:PATH` (or a bare path).
+/// `postgres://...` / `postgresql://...`, or `sqlite:PATH` (or a bare path).
 pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Config(
-            "PostgreSQL is not supported by this build yet; use a sqlite: URL".into(),
-        ));
+        let store = postgres::PgStore::connect(url, options).await?;
+        return Ok(Arc::new(store));
     }
     let store = sqlite::SqliteStore::connect(url, options).await?;
     Ok(Arc::new(store))

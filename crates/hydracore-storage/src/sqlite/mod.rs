@@ -49,7 +49,10 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(crate::error::migrate_error)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -60,7 +63,10 @@ impl SqliteStore {
 
     /// Runs the migrations only (they also run on every connect).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await?;
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(crate::error::migrate_error)?;
         Ok(())
     }
 

@@ -1,0 +1,185 @@
+//! The production backend: PostgreSQL with row-level security.
+//!
+//! Two kinds of work share one pool. Requests (the methods a handler
+//! calls with a tenant in hand, plus `ping` and `find_credential`) run in a
+//! transaction that first switches to the NOLOGIN role [`APP_ROLE`] and sets
+//! the tenant transaction-locally, so row-level security bounds every query
+//! they make and nothing outlives the transaction on the pooled connection.
+//! Administrative methods (instances and credential management, used by the
+//! command line) run as the login role, which the migrations let span
+//! tenants.
+
+mod credentials;
+mod rows;
+mod session;
+mod workflows;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::request::ListQuery;
+use hydracore_domain::transition::{Change, Command};
+use hydracore_domain::{Scope, Workflow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use self::session::{Access, Mode};
+use crate::{
+    Credential, Instance, NewCredential, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+};
+
+pub use self::session::APP_ROLE;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://` or `postgresql://`), runs the
+    /// migrations and checks that requests will really be bound by
+    /// row-level security before accepting any.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        // The URL may carry a password: the message names the problem only.
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            // A connection broken while the server was away is noticed
+            // and replaced on its next checkout, so the pool heals by
+            // itself once the server is back.
+            .test_before_acquire(true)
+            .connect_with(connect)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        session::check_app_role(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Runs the migrations only (they also run on every connect).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(crate::error::migrate_error)
+    }
+
+    /// The pool itself, for tests that inspect what a request leaves on
+    /// its connection.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // As the application role, so readiness also proves the role works.
+        let mut tx = session::begin(&self.pool, Access::Anonymous, Mode::Read).await?;
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+        let mut tx =
+            session::begin(&self.pool, Access::Tenant(workflow.tenant_id), Mode::Write).await?;
+        workflows::insert(&mut tx, workflow).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_workflow(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        history: WithHistory,
+    ) -> Result<Option<Workflow>, StoreError> {
+        let mut tx =
+            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Read).await?;
+        let workflow = workflows::get(&mut tx, scope, id, history).await?;
+        tx.commit().await?;
+        Ok(workflow)
+    }
+
+    async fn list_workflows(
+        &self,
+        scope: Scope,
+        query: &ListQuery,
+    ) -> Result<WorkflowPage, StoreError> {
+        let mut tx =
+            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Read).await?;
+        let page = workflows::list(&mut tx, scope, query).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
+        let mut tx =
+            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Read).await?;
+        let suspended = workflows::list_suspended(&mut tx, scope).await?;
+        tx.commit().await?;
+        Ok(suspended)
+    }
+
+    async fn change_workflow(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        history: WithHistory,
+    ) -> Result<Change, StoreError> {
+        let mut tx =
+            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Write).await?;
+        let change = workflows::change(&mut tx, scope, id, command, actor, history).await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+
+    async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        credentials::insert_instance(&mut conn, instance).await
+    }
+
+    async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(credentials::list_instances(&mut conn, Some(id))
+            .await?
+            .pop())
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        credentials::list_instances(&mut conn, None).await
+    }
+
+    async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        credentials::insert_credential(&mut tx, credential).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
+        let mut tx = session::begin(&self.pool, Access::KeyHash(key_hash), Mode::Read).await?;
+        let found = credentials::find_credential(&mut tx, key_hash).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        credentials::list_credentials(&mut conn).await
+    }
+
+    async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        credentials::revoke_credential(&mut conn, id).await
+    }
+}

@@ -1,0 +1,149 @@
+//! PostgreSQL rows and their conversion to and from domain values.
+
+use chrono::{DateTime, Utc};
+use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow, WorkflowType};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// The columns of [`WorkflowRow`], in a form every query can splice in.
+pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, workflow_type, \
+    status, stage, title, reference, assigned_to, approver_id, escalation_level, \
+    workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
+    last_action_at, next_action_at, expires_at, completed_at, version, last_seq";
+
+pub const HISTORY_COLUMNS: &str =
+    "workflow_id, seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage";
+
+#[derive(sqlx::FromRow)]
+pub struct WorkflowRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    instance_id: Uuid,
+    customer_id: Uuid,
+    workflow_type: String,
+    status: String,
+    stage: Option<String>,
+    title: Option<String>,
+    reference: Option<String>,
+    assigned_to: Option<String>,
+    approver_id: Option<Uuid>,
+    escalation_level: i64,
+    workflow_state: Json<Value>,
+    suspended_step: Option<String>,
+    suspend_payload: Option<Json<Value>>,
+    suspended_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_action_at: Option<DateTime<Utc>>,
+    next_action_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    version: i64,
+    last_seq: i64,
+}
+
+impl WorkflowRow {
+    pub fn into_domain(self) -> Result<Workflow, StoreError> {
+        Ok(Workflow {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            instance_id: self.instance_id,
+            customer_id: self.customer_id,
+            workflow_type: WorkflowType::parse(&self.workflow_type)
+                .ok_or_else(|| corrupt("workflow_type", &self.workflow_type))?,
+            status: status(&self.status)?,
+            stage: self.stage,
+            title: self.title,
+            reference: self.reference,
+            assigned_to: self.assigned_to,
+            approver_id: self.approver_id,
+            escalation_level: self.escalation_level,
+            workflow_state: json_object(self.workflow_state.0)?,
+            suspended_step: self.suspended_step,
+            suspend_payload: json_value(self.suspend_payload),
+            suspended_at: timestamp_opt(self.suspended_at)?,
+            created_at: timestamp(self.created_at)?,
+            updated_at: timestamp(self.updated_at)?,
+            last_action_at: timestamp_opt(self.last_action_at)?,
+            next_action_at: timestamp_opt(self.next_action_at)?,
+            expires_at: timestamp_opt(self.expires_at)?,
+            completed_at: timestamp_opt(self.completed_at)?,
+            version: self.version,
+            last_seq: self.last_seq,
+            history: Vec::new(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct HistoryRow {
+    pub workflow_id: Uuid,
+    seq: i64,
+    at: DateTime<Utc>,
+    action: String,
+    action_detail: Option<Json<Value>>,
+    actor: Option<String>,
+    from_status: Option<String>,
+    to_status: Option<String>,
+    from_stage: Option<String>,
+    to_stage: Option<String>,
+}
+
+impl HistoryRow {
+    pub fn into_domain(self) -> Result<HistoryEntry, StoreError> {
+        Ok(HistoryEntry {
+            seq: self.seq,
+            at: timestamp(self.at)?,
+            action: self.action,
+            action_detail: json_value(self.action_detail),
+            actor: self.actor,
+            from_status: self.from_status.as_deref().map(status).transpose()?,
+            to_status: self.to_status.as_deref().map(status).transpose()?,
+            from_stage: self.from_stage,
+            to_stage: self.to_stage,
+        })
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s).ok_or_else(|| corrupt("status", s))
+}
+
+/// timestamptz spans more years than RFC 3339 can print; such a value was
+/// not written by us.
+pub fn timestamp(dt: DateTime<Utc>) -> Result<Timestamp, StoreError> {
+    Timestamp::new(dt).ok_or_else(|| corrupt("timestamp", &dt.to_string()))
+}
+
+pub fn timestamp_opt(dt: Option<DateTime<Utc>>) -> Result<Option<Timestamp>, StoreError> {
+    dt.map(timestamp).transpose()
+}
+
+pub fn datetime(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
+    t.map(Timestamp::as_datetime)
+}
+
+fn json_object(value: Value) -> Result<Map<String, Value>, StoreError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(corrupt("workflow_state", &other.to_string())),
+    }
+}
+
+/// SQL `NULL` is JSON `null`.
+fn json_value(value: Option<Json<Value>>) -> Value {
+    value.map(|json| json.0).unwrap_or_default()
+}
+
+/// JSON `null` is stored as SQL `NULL`, as the SQLite backend does, so a
+/// missing payload reads the same on both.
+pub fn json_param(value: &Value) -> Option<Json<&Value>> {
+    (!value.is_null()).then_some(Json(value))
+}

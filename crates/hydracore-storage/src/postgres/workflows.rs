@@ -1,0 +1,300 @@
+//! Workflow queries on PostgreSQL. Each function runs inside a request
+//! transaction opened by the caller (role and tenant already set); the
+//! explicit tenant conditions below duplicate row-level security on purpose,
+//! so that isolation never rests on one mechanism alone.
+
+use std::collections::HashMap;
+
+use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::request::ListQuery;
+use hydracore_domain::transition::{self, Change, Command};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::rows::{
+    datetime, json_param, HistoryRow, WorkflowRow, HISTORY_COLUMNS, WORKFLOW_COLUMNS,
+};
+use crate::{StoreError, WithHistory, WorkflowPage};
+
+pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
+         stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
+         suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
+         next_action_at, expires_at, completed_at, version, last_seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $22, $23, $24)",
+    )
+    .bind(w.id)
+    .bind(w.tenant_id)
+    .bind(w.instance_id)
+    .bind(w.customer_id)
+    .bind(w.workflow_type.as_str())
+    .bind(w.status.as_str())
+    .bind(&w.stage)
+    .bind(&w.title)
+    .bind(&w.reference)
+    .bind(&w.assigned_to)
+    .bind(w.approver_id)
+    .bind(w.escalation_level)
+    .bind(Json(&w.workflow_state))
+    .bind(&w.suspended_step)
+    .bind(json_param(&w.suspend_payload))
+    .bind(datetime(w.suspended_at))
+    .bind(w.created_at.as_datetime())
+    .bind(w.updated_at.as_datetime())
+    .bind(datetime(w.last_action_at))
+    .bind(datetime(w.next_action_at))
+    .bind(datetime(w.expires_at))
+    .bind(datetime(w.completed_at))
+    .bind(w.version)
+    .bind(w.last_seq)
+    .execute(&mut *conn)
+    .await?;
+    for entry in &w.history {
+        append_history(conn, w.tenant_id, w.id, entry).await?;
+    }
+    Ok(())
+}
+
+/// Writes back every column a command may change.
+async fn update(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE workflows SET status = $1, stage = $2, assigned_to = $3, approver_id = $4, \
+         escalation_level = $5, workflow_state = $6, suspended_step = $7, suspend_payload = $8, \
+         suspended_at = $9, updated_at = $10, last_action_at = $11, next_action_at = $12, \
+         expires_at = $13, completed_at = $14, version = $15, last_seq = $16 \
+         WHERE id = $17 AND tenant_id = $18",
+    )
+    .bind(w.status.as_str())
+    .bind(&w.stage)
+    .bind(&w.assigned_to)
+    .bind(w.approver_id)
+    .bind(w.escalation_level)
+    .bind(Json(&w.workflow_state))
+    .bind(&w.suspended_step)
+    .bind(json_param(&w.suspend_payload))
+    .bind(datetime(w.suspended_at))
+    .bind(w.updated_at.as_datetime())
+    .bind(datetime(w.last_action_at))
+    .bind(datetime(w.next_action_at))
+    .bind(datetime(w.expires_at))
+    .bind(datetime(w.completed_at))
+    .bind(w.version)
+    .bind(w.last_seq)
+    .bind(w.id)
+    .bind(w.tenant_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn append_history(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    workflow_id: Uuid,
+    e: &HistoryEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
+         actor, from_status, to_status, from_stage, to_stage) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(tenant_id)
+    .bind(workflow_id)
+    .bind(e.seq)
+    .bind(e.at.as_datetime())
+    .bind(&e.action)
+    .bind(json_param(&e.action_detail))
+    .bind(&e.actor)
+    .bind(e.from_status.map(Status::as_str))
+    .bind(e.to_status.map(Status::as_str))
+    .bind(&e.from_stage)
+    .bind(&e.to_stage)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether a read also locks the row for the rest of the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+async fn select_one(
+    conn: &mut PgConnection,
+    scope: Scope,
+    id: Uuid,
+    lock: Lock,
+) -> Result<Option<Workflow>, StoreError> {
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
+    ));
+    q.push_bind(id);
+    push_scope(&mut q, scope);
+    if lock == Lock::ForUpdate {
+        q.push(" FOR UPDATE");
+    }
+    q.build_query_as::<WorkflowRow>()
+        .fetch_optional(conn)
+        .await?
+        .map(WorkflowRow::into_domain)
+        .transpose()
+}
+
+pub async fn get(
+    conn: &mut PgConnection,
+    scope: Scope,
+    id: Uuid,
+    history: WithHistory,
+) -> Result<Option<Workflow>, StoreError> {
+    let Some(mut workflow) = select_one(conn, scope, id, Lock::None).await? else {
+        return Ok(None);
+    };
+    if history == WithHistory::Yes {
+        workflow.history = history_of(conn, scope.tenant_id, id).await?;
+    }
+    Ok(Some(workflow))
+}
+
+fn push_scope(q: &mut QueryBuilder<'_, Postgres>, scope: Scope) {
+    q.push(" AND tenant_id = ").push_bind(scope.tenant_id);
+    if let Some(instance_id) = scope.instance_id {
+        q.push(" AND instance_id = ").push_bind(instance_id);
+    }
+}
+
+fn push_filters(q: &mut QueryBuilder<'_, Postgres>, scope: Scope, query: &ListQuery) {
+    q.push(" WHERE true");
+    push_scope(q, scope);
+    if let Some(instance_id) = query.instance_id {
+        q.push(" AND instance_id = ").push_bind(instance_id);
+    }
+    if let Some(customer_id) = query.customer_id {
+        q.push(" AND customer_id = ").push_bind(customer_id);
+    }
+    if let Some(t) = query.workflow_type {
+        q.push(" AND workflow_type = ").push_bind(t.as_str());
+    }
+    if let Some(s) = query.status {
+        q.push(" AND status = ").push_bind(s.as_str());
+    }
+    if let Some(reference) = &query.reference {
+        q.push(" AND reference = ").push_bind(reference.clone());
+    }
+}
+
+/// Callers run this in one snapshot (repeatable read), so the page and its
+/// total agree.
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: Scope,
+    query: &ListQuery,
+) -> Result<WorkflowPage, StoreError> {
+    let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM workflows");
+    push_filters(&mut count, scope, query);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+
+    let mut select =
+        QueryBuilder::<Postgres>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
+    push_filters(&mut select, scope, query);
+    select
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(query.per_page)
+        .push(" OFFSET ")
+        .push_bind(query.offset());
+    let rows: Vec<WorkflowRow> = select.build_query_as().fetch_all(&mut *conn).await?;
+    let mut workflows = rows
+        .into_iter()
+        .map(WorkflowRow::into_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let ids: Vec<Uuid> = workflows.iter().map(|w| w.id).collect();
+    let mut histories = load_history(conn, scope.tenant_id, &ids).await?;
+    for w in &mut workflows {
+        w.history = histories.remove(&w.id).unwrap_or_default();
+    }
+    Ok(WorkflowPage { total, workflows })
+}
+
+pub async fn list_suspended(
+    conn: &mut PgConnection,
+    scope: Scope,
+) -> Result<Vec<SuspendedWorkflow>, StoreError> {
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE status = 'suspended'"
+    ));
+    push_scope(&mut q, scope);
+    // SQLite sorts NULL first in ascending order; PostgreSQL must be told.
+    q.push(" ORDER BY suspended_at ASC NULLS FIRST, id ASC");
+    let rows: Vec<WorkflowRow> = q.build_query_as().fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|row| row.into_domain().map(SuspendedWorkflow::from))
+        .collect()
+}
+
+async fn history_of(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    Ok(load_history(conn, tenant_id, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default())
+}
+
+/// The histories of `ids`, each oldest first.
+async fn load_history(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
+    let mut histories: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(histories);
+    }
+    let rows: Vec<HistoryRow> = sqlx::query_as(&format!(
+        "SELECT {HISTORY_COLUMNS} FROM workflow_history \
+         WHERE tenant_id = $1 AND workflow_id = ANY($2) ORDER BY workflow_id, seq"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    for row in rows {
+        let workflow_id = row.workflow_id;
+        histories
+            .entry(workflow_id)
+            .or_default()
+            .push(row.into_domain()?);
+    }
+    Ok(histories)
+}
+
+/// Loads, checks and changes one workflow. The row lock taken by the first
+/// read is held until the caller's transaction ends, so concurrent commands
+/// on one workflow run one after the other, each on the previous result.
+pub async fn change(
+    conn: &mut PgConnection,
+    scope: Scope,
+    id: Uuid,
+    command: &Command,
+    actor: &str,
+    history: WithHistory,
+) -> Result<Change, StoreError> {
+    let current = select_one(conn, scope, id, Lock::ForUpdate)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut change = transition::apply(current, command, actor, Timestamp::now())?;
+    update(conn, &change.workflow).await?;
+    append_history(conn, scope.tenant_id, id, &change.entry).await?;
+    if history == WithHistory::Yes {
+        change.workflow.history = history_of(conn, scope.tenant_id, id).await?;
+    }
+    Ok(change)
+}
