@@ -6,7 +6,9 @@
 //! inside its transaction, and writes back what that returns.
 #![forbid(unsafe_code)]
 
+pub mod idempotency;
 pub mod merge;
+pub mod precondition;
 pub mod record;
 pub mod request;
 pub mod scope;

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::merge::merge_object;
+use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
 use crate::{HistoryEntry, Status, Timestamp, Workflow};
 
@@ -16,7 +17,12 @@ pub enum Command {
     Suspend(SuspendWorkflow),
     Resume(ResumeWorkflow),
     Abort,
+    /// The sweeper's: `expires_at` has passed.
+    Expire,
 }
+
+/// Who expiry is recorded as.
+pub const SYSTEM_ACTOR: &str = "system";
 
 /// Why a command does not apply to the workflow as it stands: a 409.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +33,9 @@ pub enum TransitionError {
     AlreadySuspended,
     #[error("Workflow is {0}; only a suspended workflow can be resumed")]
     NotSuspended(Status),
+    /// `If-Match` named another version: a 412.
+    #[error("Precondition failed: the workflow is at version {current}")]
+    VersionMismatch { current: i64 },
 }
 
 /// The outcome of a command: the workflow as it is now (without its
@@ -88,14 +97,23 @@ pub fn create(
     }
 }
 
-/// Applies `command` on behalf of `actor` at `now`. `workflow` is the
-/// stored record; its `history` is neither read nor kept.
+/// Applies `command` on behalf of `actor` at `now`, if the workflow is at
+/// a version `if_match` accepts. `workflow` is the stored record; its
+/// `history` is neither read nor kept.
 pub fn apply(
     mut workflow: Workflow,
     command: &Command,
     actor: &str,
+    if_match: Option<&IfMatch>,
     now: Timestamp,
 ) -> Result<Change, TransitionError> {
+    if let Some(condition) = if_match {
+        if !condition.matches(workflow.version) {
+            return Err(TransitionError::VersionMismatch {
+                current: workflow.version,
+            });
+        }
+    }
     let from_status = workflow.status;
     if from_status.is_terminal() {
         return Err(TransitionError::Terminal(from_status));
@@ -148,6 +166,15 @@ pub fn apply(
             workflow.status = Status::Cancelled;
             end_suspension(&mut workflow);
             ("aborted".into(), Value::Null, "Workflow aborted".to_owned())
+        }
+        Command::Expire => {
+            workflow.status = Status::Expired;
+            end_suspension(&mut workflow);
+            (
+                "expired".into(),
+                json!({ "expires_at": workflow.expires_at }),
+                "Workflow expired".to_owned(),
+            )
         }
     };
 
@@ -282,7 +309,7 @@ mod tests {
     }
 
     fn run(w: Workflow, c: Command) -> Result<Change, TransitionError> {
-        apply(w, &c, "instance:4", now())
+        apply(w, &c, "instance:4", None, now())
     }
 
     #[test]
@@ -479,5 +506,25 @@ mod tests {
             Some(Status::Cancelled)
         );
         assert!(c.is_some_and(|c| c.workflow.completed_at.is_some() && c.entry.action == "aborted"));
+    }
+
+    #[test]
+    fn expiry_records_the_system_and_completes() {
+        let c = apply(fresh(), &Command::Expire, SYSTEM_ACTOR, None, now()).ok();
+        assert_eq!(c.as_ref().map(|c| c.workflow.status), Some(Status::Expired));
+        assert!(c.as_ref().is_some_and(|c| c.workflow.completed_at.is_some()));
+        assert_eq!(
+            c.map(|c| (c.entry.action, c.entry.actor)),
+            Some(("expired".into(), Some("system".into())))
+        );
+    }
+
+    #[test]
+    fn a_stale_if_match_is_refused_before_any_rule() {
+        let stale = IfMatch::Versions(vec![7]);
+        let e = apply(fresh(), &Command::Abort, "a", Some(&stale), now()).err();
+        assert_eq!(e, Some(TransitionError::VersionMismatch { current: 1 }));
+        let current = IfMatch::Versions(vec![1]);
+        assert!(apply(fresh(), &Command::Abort, "a", Some(&current), now()).is_ok());
     }
 }

@@ -16,6 +16,8 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use hydracore_domain::idempotency::{Claim, IdempotencyKey};
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
@@ -62,8 +64,41 @@ pub trait Store: Send + Sync + 'static {
     /// (for metrics; never for a request).
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError>;
 
-    /// Stores a new workflow with the history it was created with.
-    async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;
+    /// Stores a new workflow with the history it was created with; with a
+    /// key (claimed by [`Store::claim_idempotency_key`]), also records that
+    /// the key's request made this workflow, in the same transaction.
+    async fn insert_workflow(
+        &self,
+        workflow: &Workflow,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<(), StoreError>;
+
+    /// Looks up `key` of an instance and, when it is free, claims it as in
+    /// flight, atomically; the rules are
+    /// [`hydracore_domain::idempotency::decide`].
+    async fn claim_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+        fingerprint: &[u8],
+    ) -> Result<Claim, StoreError>;
+
+    /// Frees a claimed key whose create failed, so that a retry can run.
+    async fn release_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError>;
+
+    /// Expires up to `limit` live workflows whose `expires_at` has passed,
+    /// across tenants; returns how many. Safe to run on several replicas at
+    /// once: each workflow is expired exactly once.
+    async fn expire_due(&self, limit: u32) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` idempotency keys older than their 24 hours.
+    async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError>;
 
     async fn get_workflow(
         &self,
@@ -82,15 +117,17 @@ pub trait Store: Send + Sync + 'static {
     /// The scope's suspended workflows, oldest suspension first.
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError>;
 
-    /// Applies `command` atomically: the workflow is locked, checked,
-    /// changed and its history appended in one transaction, so concurrent
-    /// commands on one workflow serialize.
+    /// Applies `command` atomically: the workflow is locked, checked
+    /// (status rules, and `if_match` against its version), changed and its
+    /// history appended in one transaction, so concurrent commands on one
+    /// workflow serialize.
     async fn change_workflow(
         &self,
         scope: Scope,
         id: Uuid,
         command: &Command,
         actor: &str,
+        if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError>;
 

@@ -196,7 +196,7 @@ async fn seed_tenant(store: &dyn Store) -> Tenant {
     let mut state = Map::new();
     state.insert("tenant".into(), json!(id));
     let workflow = new_workflow(id, instance.id, state);
-    store.insert_workflow(&workflow).await.expect("workflow");
+    store.insert_workflow(&workflow, None).await.expect("workflow");
     Tenant {
         id,
         instance: instance.id,
@@ -351,7 +351,7 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
             .is_none());
         assert!(matches!(
             store
-                .change_workflow(cross, b.workflow, &Command::Abort, "x", WithHistory::No)
+                .change_workflow(cross, b.workflow, &Command::Abort, "x", None, WithHistory::No)
                 .await,
             Err(StoreError::NotFound)
         ));
@@ -390,6 +390,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                         t.workflow,
                         &advance(&format!("step_{round}"), Map::new()),
                         "agent",
+                        None,
                         WithHistory::Yes,
                     )
                     .await
@@ -428,12 +429,12 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
             payload: json!({"amount": 10}),
         });
         store
-            .change_workflow(a.scope(), a.workflow, &suspend, "agent", WithHistory::No)
+            .change_workflow(a.scope(), a.workflow, &suspend, "agent", None, WithHistory::No)
             .await
             .expect("suspend");
         assert!(matches!(
             store
-                .change_workflow(a.scope(), a.workflow, &suspend, "agent", WithHistory::No)
+                .change_workflow(a.scope(), a.workflow, &suspend, "agent", None, WithHistory::No)
                 .await,
             Err(StoreError::Transition(_))
         ));
@@ -482,7 +483,7 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
                             scope,
                             id,
                             &advance("tick", state),
-                            "agent",
+                            "agent", None,
                             WithHistory::No,
                         )
                         .await
@@ -745,7 +746,7 @@ async fn postgres_answers_like_sqlite() {
                     .expect("instance");
             }
             for w in &workflows {
-                store.insert_workflow(w).await.expect("insert");
+                store.insert_workflow(w, None).await.expect("insert");
             }
         }
 
@@ -769,7 +770,7 @@ async fn postgres_answers_like_sqlite() {
         for (store, answers) in stores.iter().zip(answers.iter_mut()) {
             for (id, command) in &commands {
                 let answer = match store
-                    .change_workflow(scope, *id, command, "tester", WithHistory::Yes)
+                    .change_workflow(scope, *id, command, "tester", None, WithHistory::Yes)
                     .await
                 {
                     Ok(change) => json!({"ok": shape(&change.workflow), "message": change.message}),

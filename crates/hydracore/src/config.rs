@@ -22,6 +22,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// How often the sweeper expires overdue workflows.
+    pub sweep_interval: Duration,
 }
 
 impl Settings {
@@ -37,6 +39,7 @@ impl Settings {
                 ..JwtSettings::default()
             },
             shutdown_timeout: Duration::from_secs(5),
+            sweep_interval: Duration::from_millis(100),
         }
     }
 }

@@ -13,4 +13,5 @@ pub mod demo;
 pub mod http;
 pub mod provision;
 pub mod startup;
+pub mod sweeper;
 pub mod telemetry;

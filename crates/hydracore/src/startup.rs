@@ -9,11 +9,12 @@ use hydracore_storage::Store;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::auth::jwt::JwtVerifier;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::sweeper;
 
 /// How long closing the pool may wait for connections still checked out.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,6 +25,8 @@ pub struct App {
     router: axum::Router,
     store: Arc<dyn Store>,
     shutdown_timeout: Duration,
+    sweep_interval: Duration,
+    sweeps: watch::Sender<u64>,
 }
 
 impl App {
@@ -48,6 +51,8 @@ impl App {
             router,
             store,
             shutdown_timeout: settings.shutdown_timeout,
+            sweep_interval: settings.sweep_interval,
+            sweeps: watch::Sender::new(0),
         })
     }
 
@@ -59,6 +64,11 @@ impl App {
         self.store.clone()
     }
 
+    /// Counts the sweeper's finished sweeps, once running.
+    pub fn sweeps(&self) -> watch::Receiver<u64> {
+        self.sweeps.subscribe()
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, gives
     /// in-flight requests up to the shutdown timeout to finish, and closes
     /// the database pool.
@@ -66,6 +76,13 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop_sweeper, sweeper_stop) = watch::channel(false);
+        let sweeper = tokio::spawn(sweeper::run(
+            self.store.clone(),
+            self.sweep_interval,
+            sweeper_stop,
+            self.sweeps,
+        ));
         let stopping = Arc::new(Notify::new());
         let signal = stopping.clone();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
@@ -80,6 +97,11 @@ impl App {
         tokio::select! {
             served = server => served?,
             () = deadline => tracing::warn!(?grace, "in-flight requests did not finish in time; stopping anyway"),
+        }
+        let _ = stop_sweeper.send(true);
+        // A sweep in progress is one bounded transaction; let it commit.
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, sweeper).await.is_err() {
+            tracing::warn!("the sweeper did not stop in time");
         }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.store.close())
             .await

@@ -10,6 +10,7 @@
 //! tenants.
 
 mod credentials;
+mod idempotency;
 mod rows;
 mod session;
 mod workflows;
@@ -17,16 +18,18 @@ mod workflows;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use hydracore_domain::idempotency::{Claim, IdempotencyKey};
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{Scope, Workflow};
+use hydracore_domain::{Scope, Status, Workflow};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use self::session::{Access, Mode};
 use crate::{
-    Credential, Instance, NewCredential, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+    Credential, Instance, PoolStats, NewCredential, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
@@ -86,12 +89,77 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+    fn pool_stats(&self) -> PoolStats {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStats {
+            in_use: self.pool.size().saturating_sub(idle),
+            idle,
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        // Metrics span tenants: as the login, not a request.
+        let mut conn = self.pool.acquire().await?;
+        workflows::count_by_status(&mut conn).await
+    }
+
+    async fn insert_workflow(
+        &self,
+        workflow: &Workflow,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<(), StoreError> {
         let mut tx =
             session::begin(&self.pool, Access::Tenant(workflow.tenant_id), Mode::Write).await?;
         workflows::insert(&mut tx, workflow).await?;
+        if let Some(key) = idempotency_key {
+            let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
+            idempotency::complete(&mut tx, tenant, instance, key, workflow.id).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+        fingerprint: &[u8],
+    ) -> Result<Claim, StoreError> {
+        let mut tx = session::begin(&self.pool, Access::Tenant(tenant_id), Mode::Write).await?;
+        let claim = idempotency::claim(&mut tx, tenant_id, instance_id, key, fingerprint).await?;
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
+        let mut tx = session::begin(&self.pool, Access::Tenant(tenant_id), Mode::Write).await?;
+        idempotency::release(&mut tx, tenant_id, instance_id, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let expired = workflows::expire_due(&mut tx, limit).await?;
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let purged = idempotency::purge(&mut tx, limit).await?;
+        tx.commit().await?;
+        Ok(purged)
     }
 
     async fn get_workflow(
@@ -133,11 +201,13 @@ impl Store for PgStore {
         id: Uuid,
         command: &Command,
         actor: &str,
+        if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
         let mut tx =
             session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Write).await?;
-        let change = workflows::change(&mut tx, scope, id, command, actor, history).await?;
+        let change =
+            workflows::change(&mut tx, scope, id, command, actor, if_match, history).await?;
         tx.commit().await?;
         Ok(change)
     }

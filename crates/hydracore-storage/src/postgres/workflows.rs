@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{self, Change, Command};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
@@ -285,16 +286,55 @@ pub async fn change(
     id: Uuid,
     command: &Command,
     actor: &str,
+    if_match: Option<&IfMatch>,
     history: WithHistory,
 ) -> Result<Change, StoreError> {
     let current = select_one(conn, scope, id, Lock::ForUpdate)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let mut change = transition::apply(current, command, actor, Timestamp::now())?;
+    let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
     update(conn, &change.workflow).await?;
     append_history(conn, scope.tenant_id, id, &change.entry).await?;
     if history == WithHistory::Yes {
         change.workflow.history = history_of(conn, scope.tenant_id, id).await?;
     }
     Ok(change)
+}
+
+/// Expires up to `limit` overdue live workflows, as the login (a system
+/// job across tenants). `SKIP LOCKED` lets sweepers of several replicas
+/// share the work; the lock, held to commit, and the status check inside
+/// `change` make each expiry happen once.
+pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, StoreError> {
+    let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, tenant_id, instance_id FROM workflows \
+         WHERE expires_at IS NOT NULL AND expires_at <= now() \
+         AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
+         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut expired = 0;
+    for (id, tenant_id, instance_id) in due {
+        let scope = Scope::instance(tenant_id, instance_id);
+        let command = Command::Expire;
+        change(conn, scope, id, &command, transition::SYSTEM_ACTOR, None, WithHistory::No).await?;
+        expired += 1;
+    }
+    Ok(expired)
+}
+
+pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(Status, i64)>, StoreError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM workflows GROUP BY status")
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(status, count)| {
+            Status::parse(&status)
+                .map(|s| (s, count))
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@
 //! their own pool and never block on writes, as WAL allows.
 
 mod credentials;
+mod idempotency;
 mod rows;
 mod workflows;
 
@@ -14,6 +15,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hydracore_domain::idempotency::{Claim, IdempotencyKey};
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
@@ -124,11 +127,58 @@ impl Store for SqliteStore {
         workflows::count_by_status(&mut conn).await
     }
 
-    async fn insert_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+    async fn insert_workflow(
+        &self,
+        workflow: &Workflow,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         workflows::insert(&mut tx, workflow).await?;
+        if let Some(key) = idempotency_key {
+            let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
+            idempotency::complete(&mut tx, tenant, instance, key, workflow.id).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+        fingerprint: &[u8],
+    ) -> Result<Claim, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let claim = idempotency::claim(&mut tx, tenant_id, instance_id, key, fingerprint).await?;
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        idempotency::release(&mut tx, tenant_id, instance_id, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let expired = workflows::expire_due(&mut tx, limit).await?;
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let purged = idempotency::purge(&mut tx, limit).await?;
+        tx.commit().await?;
+        Ok(purged)
     }
 
     async fn get_workflow(
@@ -164,10 +214,12 @@ impl Store for SqliteStore {
         id: Uuid,
         command: &Command,
         actor: &str,
+        if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
         let mut tx = self.begin_write().await?;
-        let change = workflows::change(&mut tx, scope, id, command, actor, history).await?;
+        let change =
+            workflows::change(&mut tx, scope, id, command, actor, if_match, history).await?;
         tx.commit().await?;
         Ok(change)
     }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{self, Change, Command};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
@@ -253,12 +254,13 @@ pub async fn change(
     id: Uuid,
     command: &Command,
     actor: &str,
+    if_match: Option<&IfMatch>,
     history: WithHistory,
 ) -> Result<Change, StoreError> {
     let current = get(conn, scope, id, WithHistory::No)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let mut change = transition::apply(current, command, actor, Timestamp::now())?;
+    let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
     update(conn, &change.workflow).await?;
     append_history(conn, scope.tenant_id, id, &change.entry).await?;
     if history == WithHistory::Yes {
@@ -284,4 +286,28 @@ pub async fn count_by_status(
                 .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))
         })
         .collect()
+}
+
+/// Expires up to `limit` overdue live workflows. `conn` must be inside a
+/// write transaction: SQLite has one writer, so no two sweepers can expire
+/// the same workflow.
+pub async fn expire_due(conn: &mut SqliteConnection, limit: u32) -> Result<u64, StoreError> {
+    let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, tenant_id, instance_id FROM workflows \
+         WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+         AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
+         ORDER BY expires_at LIMIT ?2",
+    )
+    .bind(Timestamp::now().unix_micros())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut expired = 0;
+    for (id, tenant_id, instance_id) in due {
+        let scope = Scope::instance(tenant_id, instance_id);
+        let command = Command::Expire;
+        change(conn, scope, id, &command, transition::SYSTEM_ACTOR, None, WithHistory::No).await?;
+        expired += 1;
+    }
+    Ok(expired)
 }

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How often overdue workflows are expired: seconds (`10`) or a duration (`500ms`)
+    #[arg(long, env = "HYDRACORE_SWEEP_INTERVAL", default_value = "10", value_parser = parse_interval)]
+    pub sweep_interval: Duration,
+
     /// PEM public key verifying dashboard JWTs (instead of the HS256 secret)
     #[arg(long, env = "HYDRACORE_JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<std::path::PathBuf>,
@@ -185,6 +189,20 @@ pub struct TokenArgs {
     pub ttl: Duration,
 }
 
+/// A positive interval: plain seconds, as `HYDRACORE_SWEEP_INTERVAL`
+/// documents, or a duration such as `500ms`.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let interval = match s.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
+        Ok(_) => return Err("must be a positive number of seconds".into()),
+        Err(_) => humantime::parse_duration(s).map_err(|e| e.to_string())?,
+    };
+    if interval.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(interval)
+}
+
 /// Parses the process's arguments, treating no command as `serve`.
 fn parse(mut args: Vec<OsString>) -> Cli {
     let cli = Cli::parse_from(&args);
@@ -261,6 +279,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
         },
         jwt,
         shutdown_timeout: args.shutdown_timeout,
+        sweep_interval: args.sweep_interval,
     };
     let app = crate::startup::App::build(&settings).await?;
     let base_url = format!("http://{}", app.local_addr()?);

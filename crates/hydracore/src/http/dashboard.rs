@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::auth::{AdminAuth, Read, Write};
 use super::error::ApiError;
-use super::extract::{JsonBody, Prefer, QueryPairs, WorkflowId};
+use super::extract::{IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId};
 use super::openapi::{
     DashboardListParams, ErrorDetail, HttpValidationError, ResumeWorkflowBody, SuspendWorkflowBody,
 };
@@ -125,6 +125,7 @@ async fn read(
     params(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
     ),
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
@@ -134,6 +135,7 @@ async fn read(
         (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 409, description = "The workflow is already terminal", body = ErrorDetail),
+        (status = 412, description = "If-Match names another version", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -145,6 +147,7 @@ async fn abort(
     admin: AdminAuth<Write>,
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
+    IfMatchHeader(if_match): IfMatchHeader,
 ) -> Result<Response, ApiError> {
     respond::act(
         &state,
@@ -152,6 +155,7 @@ async fn abort(
         id,
         &Command::Abort,
         &admin.actor,
+        if_match.as_ref(),
         &location(id),
         prefer,
     )
@@ -166,6 +170,7 @@ async fn abort(
     params(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
     ),
     request_body(content = SuspendWorkflowBody),
     security(("admin_jwt" = []), ("api_key" = [])),
@@ -176,6 +181,7 @@ async fn abort(
         (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 409, description = "Already suspended, or terminal", body = ErrorDetail),
+        (status = 412, description = "If-Match names another version", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -187,6 +193,7 @@ async fn suspend(
     admin: AdminAuth<Write>,
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
+    IfMatchHeader(if_match): IfMatchHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
@@ -196,6 +203,7 @@ async fn suspend(
         id,
         &command,
         &admin.actor,
+        if_match.as_ref(),
         &location(id),
         prefer,
     )
@@ -210,6 +218,7 @@ async fn suspend(
     params(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
     ),
     request_body(content = Option<ResumeWorkflowBody>, description = "May be empty"),
     security(("admin_jwt" = []), ("api_key" = [])),
@@ -220,6 +229,7 @@ async fn suspend(
         (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 409, description = "Not suspended", body = ErrorDetail),
+        (status = 412, description = "If-Match names another version", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -231,6 +241,7 @@ async fn resume(
     admin: AdminAuth<Write>,
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
+    IfMatchHeader(if_match): IfMatchHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
@@ -240,6 +251,7 @@ async fn resume(
         id,
         &command,
         &admin.actor,
+        if_match.as_ref(),
         &location(id),
         prefer,
     )

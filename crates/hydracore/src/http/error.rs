@@ -35,6 +35,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error(transparent)]
     Conflict(#[from] TransitionError),
+    #[error("A request with this Idempotency-Key is still in progress; retry shortly")]
+    IdempotencyInFlight,
     #[error("Request body is larger than the limit of 1 MiB")]
     PayloadTooLarge,
     #[error("Unsupported media type: send the body as application/json")]
@@ -55,7 +57,10 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::WorkflowNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(TransitionError::VersionMismatch { .. }) => {
+                StatusCode::PRECONDITION_FAILED
+            }
+            ApiError::Conflict(_) | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadBody => StatusCode::BAD_REQUEST,

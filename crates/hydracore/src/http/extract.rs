@@ -3,10 +3,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{self, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::loc;
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::validation::{values, Invalid, ValidationErrors};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -86,6 +88,41 @@ impl<S: Send + Sync> FromRequestParts<S> for Prefer {
             })
         });
         Ok(Prefer { minimal })
+    }
+}
+
+/// The `If-Match` precondition of a write, when sent.
+pub struct IfMatchHeader(pub Option<IfMatch>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(header::IF_MATCH)
+            .iter()
+            // A value that is not text cannot name one of our versions.
+            .map(|v| v.to_str().unwrap_or("\"\""))
+            .collect();
+        Ok(IfMatchHeader(
+            (!values.is_empty()).then(|| IfMatch::parse(&values.join(","))),
+        ))
+    }
+}
+
+/// The `Idempotency-Key` of a create, when sent; validated.
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKeyHeader(None));
+        };
+        let raw = String::from_utf8_lossy(value.as_bytes());
+        Ok(IdempotencyKeyHeader(Some(IdempotencyKey::parse(&raw)?)))
     }
 }
 

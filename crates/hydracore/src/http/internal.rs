@@ -1,13 +1,17 @@
 //! The agent runtime's API: `/internal/v1/instances/{instance_id}/workflows`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
+use hydracore_domain::idempotency::{self, Claim};
+use hydracore_domain::loc;
 use hydracore_domain::transition::{self, Command};
+use hydracore_domain::validation::{Invalid, ValidationErrors};
+use serde_json::Value;
 use hydracore_domain::Timestamp;
 use hydracore_storage::WithHistory;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +20,7 @@ use uuid::Uuid;
 
 use super::auth::ProxyAuth;
 use super::error::ApiError;
-use super::extract::{JsonBody, Prefer, QueryPairs, WorkflowId};
+use super::extract::{IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId};
 use super::openapi::{
     AdvanceWorkflowBody, CreateWorkflowBody, ErrorDetail, HttpValidationError, ListParams,
     ResumeWorkflowBody, SuspendWorkflowBody,
@@ -81,6 +85,7 @@ async fn list(
     params(
         ("instance_id" = Uuid, Path, description = "Instance Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body return the first answer (kept 24 h)"),
     ),
     request_body = CreateWorkflowBody,
     security(("proxy_key" = [])),
@@ -89,6 +94,7 @@ async fn list(
         (status = 204, description = "Created (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
         (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
         (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
+        (status = 409, description = "A request with the same Idempotency-Key is in progress", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -99,25 +105,63 @@ async fn create(
     State(state): State<AppState>,
     agent: ProxyAuth,
     prefer: Prefer,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let request = CreateWorkflow::from_json(&body.unwrap_or_default(), agent.instance_id)?;
+    let body = body.unwrap_or_default();
+    let request = CreateWorkflow::from_json(&body, agent.instance_id)?;
+    let (tenant_id, instance_id) = (agent.scope.tenant_id, agent.instance_id);
+    if let Some(key) = &key {
+        let fingerprint = idempotency::fingerprint(&body);
+        match state
+            .store
+            .claim_idempotency_key(tenant_id, instance_id, key, &fingerprint)
+            .await?
+        {
+            Claim::Fresh => {}
+            Claim::Replay(id) => return replay(&state, &agent, id, prefer).await,
+            Claim::InFlight => return Err(ApiError::IdempotencyInFlight),
+            Claim::Mismatch => {
+                return Err(ValidationErrors::single(
+                    Invalid::value_error("this Idempotency-Key was used with a different request body")
+                        .at(loc!["header", "idempotency-key"], Value::String(key.as_str().to_owned())),
+                )
+                .into())
+            }
+        }
+    }
     let workflow = transition::create(
         Uuid::now_v7(),
-        agent.scope.tenant_id,
-        agent.instance_id,
+        tenant_id,
+        instance_id,
         request,
         agent.actor(),
         Timestamp::now(),
     );
-    state.store.insert_workflow(&workflow).await?;
-    let location = location(agent.instance_id, workflow.id);
-    Ok(respond::record(
-        StatusCode::CREATED,
-        &workflow,
-        Some(&location),
-        prefer,
-    ))
+    if let Err(e) = state.store.insert_workflow(&workflow, key.as_ref()).await {
+        if let Some(key) = &key {
+            // Best effort: a key left claimed frees itself once stale.
+            let _ = state.store.release_idempotency_key(tenant_id, instance_id, key).await;
+        }
+        return Err(e.into());
+    }
+    let location = location(instance_id, workflow.id);
+    Ok(respond::record(StatusCode::CREATED, &workflow, Some(&location), prefer))
+}
+
+/// The first answer again, for a retried create.
+async fn replay(state: &AppState, agent: &ProxyAuth, id: Uuid, prefer: Prefer) -> Result<Response, ApiError> {
+    let workflow = state
+        .store
+        .get_workflow(agent.scope, id, history_for(prefer))
+        .await?
+        .ok_or(ApiError::WorkflowNotFound)?;
+    let location = location(agent.instance_id, id);
+    let mut response = respond::record(StatusCode::CREATED, &workflow, Some(&location), prefer);
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
 }
 
 /// Get Workflow Internal
@@ -165,6 +209,7 @@ async fn read(
         ("instance_id" = Uuid, Path, description = "Instance Id"),
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
     ),
     request_body = AdvanceWorkflowBody,
     security(("proxy_key" = [])),
@@ -175,6 +220,7 @@ async fn read(
         (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 409, description = "The workflow is in a terminal status", body = ErrorDetail),
+        (status = 412, description = "If-Match names another version", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -186,6 +232,7 @@ async fn advance(
     agent: ProxyAuth,
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
+    IfMatchHeader(if_match): IfMatchHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Advance(Box::new(AdvanceWorkflow::from_json(
@@ -198,6 +245,7 @@ async fn advance(
             id,
             &command,
             &agent.actor(),
+            if_match.as_ref(),
             history_for(prefer),
         )
         .await?;
@@ -220,6 +268,7 @@ async fn advance(
         ("instance_id" = Uuid, Path, description = "Instance Id"),
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
     ),
     request_body = SuspendWorkflowBody,
     security(("proxy_key" = [])),
@@ -230,6 +279,7 @@ async fn advance(
         (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 409, description = "Already suspended, or terminal", body = ErrorDetail),
+        (status = 412, description = "If-Match names another version", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -241,6 +291,7 @@ async fn suspend(
     agent: ProxyAuth,
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
+    IfMatchHeader(if_match): IfMatchHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
@@ -251,6 +302,7 @@ async fn suspend(
         id,
         &command,
         &agent.actor(),
+        if_match.as_ref(),
         &location,
         prefer,
     )
@@ -267,6 +319,7 @@ async fn suspend(
         ("instance_id" = Uuid, Path, description = "Instance Id"),
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
+        ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
     ),
     request_body(content = Option<ResumeWorkflowBody>, description = "May be empty"),
     security(("proxy_key" = [])),
@@ -277,6 +330,7 @@ async fn suspend(
         (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 409, description = "Not suspended", body = ErrorDetail),
+        (status = 412, description = "If-Match names another version", body = ErrorDetail),
         (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
         (status = 415, description = "Body is not JSON", body = ErrorDetail),
         (status = 422, description = "Invalid body or path", body = HttpValidationError),
@@ -288,6 +342,7 @@ async fn resume(
     agent: ProxyAuth,
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
+    IfMatchHeader(if_match): IfMatchHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
@@ -298,6 +353,7 @@ async fn resume(
         id,
         &command,
         &agent.actor(),
+        if_match.as_ref(),
         &location,
         prefer,
     )

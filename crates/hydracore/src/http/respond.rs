@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::Command;
 use hydracore_domain::{Scope, Status, Workflow};
@@ -92,18 +93,20 @@ fn action(result: ActionResult, version: i64, location: &str, prefer: Prefer) ->
 
 /// Runs suspend, resume or abort for `actor` and answers `{id, message,
 /// status}`; the same for agents and admins.
+#[allow(clippy::too_many_arguments)] // one per part of the request, each distinct
 pub async fn act(
     state: &AppState,
     scope: Scope,
     id: Uuid,
     command: &Command,
     actor: &str,
+    if_match: Option<&IfMatch>,
     location: &str,
     prefer: Prefer,
 ) -> Result<Response, ApiError> {
     let change = state
         .store
-        .change_workflow(scope, id, command, actor, WithHistory::No)
+        .change_workflow(scope, id, command, actor, if_match, WithHistory::No)
         .await?;
     let result = ActionResult {
         id,

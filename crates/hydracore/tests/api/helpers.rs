@@ -80,9 +80,97 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// The instance most tests act as.
     pub agent: Agent,
+    /// Finished sweeps of the background sweeper.
+    pub sweeps: tokio::sync::watch::Receiver<u64>,
     client: reqwest::Client,
-    _shutdown: oneshot::Sender<()>,
-    _dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    /// Held for its `Drop`, which removes the database.
+    _database: TestDatabase,
+}
+
+/// Which backend the suite runs on: `HYDRACORE_TEST_BACKEND=postgres`
+/// (server: `HYDRACORE_TEST_POSTGRES_URL`, default the local one), else
+/// SQLite. One suite, both backends.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("HYDRACORE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(
+            std::env::var("HYDRACORE_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        ),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("HYDRACORE_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+    }
+}
+
+/// A database of one test's own, removed when dropped.
+pub enum TestDatabase {
+    /// The directory is held for its `Drop`, which removes it.
+    Sqlite(#[allow(dead_code)] TempDir),
+    Postgres { server: String, name: String },
+}
+
+impl TestDatabase {
+    /// A new empty database and its URL, on the suite's backend.
+    pub async fn create() -> (TestDatabase, String) {
+        match postgres_server() {
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("test.db").display());
+                (TestDatabase::Sqlite(dir), url)
+            }
+            Some(server) => {
+                let name = format!("hc_api_{}", Uuid::new_v4().simple());
+                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                    .await
+                    .expect("PostgreSQL reachable (HYDRACORE_TEST_BACKEND=postgres)");
+                sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create the test database");
+                let url = with_database(&server, &name);
+                (TestDatabase::Postgres { server, name }, url)
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let prefix = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);
+    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+    format!("{prefix}/{database}{query}")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let TestDatabase::Postgres { server, name } = self else {
+            return;
+        };
+        let (server, name, shown) = (server.clone(), name.clone(), name.clone());
+        // Drop runs inside the test's runtime, which must not block on
+        // itself: the drop gets a thread and a small runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.ok()?;
+                sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("could not drop the test database {shown}");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop the server before its database (a later field) goes.
+        drop(self.shutdown.take());
+    }
 }
 
 /// A body that is not JSON, or JSON with a chosen content type.
@@ -100,12 +188,12 @@ impl TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             hydracore::telemetry::init(hydracore::telemetry::LogFormat::Text, "debug");
         }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite:{}", dir.path().join("test.db").display());
+        let (database, database_url) = TestDatabase::create().await;
         let settings = Settings::for_tests(&database_url, JWT_SECRET);
         let app = App::build(&settings).await.expect("app builds");
         let base_url = format!("http://{}", app.local_addr().expect("bound"));
         let store = app.store();
+        let sweeps = app.sweeps();
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run(async {
             let _ = stopped.await;
@@ -120,9 +208,10 @@ impl TestApp {
                 key: String::new(),
                 key_id: Uuid::nil(),
             },
+            sweeps,
             client: reqwest::Client::new(),
-            _shutdown: shutdown,
-            _dir: dir,
+            shutdown: Some(shutdown),
+            _database: database,
         };
         test_app.agent = test_app.new_agent(Uuid::new_v4()).await;
         test_app

@@ -1,0 +1,70 @@
+//! `If-Match` preconditions on a workflow's version (its `ETag`).
+
+/// What an `If-Match` header asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version.
+    Any,
+    /// One of these versions. Tags that are not ours match nothing.
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    /// Reads a header value: `"3"`, `W/"3"`, `"3", "4"` or `*`.
+    pub fn parse(header: &str) -> Self {
+        if header.trim() == "*" {
+            return IfMatch::Any;
+        }
+        let versions = header
+            .split(',')
+            .filter_map(|tag| {
+                let tag = tag.trim();
+                let tag = tag.strip_prefix("W/").unwrap_or(tag);
+                tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+            })
+            .collect();
+        IfMatch::Versions(versions)
+    }
+
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// The `ETag` of a version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quoted_version_matches_only_itself() {
+        assert!(IfMatch::parse("\"3\"").matches(3));
+        assert!(!IfMatch::parse("\"3\"").matches(4));
+    }
+
+    #[test]
+    fn weak_tags_lists_and_star_are_understood() {
+        assert!(IfMatch::parse("W/\"7\"").matches(7));
+        assert!(IfMatch::parse("\"1\", \"2\"").matches(2));
+        assert!(IfMatch::parse("*").matches(99));
+    }
+
+    #[test]
+    fn tags_that_are_not_ours_match_nothing() {
+        assert!(!IfMatch::parse("3").matches(3));
+        assert!(!IfMatch::parse("\"abc\"").matches(0));
+        assert!(!IfMatch::parse("").matches(1));
+    }
+
+    #[test]
+    fn etags_round_trip() {
+        assert!(IfMatch::parse(&etag(12)).matches(12));
+    }
+}
