@@ -30,7 +30,10 @@ impl IdempotencyKey {
         } else {
             Err(ValidationErrors::single(
                 Invalid::value_error("Idempotency-Key must be 1 to 255 visible ASCII characters")
-                    .at(loc!["header", "idempotency-key"], Value::String(raw.to_owned())),
+                    .at(
+                        loc!["header", "idempotency-key"],
+                        Value::String(raw.to_owned()),
+                    ),
             ))
         }
     }
@@ -102,7 +105,9 @@ pub fn decide(stored: Option<&StoredKey>, fingerprint: &[u8], now: Timestamp) ->
     let Some(stored) = stored else {
         return Claim::Fresh;
     };
-    let age = now.unix_micros().saturating_sub(stored.created_at.unix_micros());
+    let age = now
+        .unix_micros()
+        .saturating_sub(stored.created_at.unix_micros());
     if age > KEY_TTL_MICROS {
         return Claim::Fresh;
     }
@@ -135,17 +140,29 @@ mod tests {
 
     #[test]
     fn key_order_does_not_change_the_fingerprint_but_values_do() {
-        assert_eq!(fingerprint(&json!({"a": 1, "b": [1, {"c": 2, "d": 3}]})), fingerprint(&json!({"b": [1, {"d": 3, "c": 2}], "a": 1})));
+        assert_eq!(
+            fingerprint(&json!({"a": 1, "b": [1, {"c": 2, "d": 3}]})),
+            fingerprint(&json!({"b": [1, {"d": 3, "c": 2}], "a": 1}))
+        );
         assert_ne!(fingerprint(&json!({"a": 1})), fingerprint(&json!({"a": 2})));
-        assert_ne!(fingerprint(&json!({"a": "1"})), fingerprint(&json!({"a": 1})));
+        assert_ne!(
+            fingerprint(&json!({"a": "1"})),
+            fingerprint(&json!({"a": 1}))
+        );
     }
 
     #[test]
     fn a_finished_request_is_replayed_and_another_body_is_a_mismatch() {
         let id = Uuid::from_u128(9);
         let s = stored(Some(id), 0);
-        assert_eq!(decide(Some(&s), &fingerprint(&json!({"a": 1})), at(1)), Claim::Replay(id));
-        assert_eq!(decide(Some(&s), &fingerprint(&json!({"a": 2})), at(1)), Claim::Mismatch);
+        assert_eq!(
+            decide(Some(&s), &fingerprint(&json!({"a": 1})), at(1)),
+            Claim::Replay(id)
+        );
+        assert_eq!(
+            decide(Some(&s), &fingerprint(&json!({"a": 2})), at(1)),
+            Claim::Mismatch
+        );
     }
 
     #[test]
@@ -153,13 +170,23 @@ mod tests {
         let s = stored(None, 0);
         let f = fingerprint(&json!({"a": 1}));
         assert_eq!(decide(Some(&s), &f, at(1)), Claim::InFlight);
-        assert_eq!(decide(Some(&s), &f, at(IN_FLIGHT_STALE_MICROS + 1)), Claim::Fresh);
+        assert_eq!(
+            decide(Some(&s), &f, at(IN_FLIGHT_STALE_MICROS + 1)),
+            Claim::Fresh
+        );
     }
 
     #[test]
     fn keys_are_forgotten_after_a_day() {
         let s = stored(Some(Uuid::from_u128(9)), 0);
-        assert_eq!(decide(Some(&s), &fingerprint(&json!({"b": 1})), at(KEY_TTL_MICROS + 1)), Claim::Fresh);
+        assert_eq!(
+            decide(
+                Some(&s),
+                &fingerprint(&json!({"b": 1})),
+                at(KEY_TTL_MICROS + 1)
+            ),
+            Claim::Fresh
+        );
         assert_eq!(decide(None, &[], at(0)), Claim::Fresh);
     }
 

@@ -512,7 +512,9 @@ mod tests {
     fn expiry_records_the_system_and_completes() {
         let c = apply(fresh(), &Command::Expire, SYSTEM_ACTOR, None, now()).ok();
         assert_eq!(c.as_ref().map(|c| c.workflow.status), Some(Status::Expired));
-        assert!(c.as_ref().is_some_and(|c| c.workflow.completed_at.is_some()));
+        assert!(c
+            .as_ref()
+            .is_some_and(|c| c.workflow.completed_at.is_some()));
         assert_eq!(
             c.map(|c| (c.entry.action, c.entry.actor)),
             Some(("expired".into(), Some("system".into())))

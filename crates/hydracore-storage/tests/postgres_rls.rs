@@ -196,7 +196,10 @@ async fn seed_tenant(store: &dyn Store) -> Tenant {
     let mut state = Map::new();
     state.insert("tenant".into(), json!(id));
     let workflow = new_workflow(id, instance.id, state);
-    store.insert_workflow(&workflow, None).await.expect("workflow");
+    store
+        .insert_workflow(&workflow, None)
+        .await
+        .expect("workflow");
     Tenant {
         id,
         instance: instance.id,
@@ -351,7 +354,14 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
             .is_none());
         assert!(matches!(
             store
-                .change_workflow(cross, b.workflow, &Command::Abort, "x", None, WithHistory::No)
+                .change_workflow(
+                    cross,
+                    b.workflow,
+                    &Command::Abort,
+                    "x",
+                    None,
+                    WithHistory::No
+                )
                 .await,
             Err(StoreError::NotFound)
         ));
@@ -429,12 +439,26 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
             payload: json!({"amount": 10}),
         });
         store
-            .change_workflow(a.scope(), a.workflow, &suspend, "agent", None, WithHistory::No)
+            .change_workflow(
+                a.scope(),
+                a.workflow,
+                &suspend,
+                "agent",
+                None,
+                WithHistory::No,
+            )
             .await
             .expect("suspend");
         assert!(matches!(
             store
-                .change_workflow(a.scope(), a.workflow, &suspend, "agent", None, WithHistory::No)
+                .change_workflow(
+                    a.scope(),
+                    a.workflow,
+                    &suspend,
+                    "agent",
+                    None,
+                    WithHistory::No
+                )
                 .await,
             Err(StoreError::Transition(_))
         ));
@@ -483,7 +507,8 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
                             scope,
                             id,
                             &advance("tick", state),
-                            "agent", None,
+                            "agent",
+                            None,
                             WithHistory::No,
                         )
                         .await

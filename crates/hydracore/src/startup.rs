@@ -100,7 +100,10 @@ impl App {
         }
         let _ = stop_sweeper.send(true);
         // A sweep in progress is one bounded transaction; let it commit.
-        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, sweeper).await.is_err() {
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, sweeper)
+            .await
+            .is_err()
+        {
             tracing::warn!("the sweeper did not stop in time");
         }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.store.close())

@@ -9,19 +9,22 @@ pub struct BodyReader<'a> {
     body: &'a Value,
     fields: &'a Map<String, Value>,
     errors: Vec<FieldError>,
-    keys: usize,
 }
 
 impl<'a> BodyReader<'a> {
-    /// A body must be a JSON object, as FastAPI's model bodies are.
+    /// A body must be a JSON object, as FastAPI's model bodies are, within
+    /// [`json_limits`] everywhere (also in fields no reader asks for).
     pub fn new(body: &'a Value) -> Result<Self, ValidationErrors> {
         match body {
-            Value::Object(fields) => Ok(Self {
-                body,
-                fields,
-                errors: Vec::new(),
-                keys: fields.len(),
-            }),
+            Value::Object(fields) => {
+                json_limits::check(body, &mut loc!["body"], &mut 0)
+                    .map_err(|e| ValidationErrors::single(*e))?;
+                Ok(Self {
+                    body,
+                    fields,
+                    errors: Vec::new(),
+                })
+            }
             Value::Null => Err(ValidationErrors::single(
                 Invalid::missing().at(loc!["body"], Value::Null),
             )),
@@ -78,27 +81,15 @@ impl<'a> BodyReader<'a> {
         self.optional(name, parse).flatten()
     }
 
-    /// Free-form JSON, checked against [`json_limits`]; `Value::Null` when
-    /// absent.
+    /// Free-form JSON (already checked by [`BodyReader::new`]);
+    /// `Value::Null` when absent.
     pub fn json(&mut self, name: &str) -> Value {
-        let Some(value) = self.fields.get(name) else {
-            return Value::Null;
-        };
-        self.check_json(name, value);
-        value.clone()
+        self.fields.get(name).cloned().unwrap_or(Value::Null)
     }
 
     /// An object merged into state; absent or `null` means "no change".
     pub fn json_object(&mut self, name: &str) -> Option<Map<String, Value>> {
-        let value = self.optional_value(name, super::values::object)?;
-        self.check_json(name, &Value::Object(value.clone()));
-        Some(value.clone())
-    }
-
-    fn check_json(&mut self, name: &str, value: &Value) {
-        if let Err(e) = json_limits::check(value, &mut loc!["body", name], &mut self.keys) {
-            self.errors.push(*e);
-        }
+        self.optional_value(name, super::values::object).cloned()
     }
 
     /// A rule between fields, found by the caller.

@@ -110,7 +110,9 @@ pub async fn release(
 
 /// Runs as the login (a system job across tenants).
 pub async fn purge(conn: &mut PgConnection, limit: u32) -> Result<u64, StoreError> {
-    let cutoff = Timestamp::now().unix_micros().saturating_sub(KEY_TTL_MICROS);
+    let cutoff = Timestamp::now()
+        .unix_micros()
+        .saturating_sub(KEY_TTL_MICROS);
     let cutoff = Timestamp::from_unix_micros(cutoff)
         .map(Timestamp::as_datetime)
         .unwrap_or_default();

@@ -29,7 +29,8 @@ use uuid::Uuid;
 
 use self::session::{Access, Mode};
 use crate::{
-    Credential, Instance, PoolStats, NewCredential, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+    Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
+    WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;

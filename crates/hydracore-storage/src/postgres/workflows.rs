@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::precondition::IfMatch;
+use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{self, Change, Command};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
@@ -319,7 +319,16 @@ pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, Stor
     for (id, tenant_id, instance_id) in due {
         let scope = Scope::instance(tenant_id, instance_id);
         let command = Command::Expire;
-        change(conn, scope, id, &command, transition::SYSTEM_ACTOR, None, WithHistory::No).await?;
+        change(
+            conn,
+            scope,
+            id,
+            &command,
+            transition::SYSTEM_ACTOR,
+            None,
+            WithHistory::No,
+        )
+        .await?;
         expired += 1;
     }
     Ok(expired)

@@ -91,7 +91,9 @@ pub async fn release(
 }
 
 pub async fn purge(conn: &mut SqliteConnection, limit: u32) -> Result<u64, StoreError> {
-    let cutoff = Timestamp::now().unix_micros().saturating_sub(KEY_TTL_MICROS);
+    let cutoff = Timestamp::now()
+        .unix_micros()
+        .saturating_sub(KEY_TTL_MICROS);
     let done = sqlx::query(
         "DELETE FROM idempotency_keys WHERE (tenant_id, instance_id, key) IN \
          (SELECT tenant_id, instance_id, key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",

@@ -4,23 +4,25 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use hydracore_domain::idempotency::{self, Claim};
+use hydracore_domain::loc;
 use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
-use hydracore_domain::idempotency::{self, Claim};
-use hydracore_domain::loc;
 use hydracore_domain::transition::{self, Command};
 use hydracore_domain::validation::{Invalid, ValidationErrors};
-use serde_json::Value;
 use hydracore_domain::Timestamp;
 use hydracore_storage::WithHistory;
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::ProxyAuth;
 use super::error::ApiError;
-use super::extract::{IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId};
+use super::extract::{
+    IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId,
+};
 use super::openapi::{
     AdvanceWorkflowBody, CreateWorkflowBody, ErrorDetail, HttpValidationError, ListParams,
     ResumeWorkflowBody, SuspendWorkflowBody,
@@ -123,8 +125,13 @@ async fn create(
             Claim::InFlight => return Err(ApiError::IdempotencyInFlight),
             Claim::Mismatch => {
                 return Err(ValidationErrors::single(
-                    Invalid::value_error("this Idempotency-Key was used with a different request body")
-                        .at(loc!["header", "idempotency-key"], Value::String(key.as_str().to_owned())),
+                    Invalid::value_error(
+                        "this Idempotency-Key was used with a different request body",
+                    )
+                    .at(
+                        loc!["header", "idempotency-key"],
+                        Value::String(key.as_str().to_owned()),
+                    ),
                 )
                 .into())
             }
@@ -141,16 +148,29 @@ async fn create(
     if let Err(e) = state.store.insert_workflow(&workflow, key.as_ref()).await {
         if let Some(key) = &key {
             // Best effort: a key left claimed frees itself once stale.
-            let _ = state.store.release_idempotency_key(tenant_id, instance_id, key).await;
+            let _ = state
+                .store
+                .release_idempotency_key(tenant_id, instance_id, key)
+                .await;
         }
         return Err(e.into());
     }
     let location = location(instance_id, workflow.id);
-    Ok(respond::record(StatusCode::CREATED, &workflow, Some(&location), prefer))
+    Ok(respond::record(
+        StatusCode::CREATED,
+        &workflow,
+        Some(&location),
+        prefer,
+    ))
 }
 
 /// The first answer again, for a retried create.
-async fn replay(state: &AppState, agent: &ProxyAuth, id: Uuid, prefer: Prefer) -> Result<Response, ApiError> {
+async fn replay(
+    state: &AppState,
+    agent: &ProxyAuth,
+    id: Uuid,
+    prefer: Prefer,
+) -> Result<Response, ApiError> {
     let workflow = state
         .store
         .get_workflow(agent.scope, id, history_for(prefer))

@@ -106,7 +106,10 @@ pub fn postgres_server() -> Option<String> {
 pub enum TestDatabase {
     /// The directory is held for its `Drop`, which removes it.
     Sqlite(#[allow(dead_code)] TempDir),
-    Postgres { server: String, name: String },
+    Postgres {
+        server: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -137,8 +140,14 @@ impl TestDatabase {
 fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
     let authority = base.find("://").map_or(0, |i| i + 3);
-    let prefix = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);
-    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+    let prefix = base[authority..]
+        .find('/')
+        .map_or(base, |slash| &base[..authority + slash]);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
     format!("{prefix}/{database}{query}")
 }
 
@@ -151,12 +160,20 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime, which must not block on
         // itself: the drop gets a thread and a small runtime of its own.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
-                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.ok()?;
-                sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
                     .await
-                    .ok()
+                    .ok()?;
+                sqlx::Executor::execute(
+                    &mut admin,
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                )
+                .await
+                .ok()
             })
         })
         .join();
