@@ -202,11 +202,17 @@ pub enum Body {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server whose settings `adjust` changes first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             hydracore::telemetry::init(hydracore::telemetry::LogFormat::Text, "debug");
         }
         let (database, database_url) = TestDatabase::create().await;
-        let settings = Settings::for_tests(&database_url, JWT_SECRET);
+        let mut settings = Settings::for_tests(&database_url, JWT_SECRET);
+        adjust(&mut settings);
         let app = App::build(&settings).await.expect("app builds");
         let base_url = format!("http://{}", app.local_addr().expect("bound"));
         let store = app.store();

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::cli::{hydracore, hydracore_json};
+use crate::helpers::TestDatabase;
 
 /// Upper bound on any wait for the server: a hung server fails the test
 /// instead of hanging it.
@@ -77,13 +78,17 @@ impl ServerProcess {
         }
     }
 
-    fn terminate(&self) {
+    fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .expect("kill runs");
         assert!(status.success());
+    }
+
+    fn terminate(&self) {
+        self.signal("-TERM");
     }
 
     /// Waits for the exit and returns every log line the server wrote.
@@ -99,16 +104,16 @@ impl ServerProcess {
     }
 }
 
-/// A database with one instance and its proxy key, made by the CLI.
-fn provisioned() -> (tempfile::TempDir, String, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("p.db").display());
+/// A database on the suite's backend with one instance and its proxy key,
+/// made by the CLI.
+async fn provisioned() -> (TestDatabase, String, String, String) {
+    let (database, db) = TestDatabase::create().await;
     let tenant = Uuid::new_v4().to_string();
     let instance = hydracore_json(&db, &["instances", "create", "--tenant", &tenant]);
     let instance_id = instance["id"].as_str().unwrap().to_owned();
     let key = hydracore_json(&db, &["keys", "create-proxy", "--instance", &instance_id]);
     (
-        dir,
+        database,
         db,
         instance_id,
         key["key"].as_str().unwrap().to_owned(),
@@ -117,7 +122,7 @@ fn provisioned() -> (tempfile::TempDir, String, String, String) {
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
-    let (_dir, db, instance_id, key) = provisioned();
+    let (_database, db, instance_id, key) = provisioned().await;
     let mut server = ServerProcess::start(&db, "hydracore=debug").await;
 
     // The body arrives in two parts; the request is in flight in between.
@@ -175,7 +180,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
 
 #[tokio::test]
 async fn secrets_never_appear_in_the_logs_even_at_trace_level() {
-    let (_dir, db, instance_id, proxy_key) = provisioned();
+    let (_database, db, instance_id, proxy_key) = provisioned().await;
     let tenant = hydracore_json(&db, &["instances", "list"])["instances"][0]["tenant_id"]
         .as_str()
         .unwrap()
@@ -202,6 +207,14 @@ async fn secrets_never_appear_in_the_logs_even_at_trace_level() {
             .to_owned()
     };
     let wrong_key = format!("hcp_{}", "W".repeat(43));
+    // The machine's PostgreSQL trusts local logins and ignores a password,
+    // so one can be put in the URL to check it is never logged.
+    let db_password = "db-password-that-must-not-leak";
+    let db = db.replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:{db_password}@"),
+        1,
+    );
     let mut server = ServerProcess::start(&db, "trace").await;
     let client = reqwest::Client::new();
     let internal = format!(
@@ -259,6 +272,7 @@ async fn secrets_never_appear_in_the_logs_even_at_trace_level() {
         ("API key", api_key.as_str()),
         ("JWT", jwt.as_str()),
         ("JWT secret", SECRET),
+        ("database password", db_password),
     ] {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }
@@ -323,4 +337,82 @@ fn an_invalid_or_unknown_setting_is_refused_by_name() {
         stderr.contains("unknown setting `lisen`") && stderr.contains("listen"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answered_write_survives_a_sigkill_during_load() {
+    let (_database, db, instance_id, key) = provisioned().await;
+    let server = ServerProcess::start(&db, "warn,hydracore::cli=info").await;
+    let url = format!(
+        "{}/internal/v1/instances/{instance_id}/workflows",
+        server.base_url
+    );
+    let (acked_tx, mut acked) = tokio::sync::watch::channel(Vec::<String>::new());
+    let acked_tx = std::sync::Arc::new(acked_tx);
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, key, acked_tx) = (url.clone(), key.clone(), acked_tx.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                loop {
+                    let body =
+                        json!({"customer_id": Uuid::new_v4(), "workflow_type": "maintenance"});
+                    let Ok(r) = client.post(&url).bearer_auth(&key).json(&body).send().await else {
+                        return;
+                    };
+                    if r.status() != 201 {
+                        return;
+                    }
+                    let Ok(created) = r.json::<Value>().await else {
+                        return;
+                    };
+                    let id = created["id"].as_str().unwrap_or_default().to_owned();
+                    acked_tx.send_modify(|ids| ids.push(id));
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(PATIENCE, acked.wait_for(|ids| ids.len() >= 300))
+        .await
+        .expect("load runs")
+        .unwrap();
+    server.signal("-KILL");
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let (status, _) = server.exit().await;
+    assert!(!status.success(), "killed");
+    let acknowledged = acked.borrow().clone();
+
+    let restarted = ServerProcess::start(&db, "warn,hydracore::cli=info").await;
+    let client = reqwest::Client::new();
+    let url = format!(
+        "{}/internal/v1/instances/{instance_id}/workflows",
+        restarted.base_url
+    );
+    let mut lost = Vec::new();
+    for id in &acknowledged {
+        let r = client
+            .get(format!("{url}/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 200 {
+            lost.push(id.clone());
+        }
+    }
+    println!(
+        "SIGKILL during load: {} writes answered 201, {} lost after restart",
+        acknowledged.len(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "lost {} of {}: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
+    restarted.terminate();
+    restarted.exit().await;
 }
