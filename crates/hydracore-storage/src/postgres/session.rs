@@ -51,27 +51,22 @@ pub async fn begin(
     mode: Mode,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
     let mut tx = pool.begin_with(mode.begin_statement()).await?;
-    // A statement of its own (not appended to BEGIN) so that a refusal
-    // surfaces as its own error. LOCAL ends the switch with the
-    // transaction, whether it commits, rolls back or is dropped.
-    sqlx::query("SET LOCAL ROLE hydracore_app")
+    // One statement (not appended to BEGIN, so that a refusal surfaces as
+    // its own error) switches the role and sets what the request may see.
+    // `set_config(.., true)` is `SET LOCAL`: both end with the transaction,
+    // whether it commits, rolls back or is dropped. One round trip, not
+    // two: every request pays for this.
+    let (setting, value) = match access {
+        Access::Anonymous => ("hydracore.tenant_id", String::new()),
+        Access::Tenant(tenant_id) => ("hydracore.tenant_id", tenant_id.to_string()),
+        Access::KeyHash(key_hash) => ("hydracore.key_hash", hex::encode(key_hash)),
+    };
+    sqlx::query("SELECT set_config('role', $1, true), set_config($2, $3, true)")
+        .bind(APP_ROLE)
+        .bind(setting)
+        .bind(value)
         .execute(&mut *tx)
         .await?;
-    match access {
-        Access::Anonymous => {}
-        Access::Tenant(tenant_id) => {
-            sqlx::query("SELECT set_config('hydracore.tenant_id', $1, true)")
-                .bind(tenant_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        Access::KeyHash(key_hash) => {
-            sqlx::query("SELECT set_config('hydracore.key_hash', encode($1, 'hex'), true)")
-                .bind(key_hash)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
     Ok(tx)
 }
 
