@@ -143,6 +143,17 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError>;
 }
 
+/// Rows of `SELECT status, COUNT(*) ... GROUP BY status`, parsed.
+fn status_counts(rows: Vec<(String, i64)>) -> Result<Vec<(Status, i64)>, StoreError> {
+    rows.into_iter()
+        .map(|(status, count)| {
+            Status::parse(&status)
+                .map(|s| (s, count))
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))
+        })
+        .collect()
+}
+
 /// Connection settings common to the backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {

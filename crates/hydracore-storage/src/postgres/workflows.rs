@@ -339,11 +339,5 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(Status, i64
         sqlx::query_as("SELECT status, COUNT(*) FROM workflows GROUP BY status")
             .fetch_all(conn)
             .await?;
-    rows.into_iter()
-        .map(|(status, count)| {
-            Status::parse(&status)
-                .map(|s| (s, count))
-                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))
-        })
-        .collect()
+    crate::status_counts(rows)
 }

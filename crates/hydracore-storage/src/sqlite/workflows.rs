@@ -272,20 +272,12 @@ pub async fn change(
     Ok(change)
 }
 
-pub async fn count_by_status(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<(Status, i64)>, StoreError> {
+pub async fn count_by_status(conn: &mut SqliteConnection) -> Result<Vec<(Status, i64)>, StoreError> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM workflows GROUP BY status")
             .fetch_all(conn)
             .await?;
-    rows.into_iter()
-        .map(|(status, count)| {
-            Status::parse(&status)
-                .map(|s| (s, count))
-                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))
-        })
-        .collect()
+    crate::status_counts(rows)
 }
 
 /// Expires up to `limit` overdue live workflows. `conn` must be inside a
