@@ -33,12 +33,10 @@ pub struct Workflow {
     pub next_action_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
-    /// Bumped by every change; the record's `ETag`.
+    /// Bumped by every change; the record's `ETag`. Every change appends
+    /// one history entry, so this is also the `seq` of the newest entry
+    /// (an append never scans the history).
     pub version: i64,
-    /// The `seq` of the newest history entry, kept on the record so that an
-    /// append never has to scan the history.
-    #[serde(skip)]
-    pub last_seq: i64,
     /// Oldest first. Empty when the caller asked for the record without it.
     pub history: Vec<HistoryEntry>,
 }

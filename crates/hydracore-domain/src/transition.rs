@@ -92,7 +92,6 @@ pub fn create(
         expires_at: request.expires_at,
         completed_at: None,
         version: 1,
-        last_seq: 1,
         history: vec![entry],
     }
 }
@@ -184,7 +183,6 @@ pub fn apply(
     workflow.updated_at = now;
     workflow.last_action_at = Some(now);
     workflow.version += 1;
-    workflow.last_seq += 1;
 
     let actor = match command {
         Command::Advance(advance) => advance.actor.clone(),
@@ -192,7 +190,7 @@ pub fn apply(
     }
     .unwrap_or_else(|| actor.to_owned());
     let entry = HistoryEntry {
-        seq: workflow.last_seq,
+        seq: workflow.version,
         at: now,
         action,
         action_detail,
@@ -319,7 +317,7 @@ mod tests {
         assert_eq!(w.history.len(), 1);
         assert_eq!(w.history[0].action, "created");
         assert_eq!(w.history[0].to_stage.as_deref(), Some("intake"));
-        assert_eq!((w.version, w.last_seq, w.escalation_level), (1, 1, 0));
+        assert_eq!((w.version, w.history[0].seq, w.escalation_level), (1, 1, 0));
     }
 
     #[test]

@@ -100,7 +100,6 @@ CREATE TABLE workflows (
     expires_at       timestamptz,
     completed_at     timestamptz,
     version          bigint NOT NULL,
-    last_seq         bigint NOT NULL,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, instance_id) REFERENCES instances (tenant_id, id)
 );

@@ -47,8 +47,7 @@ CREATE TABLE workflows (
     next_action_at   INTEGER,
     expires_at       INTEGER,
     completed_at     INTEGER,
-    version          INTEGER NOT NULL,
-    last_seq         INTEGER NOT NULL
+    version          INTEGER NOT NULL
 );
 -- Lists are newest first; each index serves one family of filters.
 CREATE INDEX workflows_by_instance ON workflows (tenant_id, instance_id, created_at DESC, id DESC);

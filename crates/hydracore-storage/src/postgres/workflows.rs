@@ -24,9 +24,9 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
         "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
          stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
          suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
-         next_action_at, expires_at, completed_at, version, last_seq) \
+         next_action_at, expires_at, completed_at, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, $24)",
+         $19, $20, $21, $22, $23)",
     )
     .bind(w.id)
     .bind(w.tenant_id)
@@ -51,7 +51,6 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
     .bind(datetime(w.expires_at))
     .bind(datetime(w.completed_at))
     .bind(w.version)
-    .bind(w.last_seq)
     .execute(&mut *conn)
     .await?;
     for entry in &w.history {
@@ -66,8 +65,8 @@ async fn update(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError>
         "UPDATE workflows SET status = $1, stage = $2, assigned_to = $3, approver_id = $4, \
          escalation_level = $5, workflow_state = $6, suspended_step = $7, suspend_payload = $8, \
          suspended_at = $9, updated_at = $10, last_action_at = $11, next_action_at = $12, \
-         expires_at = $13, completed_at = $14, version = $15, last_seq = $16 \
-         WHERE id = $17 AND tenant_id = $18",
+         expires_at = $13, completed_at = $14, version = $15 \
+         WHERE id = $16 AND tenant_id = $17",
     )
     .bind(w.status.as_str())
     .bind(&w.stage)
@@ -84,7 +83,6 @@ async fn update(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError>
     .bind(datetime(w.expires_at))
     .bind(datetime(w.completed_at))
     .bind(w.version)
-    .bind(w.last_seq)
     .bind(w.id)
     .bind(w.tenant_id)
     .execute(conn)

@@ -10,7 +10,7 @@ use crate::StoreError;
 pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, workflow_type, \
     status, stage, title, reference, assigned_to, approver_id, escalation_level, \
     workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
-    last_action_at, next_action_at, expires_at, completed_at, version, last_seq";
+    last_action_at, next_action_at, expires_at, completed_at, version";
 
 pub const HISTORY_COLUMNS: &str =
     "workflow_id, seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage";
@@ -40,7 +40,6 @@ pub struct WorkflowRow {
     expires_at: Option<i64>,
     completed_at: Option<i64>,
     version: i64,
-    last_seq: i64,
 }
 
 impl WorkflowRow {
@@ -70,7 +69,6 @@ impl WorkflowRow {
             expires_at: timestamp_opt(self.expires_at)?,
             completed_at: timestamp_opt(self.completed_at)?,
             version: self.version,
-            last_seq: self.last_seq,
             history: Vec::new(),
         })
     }
