@@ -98,9 +98,9 @@ async fn run_in(config: &PgbenchConfig, url: &str) -> anyhow::Result<PgbenchResu
 pub fn parse_tps(output: &str) -> Option<f64> {
     output
         .lines()
+        .rev()
         .filter_map(|line| line.trim().strip_prefix("tps = "))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .last()
+        .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
 #[cfg(test)]
