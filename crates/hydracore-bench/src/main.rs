@@ -496,6 +496,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         return report_run(&args, &machine, backend, target, phases, peak, None);
     }
 
+    // Before anything is provisioned: is there a server to start?
+    server::hydracore_binary()?;
     let database = BenchDatabase::prepare(
         args.backend,
         args.database_url.clone(),
@@ -736,6 +738,9 @@ async fn seed_into(
 async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     if args.load.connections == 0 || args.history_connections == 0 {
         bail!("--connections and --history-connections must be at least 1");
+    }
+    if args.target.is_none() {
+        server::hydracore_binary()?;
     }
     let machine = Machine::detect();
     let backend = Backend::of_url(&args.database_url);
