@@ -1,0 +1,415 @@
+//! Closed-loop load: each connection is a task with its own HTTP client
+//! (one keep-alive connection) that sends its next request as soon as the
+//! previous one is answered.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::stats::{Outcome, Recorder};
+
+/// An instance and its proxy key.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub instance_id: Uuid,
+    pub key: String,
+}
+
+/// What one request of a worker does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// POST a new workflow (it joins the connection's pool).
+    Create,
+    /// PATCH one of the connection's own workflows.
+    Advance,
+    /// GET one of the connection's own workflows.
+    Get,
+    /// GET the instance's list, `status=active&per_page=20`.
+    List,
+    /// Suspend, or resume, the connection's dedicated workflow: the two
+    /// alternate, so each succeeds.
+    SuspendResume,
+    /// GET a random id of a sample (seeded workflows).
+    GetSample,
+    /// GET the dashboard's tenant-wide list, `status=active&per_page=20`.
+    ListTenant,
+    /// PATCH one fixed workflow with `Prefer: return=minimal`.
+    AdvanceMinimal,
+}
+
+/// The agent mix of the issue, in percent: 15 create, 40 advance, 25 get,
+/// 10 list, 10 suspend-or-resume (5 + 5).
+pub const AGENT_MIX: [(u32, Action); 5] = [
+    (15, Action::Create),
+    (40, Action::Advance),
+    (25, Action::Get),
+    (10, Action::List),
+    (10, Action::SuspendResume),
+];
+
+/// How to build one connection's worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    pub base_url: String,
+    pub agent: Agent,
+    /// Dashboard JWT, for [`Action::ListTenant`].
+    pub admin_jwt: Option<String>,
+    pub mix: Vec<(u32, Action)>,
+    /// Workflows created up front for advance and get.
+    pub pool_size: usize,
+    /// Ids for [`Action::GetSample`].
+    pub sample: Arc<Vec<Uuid>>,
+    /// The workflow of [`Action::AdvanceMinimal`]; a fresh one when `None`.
+    pub fixed: Option<Uuid>,
+    pub seed: u64,
+}
+
+pub struct Worker {
+    client: reqwest::Client,
+    base_url: String,
+    workflows_url: String,
+    auth: String,
+    admin_auth: Option<String>,
+    mix: Vec<(u32, Action)>,
+    total_weight: u32,
+    pool_size: usize,
+    pool: Vec<Uuid>,
+    next_replace: usize,
+    suspend_resume: Option<(Uuid, bool)>,
+    sample: Arc<Vec<Uuid>>,
+    fixed: Option<Uuid>,
+    rng: StdRng,
+    steps: u64,
+}
+
+const WORKFLOW_TYPES: [&str; 6] = [
+    "rent_arrears",
+    "maintenance",
+    "viewing",
+    "lead",
+    "compliance_renewal",
+    "invoice_chase",
+];
+
+impl Worker {
+    pub fn new(setup: WorkerSetup) -> anyhow::Result<Worker> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        let total_weight = setup.mix.iter().map(|(w, _)| w).sum();
+        if total_weight == 0 {
+            bail!("an empty workload mix");
+        }
+        let base_url = setup.base_url.trim_end_matches('/').to_owned();
+        Ok(Worker {
+            client,
+            workflows_url: format!(
+                "{base_url}/internal/v1/instances/{}/workflows",
+                setup.agent.instance_id
+            ),
+            base_url,
+            auth: format!("Bearer {}", setup.agent.key),
+            admin_auth: setup.admin_jwt.map(|jwt| format!("Bearer {jwt}")),
+            mix: setup.mix,
+            total_weight,
+            pool_size: setup.pool_size,
+            pool: Vec::new(),
+            next_replace: 0,
+            suspend_resume: None,
+            sample: setup.sample,
+            fixed: setup.fixed,
+            rng: StdRng::seed_from_u64(setup.seed),
+            steps: 0,
+        })
+    }
+
+    fn uses(&self, action: Action) -> bool {
+        self.mix.iter().any(|(_, a)| *a == action)
+    }
+
+    /// Creates the workflows this worker's actions need, before the clock
+    /// starts.
+    pub async fn prepare(&mut self) -> anyhow::Result<()> {
+        if self.uses(Action::Advance) || self.uses(Action::Get) {
+            for _ in 0..self.pool_size.max(1) {
+                let id = self.create_for_setup().await?;
+                self.pool.push(id);
+            }
+        }
+        if self.uses(Action::SuspendResume) {
+            let id = self.create_for_setup().await?;
+            self.suspend_resume = Some((id, false));
+        }
+        if self.uses(Action::AdvanceMinimal) && self.fixed.is_none() {
+            self.fixed = Some(self.create_for_setup().await?);
+        }
+        if self.uses(Action::GetSample) && self.sample.is_empty() {
+            bail!("no workflow ids to get");
+        }
+        if self.uses(Action::ListTenant) && self.admin_auth.is_none() {
+            bail!("the tenant-wide list needs an admin JWT");
+        }
+        Ok(())
+    }
+
+    async fn create_for_setup(&mut self) -> anyhow::Result<Uuid> {
+        let body = self.create_body();
+        let response = self
+            .client
+            .post(&self.workflows_url)
+            .header("Authorization", &self.auth)
+            .json(&body)
+            .send()
+            .await
+            .context("creating a workflow")?;
+        let status = response.status();
+        let text = response.text().await.context("reading a create answer")?;
+        if status.as_u16() != 201 {
+            bail!("creating a workflow answered {status}: {text}");
+        }
+        created_id(text.as_bytes()).context("a create answer without an id")
+    }
+
+    fn create_body(&mut self) -> Value {
+        let n: u32 = self.rng.gen_range(0..1_000_000);
+        let workflow_type = WORKFLOW_TYPES[self.rng.gen_range(0..WORKFLOW_TYPES.len())];
+        json!({
+            "customer_id": Uuid::new_v4(),
+            "workflow_type": workflow_type,
+            "stage": "intake",
+            "title": format!("Bench workflow {n}"),
+            "reference": format!("REF-{n:06}"),
+            "assigned_to": "agent-7",
+            "workflow_state": {
+                "amount_due": 1200,
+                "currency": "GBP",
+                "property": {"ref": format!("P-{n}"), "address": "3 Harbour Lane"},
+                "contacts": ["sms", "email"],
+            },
+        })
+    }
+
+    fn advance_body(&mut self) -> Value {
+        self.steps += 1;
+        json!({
+            "action": "contacted",
+            "stage": "chasing",
+            "action_detail": {"channel": "sms", "attempt": self.steps},
+            "workflow_state": {"last_contact": "sms", "attempts": self.steps},
+        })
+    }
+
+    fn pick(&mut self) -> Action {
+        let mut roll = self.rng.gen_range(0..self.total_weight);
+        for (weight, action) in &self.mix {
+            if roll < *weight {
+                return *action;
+            }
+            roll -= weight;
+        }
+        self.mix[0].1
+    }
+
+    fn pooled(&mut self) -> Uuid {
+        if self.pool.is_empty() {
+            return Uuid::nil();
+        }
+        self.pool[self.rng.gen_range(0..self.pool.len())]
+    }
+
+    /// Sends one request; returns its operation name and outcome.
+    pub async fn step(&mut self) -> (&'static str, Outcome) {
+        match self.pick() {
+            Action::Create => {
+                let body = self.create_body();
+                let request = self.client.post(&self.workflows_url).json(&body);
+                let (outcome, body) = self.exchange(request, true).await;
+                if let (Outcome::Status(201), Some(id)) =
+                    (outcome, body.as_deref().and_then(created_id))
+                {
+                    // New workflows join the pool (up to 4 times its size).
+                    let cap = self.pool_size.max(1) * 4;
+                    if self.pool.len() < cap {
+                        self.pool.push(id);
+                    } else {
+                        self.pool[self.next_replace % cap] = id;
+                        self.next_replace += 1;
+                    }
+                }
+                ("create", outcome)
+            }
+            Action::Advance => {
+                let id = self.pooled();
+                let body = self.advance_body();
+                let request = self
+                    .client
+                    .patch(format!("{}/{id}", self.workflows_url))
+                    .json(&body);
+                ("advance", self.exchange(request, false).await.0)
+            }
+            Action::Get => {
+                let id = self.pooled();
+                let request = self.client.get(format!("{}/{id}", self.workflows_url));
+                ("get", self.exchange(request, false).await.0)
+            }
+            Action::List => {
+                let request = self
+                    .client
+                    .get(format!("{}?status=active&per_page=20", self.workflows_url));
+                ("list", self.exchange(request, false).await.0)
+            }
+            Action::SuspendResume => {
+                let Some((id, suspended)) = self.suspend_resume else {
+                    return ("suspend", Outcome::Transport);
+                };
+                let (op, request) = if suspended {
+                    (
+                        "resume",
+                        self.client
+                            .post(format!("{}/{id}/resume", self.workflows_url))
+                            .json(&json!({"resume_data": {"plan_approved": true}})),
+                    )
+                } else {
+                    (
+                        "suspend",
+                        self.client
+                            .post(format!("{}/{id}/suspend", self.workflows_url))
+                            .json(&json!({
+                                "step": "approve_payment_plan",
+                                "payload": {"plan": [400, 400, 400]},
+                            })),
+                    )
+                };
+                let (outcome, _) = self.exchange(request, false).await;
+                // A success flips the state; so does a 409, which says the
+                // workflow already is where the other call would take it.
+                if matches!(outcome, Outcome::Status(200..=299 | 409)) {
+                    self.suspend_resume = Some((id, !suspended));
+                }
+                (op, outcome)
+            }
+            Action::GetSample => {
+                let id = if self.sample.is_empty() {
+                    Uuid::nil()
+                } else {
+                    self.sample[self.rng.gen_range(0..self.sample.len())]
+                };
+                let request = self.client.get(format!("{}/{id}", self.workflows_url));
+                ("get", self.exchange(request, false).await.0)
+            }
+            Action::ListTenant => {
+                let request = self.client.get(format!(
+                    "{}/v1/workflows?status=active&per_page=20",
+                    self.base_url
+                ));
+                let auth = self.admin_auth.as_deref().unwrap_or(&self.auth);
+                (
+                    "list_tenant",
+                    self.exchange_as(request, false, auth).await.0,
+                )
+            }
+            Action::AdvanceMinimal => {
+                let id = self.fixed.unwrap_or_else(Uuid::nil);
+                let body = self.advance_body();
+                let request = self
+                    .client
+                    .patch(format!("{}/{id}", self.workflows_url))
+                    .header("Prefer", "return=minimal")
+                    .json(&body);
+                ("advance", self.exchange(request, false).await.0)
+            }
+        }
+    }
+
+    /// Sends `request` with the right credential and reads the whole answer
+    /// (kept only when `keep_body`).
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        keep_body: bool,
+    ) -> (Outcome, Option<Vec<u8>>) {
+        self.exchange_as(request, keep_body, &self.auth).await
+    }
+
+    async fn exchange_as(
+        &self,
+        request: reqwest::RequestBuilder,
+        keep_body: bool,
+        auth: &str,
+    ) -> (Outcome, Option<Vec<u8>>) {
+        let response = match request.header("Authorization", auth).send().await {
+            Ok(response) => response,
+            Err(_) => return (Outcome::Transport, None),
+        };
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Ok(bytes) => (Outcome::Status(status), keep_body.then(|| bytes.to_vec())),
+            Err(_) => (Outcome::Transport, None),
+        }
+    }
+}
+
+fn created_id(body: &[u8]) -> Option<Uuid> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value.get("id")?.as_str()?.parse().ok()
+}
+
+/// Prepares `workers` concurrently (their pools), in order.
+pub async fn prepare(workers: Vec<Worker>) -> anyhow::Result<Vec<Worker>> {
+    let mut set = JoinSet::new();
+    for (index, mut worker) in workers.into_iter().enumerate() {
+        set.spawn(async move {
+            worker.prepare().await?;
+            anyhow::Ok((index, worker))
+        });
+    }
+    let mut prepared = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        prepared.push(joined.context("a preparing task failed")??);
+    }
+    prepared.sort_by_key(|(index, _)| *index);
+    Ok(prepared.into_iter().map(|(_, w)| w).collect())
+}
+
+/// Runs every worker in a closed loop: `warmup` unrecorded, then
+/// `duration` recorded. Requests started in the window are counted.
+pub async fn run(
+    workers: Vec<Worker>,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Recorder> {
+    let start = Instant::now();
+    let measured = start + warmup;
+    let end = measured + duration;
+    let mut set = JoinSet::new();
+    for mut worker in workers {
+        set.spawn(async move {
+            let mut recorder = Recorder::new()?;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let (op, outcome) = worker.step().await;
+                if sent >= measured {
+                    recorder.record(op, outcome, sent.elapsed());
+                }
+            }
+            anyhow::Ok(recorder)
+        });
+    }
+    let mut total = Recorder::new()?;
+    while let Some(joined) = set.join_next().await {
+        total.merge(&joined.context("a load task failed")??)?;
+    }
+    Ok(total)
+}
