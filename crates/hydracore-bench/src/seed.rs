@@ -251,7 +251,7 @@ async fn sqlite_insert(
     q.build().execute(&mut *conn).await?;
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage) ",
+         actor, from_status, to_status, from_stage, to_stage, entry) ",
     );
     q.push_values(rows, |mut b, r| {
         b.push_bind(tenant_id)
@@ -264,7 +264,8 @@ async fn sqlite_insert(
             .push("NULL")
             .push("'active'")
             .push("NULL")
-            .push("'intake'");
+            .push("'intake'")
+            .push_bind(created_entry(r));
     });
     q.build().execute(&mut *conn).await?;
     Ok(())
@@ -310,18 +311,38 @@ async fn postgres_insert(
     .await?;
     sqlx::query(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage) \
+         actor, from_status, to_status, from_stage, to_stage, entry) \
          SELECT $1, u.id, 1, u.at, 'created', NULL, 'instance:' || u.instance_id, NULL, \
-                'active', NULL, 'intake' \
-         FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[]) AS u(id, instance_id, at)",
+                'active', NULL, 'intake', u.entry \
+         FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[]) \
+              AS u(id, instance_id, at, entry)",
     )
     .bind(tenant_id)
     .bind(&ids)
     .bind(&instances)
     .bind(&ats)
+    .bind(rows.iter().map(created_entry).collect::<Vec<String>>())
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The stored rendering of a seeded workflow's `created` entry: what the
+/// service writes (and answers) for it.
+fn created_entry(r: &SeedRow) -> String {
+    let entry = hydracore_domain::HistoryEntry {
+        seq: 1,
+        at: hydracore_domain::Timestamp::new(r.created_at)
+            .unwrap_or_else(hydracore_domain::Timestamp::now),
+        action: "created".into(),
+        action_detail: serde_json::Value::Null,
+        actor: Some(format!("instance:{}", r.instance_id)),
+        from_status: None,
+        to_status: Some(hydracore_domain::Status::Active),
+        from_stage: None,
+        to_stage: Some("intake".into()),
+    };
+    serde_json::to_string(&entry).unwrap_or_default()
 }
 
 /// A new active workflow whose history already holds `entries` entries
@@ -362,14 +383,19 @@ pub async fn long_history_workflow(
             .await?;
             sqlx::query(
                 "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-                 action_detail, actor, from_status, to_status, from_stage, to_stage) \
-                 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?4) \
-                 SELECT ?1, ?2, n, ?3 + n * 1000, \
-                        CASE n WHEN 1 THEN 'created' ELSE 'contacted' END, \
-                        CASE n WHEN 1 THEN NULL ELSE '{\"channel\":\"sms\",\"attempt\":' || n || '}' END, \
-                        ?5, CASE n WHEN 1 THEN NULL ELSE 'active' END, 'active', \
-                        CASE n WHEN 1 THEN NULL ELSE 'chasing' END, 'chasing' \
-                 FROM s",
+                 action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
+                 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?4), \
+                 e AS (SELECT n, ?3 + n * 1000 AS at, \
+                        CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
+                        CASE n WHEN 1 THEN NULL ELSE '{\"channel\":\"sms\",\"attempt\":' || n || '}' END AS detail, \
+                        CASE n WHEN 1 THEN NULL ELSE 'active' END AS from_status, \
+                        CASE n WHEN 1 THEN NULL ELSE 'chasing' END AS from_stage FROM s) \
+                 SELECT ?1, ?2, n, at, action, detail, ?5, from_status, 'active', from_stage, 'chasing', \
+                        json_object('seq', n, 'at', strftime('%Y-%m-%dT%H:%M:%S', at / 1000000, 'unixepoch') \
+                          || printf('.%06dZ', at % 1000000), 'action', action, 'action_detail', json(detail), \
+                          'actor', ?5, 'from_status', from_status, 'to_status', 'active', \
+                          'from_stage', from_stage, 'to_stage', 'chasing') \
+                 FROM e",
             )
             .bind(tenant_id)
             .bind(id)
@@ -400,14 +426,20 @@ pub async fn long_history_workflow(
             .await?;
             sqlx::query(
                 "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-                 action_detail, actor, from_status, to_status, from_stage, to_stage) \
-                 SELECT $1, $2, n, $3 + n::float8 * interval '1 ms', \
-                        CASE n WHEN 1 THEN 'created' ELSE 'contacted' END, \
+                 action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
+                 SELECT $1, $2, n, at, action, detail, $5, from_status, 'active', from_stage, 'chasing', \
+                        json_build_object('seq', n, \
+                          'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+                          'action', action, 'action_detail', detail, 'actor', $5, \
+                          'from_status', from_status, 'to_status', 'active', \
+                          'from_stage', from_stage, 'to_stage', 'chasing')::text \
+                 FROM (SELECT n, $3 + n::float8 * interval '1 ms' AS at, \
+                        CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
                         CASE n WHEN 1 THEN NULL \
-                             ELSE jsonb_build_object('channel', 'sms', 'attempt', n) END, \
-                        $5, CASE n WHEN 1 THEN NULL ELSE 'active' END, 'active', \
-                        CASE n WHEN 1 THEN NULL ELSE 'chasing' END, 'chasing' \
-                 FROM generate_series(1::bigint, $4::bigint) AS n",
+                             ELSE jsonb_build_object('channel', 'sms', 'attempt', n) END AS detail, \
+                        CASE n WHEN 1 THEN NULL ELSE 'active' END AS from_status, \
+                        CASE n WHEN 1 THEN NULL ELSE 'chasing' END AS from_stage \
+                       FROM generate_series(1::bigint, $4::bigint) AS n) AS e",
             )
             .bind(tenant_id)
             .bind(id)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::merge::merge_object;
 use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
-use crate::{HistoryEntry, Status, Timestamp, Workflow};
+use crate::{History, HistoryEntry, Status, Timestamp, Workflow};
 
 /// A change to an existing workflow.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +92,7 @@ pub fn create(
         expires_at: request.expires_at,
         completed_at: None,
         version: 1,
-        history: vec![entry],
+        history: History::Entries(vec![entry]),
     }
 }
 
@@ -118,7 +118,7 @@ pub fn apply(
         return Err(TransitionError::Terminal(from_status));
     }
     let from_stage = workflow.stage.clone();
-    workflow.history = Vec::new();
+    workflow.history = History::default();
 
     let (action, action_detail, message) = match command {
         Command::Advance(advance) => {
@@ -314,10 +314,14 @@ mod tests {
     fn a_new_workflow_is_active_with_one_created_entry() {
         let w = fresh();
         assert_eq!(w.status, Status::Active);
-        assert_eq!(w.history.len(), 1);
-        assert_eq!(w.history[0].action, "created");
-        assert_eq!(w.history[0].to_stage.as_deref(), Some("intake"));
-        assert_eq!((w.version, w.history[0].seq, w.escalation_level), (1, 1, 0));
+        let history = w.history.entries();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].action, "created");
+        assert_eq!(history[0].to_stage.as_deref(), Some("intake"));
+        assert_eq!(
+            (w.version, w.history.entries()[0].seq, w.escalation_level),
+            (1, 1, 0)
+        );
     }
 
     #[test]

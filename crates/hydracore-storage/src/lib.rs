@@ -13,6 +13,7 @@ mod error;
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,7 +22,7 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{Scope, Status, Workflow};
+use hydracore_domain::{History, HistoryEntry, Scope, Status, Workflow};
 use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
@@ -141,6 +142,29 @@ pub trait Store: Send + Sync + 'static {
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError>;
     /// Marks a credential revoked; `false` when there is no such credential.
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError>;
+}
+
+/// The JSON an entry is stored as, the same the API answers.
+fn render_entry(entry: &HistoryEntry) -> Result<String, StoreError> {
+    serde_json::to_string(entry).map_err(|e| StoreError::Corrupt(format!("history entry: {e}")))
+}
+
+/// One workflow's stored renderings, oldest first, as its history.
+fn rendered_history(entries: &[String]) -> Result<History, StoreError> {
+    History::from_rendered(entries.iter().map(String::as_str))
+        .map_err(|e| StoreError::Corrupt(format!("stored history: {e}")))
+}
+
+/// `(workflow_id, entry)` rows ordered by workflow then seq, as histories.
+fn group_histories(rows: Vec<(Uuid, String)>) -> Result<HashMap<Uuid, History>, StoreError> {
+    let mut grouped: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for (id, entry) in rows {
+        grouped.entry(id).or_default().push(entry);
+    }
+    grouped
+        .into_iter()
+        .map(|(id, entries)| rendered_history(&entries).map(|h| (id, h)))
+        .collect()
 }
 
 /// Rows of `SELECT status, COUNT(*) ... GROUP BY status`, parsed.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use hydracore_domain::request::{AdvanceWorkflow, CreateWorkflow, ListQuery, SuspendWorkflow};
 use hydracore_domain::transition::{self, Command};
+use hydracore_domain::History;
 use hydracore_domain::{ActionName, Scope, StepName, Timestamp, Workflow, WorkflowType};
 use hydracore_storage::postgres::PgStore;
 use hydracore_storage::{
@@ -406,7 +407,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                     .await
                     .expect("advance");
                 assert_eq!(change.workflow.tenant_id, t.id);
-                assert!(change.workflow.history.iter().all(|e| e.seq >= 1));
+                assert!(change.workflow.history.entries().iter().all(|e| e.seq >= 1));
 
                 let found = store
                     .find_credential(&t.key_hash)
@@ -523,7 +524,7 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
             .await
             .expect("get")
             .expect("found");
-        let seqs: Vec<i64> = w.history.iter().map(|e| e.seq).collect();
+        let seqs: Vec<i64> = w.history.entries().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=51).collect::<Vec<_>>());
         assert_eq!(w.version, 51);
         assert_eq!(w.version, 51);
@@ -754,7 +755,9 @@ async fn postgres_answers_like_sqlite() {
             let micros = created.unix_micros() + i64::try_from(n.min(4)).expect("small");
             w.created_at = Timestamp::from_unix_micros(micros).expect("time");
             w.updated_at = w.created_at;
-            w.history[0].at = w.created_at;
+            let mut history = w.history.entries();
+            history[0].at = w.created_at;
+            w.history = History::Entries(history);
             w.reference = Some(format!("R{}", n % 2));
             workflows.push(w);
         }

@@ -123,6 +123,9 @@ CREATE TABLE workflow_history (
     to_status     text,
     from_stage    text,
     to_stage      text,
+    -- The entry as the API renders it, written once: records are answered
+    -- with their whole history, which is then spliced in, never rebuilt.
+    entry         text NOT NULL,
     PRIMARY KEY (tenant_id, workflow_id, seq),
     FOREIGN KEY (tenant_id, workflow_id) REFERENCES workflows (tenant_id, id)
 );

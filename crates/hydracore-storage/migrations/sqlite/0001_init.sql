@@ -69,6 +69,9 @@ CREATE TABLE workflow_history (
     to_status     TEXT,
     from_stage    TEXT,
     to_stage      TEXT,
+    -- The entry as the API renders it, written once: records are answered
+    -- with their whole history, which is then spliced in, never rebuilt.
+    entry         TEXT NOT NULL,
     PRIMARY KEY (workflow_id, seq)
 ) WITHOUT ROWID;
 

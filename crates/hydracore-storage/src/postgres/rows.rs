@@ -1,7 +1,7 @@
 //! PostgreSQL rows and their conversion to and from domain values.
 
 use chrono::{DateTime, Utc};
-use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow, WorkflowType};
+use hydracore_domain::{History, Status, Timestamp, Workflow, WorkflowType};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -13,9 +13,6 @@ pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, wor
     status, stage, title, reference, assigned_to, approver_id, escalation_level, \
     workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
     last_action_at, next_action_at, expires_at, completed_at, version";
-
-pub const HISTORY_COLUMNS: &str =
-    "workflow_id, seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage";
 
 #[derive(sqlx::FromRow)]
 pub struct WorkflowRow {
@@ -71,37 +68,7 @@ impl WorkflowRow {
             expires_at: timestamp_opt(self.expires_at)?,
             completed_at: timestamp_opt(self.completed_at)?,
             version: self.version,
-            history: Vec::new(),
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct HistoryRow {
-    pub workflow_id: Uuid,
-    seq: i64,
-    at: DateTime<Utc>,
-    action: String,
-    action_detail: Option<Json<Value>>,
-    actor: Option<String>,
-    from_status: Option<String>,
-    to_status: Option<String>,
-    from_stage: Option<String>,
-    to_stage: Option<String>,
-}
-
-impl HistoryRow {
-    pub fn into_domain(self) -> Result<HistoryEntry, StoreError> {
-        Ok(HistoryEntry {
-            seq: self.seq,
-            at: timestamp(self.at)?,
-            action: self.action,
-            action_detail: json_value(self.action_detail),
-            actor: self.actor,
-            from_status: self.from_status.as_deref().map(status).transpose()?,
-            to_status: self.to_status.as_deref().map(status).transpose()?,
-            from_stage: self.from_stage,
-            to_stage: self.to_stage,
+            history: History::default(),
         })
     }
 }

@@ -9,14 +9,12 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{self, Change, Command};
-use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::rows::{
-    datetime, json_param, HistoryRow, WorkflowRow, HISTORY_COLUMNS, WORKFLOW_COLUMNS,
-};
+use super::rows::{datetime, json_param, WorkflowRow, WORKFLOW_COLUMNS};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
@@ -53,7 +51,7 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
     .bind(w.version)
     .execute(&mut *conn)
     .await?;
-    for entry in &w.history {
+    for entry in &w.history.entries() {
         append_history(conn, w.tenant_id, w.id, entry).await?;
     }
     Ok(())
@@ -98,8 +96,8 @@ async fn append_history(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         actor, from_status, to_status, from_stage, to_stage, entry) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(tenant_id)
     .bind(workflow_id)
@@ -112,6 +110,7 @@ async fn append_history(
     .bind(e.to_status.map(Status::as_str))
     .bind(&e.from_stage)
     .bind(&e.to_stage)
+    .bind(crate::render_entry(e)?)
     .execute(conn)
     .await?;
     Ok(())
@@ -240,39 +239,31 @@ async fn history_of(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-) -> Result<Vec<HistoryEntry>, StoreError> {
+) -> Result<History, StoreError> {
     Ok(load_history(conn, tenant_id, &[id])
         .await?
         .remove(&id)
         .unwrap_or_default())
 }
 
-/// The histories of `ids`, each oldest first.
+/// The histories of `ids`, each oldest first, as rendered when written.
 async fn load_history(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
-    let mut histories: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::with_capacity(ids.len());
+) -> Result<HashMap<Uuid, History>, StoreError> {
     if ids.is_empty() {
-        return Ok(histories);
+        return Ok(HashMap::new());
     }
-    let rows: Vec<HistoryRow> = sqlx::query_as(&format!(
-        "SELECT {HISTORY_COLUMNS} FROM workflow_history \
-         WHERE tenant_id = $1 AND workflow_id = ANY($2) ORDER BY workflow_id, seq"
-    ))
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT workflow_id, entry FROM workflow_history \
+         WHERE tenant_id = $1 AND workflow_id = ANY($2) ORDER BY workflow_id, seq",
+    )
     .bind(tenant_id)
     .bind(ids)
     .fetch_all(conn)
     .await?;
-    for row in rows {
-        let workflow_id = row.workflow_id;
-        histories
-            .entry(workflow_id)
-            .or_default()
-            .push(row.into_domain()?);
-    }
-    Ok(histories)
+    crate::group_histories(rows)
 }
 
 /// Loads, checks and changes one workflow. The row lock taken by the first

@@ -218,9 +218,14 @@ impl Store for SqliteStore {
         history: WithHistory,
     ) -> Result<Change, StoreError> {
         let mut tx = self.begin_write().await?;
-        let change =
-            workflows::change(&mut tx, scope, id, command, actor, if_match, history).await?;
+        let mut change = workflows::change(&mut tx, scope, id, command, actor, if_match).await?;
         tx.commit().await?;
+        if history == WithHistory::Yes {
+            let mut conn = self.reader.acquire().await?;
+            let (tenant, version) = (scope.tenant_id, change.workflow.version);
+            change.workflow.history =
+                workflows::history_up_to(&mut conn, tenant, id, version).await?;
+        }
         Ok(change)
     }
 

@@ -6,13 +6,11 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{self, Change, Command};
-use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::rows::{
-    json_text, micros, object_text, HistoryRow, WorkflowRow, HISTORY_COLUMNS, WORKFLOW_COLUMNS,
-};
+use super::rows::{json_text, micros, object_text, WorkflowRow, WORKFLOW_COLUMNS};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub async fn insert(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), StoreError> {
@@ -49,7 +47,7 @@ pub async fn insert(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), Sto
     .bind(w.version)
     .execute(&mut *conn)
     .await?;
-    for entry in &w.history {
+    for entry in &w.history.entries() {
         append_history(conn, w.tenant_id, w.id, entry).await?;
     }
     Ok(())
@@ -94,8 +92,8 @@ async fn append_history(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         actor, from_status, to_status, from_stage, to_stage, entry) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .bind(tenant_id)
     .bind(workflow_id)
@@ -108,6 +106,7 @@ async fn append_history(
     .bind(e.to_status.map(Status::as_str))
     .bind(&e.from_stage)
     .bind(&e.to_stage)
+    .bind(crate::render_entry(e)?)
     .execute(conn)
     .await?;
     Ok(())
@@ -214,38 +213,31 @@ pub async fn list_suspended(
         .collect()
 }
 
-/// The histories of `ids`, each oldest first.
+/// The histories of `ids`, each oldest first, as rendered when written.
 async fn load_history(
     conn: &mut SqliteConnection,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
-    let mut histories: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::with_capacity(ids.len());
+) -> Result<HashMap<Uuid, History>, StoreError> {
     if ids.is_empty() {
-        return Ok(histories);
+        return Ok(HashMap::new());
     }
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {HISTORY_COLUMNS} FROM workflow_history WHERE tenant_id = "
-    ));
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT workflow_id, entry FROM workflow_history WHERE tenant_id = ",
+    );
     q.push_bind(tenant_id).push(" AND workflow_id IN (");
     let mut list = q.separated(", ");
     for id in ids {
         list.push_bind(*id);
     }
     q.push(") ORDER BY workflow_id, seq");
-    let rows: Vec<HistoryRow> = q.build_query_as().fetch_all(conn).await?;
-    for row in rows {
-        let workflow_id = row.workflow_id;
-        histories
-            .entry(workflow_id)
-            .or_default()
-            .push(row.into_domain()?);
-    }
-    Ok(histories)
+    let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(conn).await?;
+    crate::group_histories(rows)
 }
 
 /// Loads, checks and changes one workflow. `conn` must be inside a write
-/// transaction (`BEGIN IMMEDIATE`), which is what makes this atomic.
+/// transaction (`BEGIN IMMEDIATE`), which is what makes this atomic. The
+/// history is not read here: see [`history_up_to`].
 pub async fn change(
     conn: &mut SqliteConnection,
     scope: Scope,
@@ -253,21 +245,37 @@ pub async fn change(
     command: &Command,
     actor: &str,
     if_match: Option<&IfMatch>,
-    history: WithHistory,
 ) -> Result<Change, StoreError> {
     let current = get(conn, scope, id, WithHistory::No)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
+    let change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
     update(conn, &change.workflow).await?;
     append_history(conn, scope.tenant_id, id, &change.entry).await?;
-    if history == WithHistory::Yes {
-        change.workflow.history = load_history(conn, scope.tenant_id, &[id])
-            .await?
-            .remove(&id)
-            .unwrap_or_default();
-    }
     Ok(change)
+}
+
+/// The history of one workflow as it stood at `version`. History is
+/// append-only and the newest `seq` is the version, so this reads, at any
+/// later time and outside the write transaction, exactly what the write
+/// transaction would have: SQLite has one writer, and reading a long history
+/// under its lock would make every other write wait.
+pub async fn history_up_to(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    version: i64,
+) -> Result<History, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT entry FROM workflow_history \
+         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 ORDER BY seq",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(version)
+    .fetch_all(conn)
+    .await?;
+    crate::rendered_history(&rows)
 }
 
 pub async fn count_by_status(
@@ -298,16 +306,7 @@ pub async fn expire_due(conn: &mut SqliteConnection, limit: u32) -> Result<u64, 
     for (id, tenant_id, instance_id) in due {
         let scope = Scope::instance(tenant_id, instance_id);
         let command = Command::Expire;
-        change(
-            conn,
-            scope,
-            id,
-            &command,
-            transition::SYSTEM_ACTOR,
-            None,
-            WithHistory::No,
-        )
-        .await?;
+        change(conn, scope, id, &command, transition::SYSTEM_ACTOR, None).await?;
         expired += 1;
     }
     Ok(expired)
