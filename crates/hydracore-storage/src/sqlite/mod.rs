@@ -47,8 +47,11 @@ impl SqliteStore {
     /// the file and running migrations as needed.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = connect_options(url)?;
+        // A local file does not drop connections: no ping before each use,
+        // which on the writer would be one more round trip under its lock.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
@@ -57,6 +60,7 @@ impl SqliteStore {
             .await
             .map_err(crate::error::migrate_error)?;
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
