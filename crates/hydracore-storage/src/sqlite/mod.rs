@@ -21,9 +21,7 @@ use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
 use hydracore_domain::{Scope, Status, Workflow};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
 use crate::{
@@ -55,6 +53,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
+        ensure_wal(&writer).await?;
         MIGRATOR
             .run(&writer)
             .await
@@ -82,6 +81,22 @@ impl SqliteStore {
     }
 }
 
+/// Puts the file in WAL mode, once. WAL is a property of the file and
+/// stays; asking for it on every connection would need a lock SQLite
+/// cannot wait for, and fail with "database is locked" whenever another
+/// process (a running server) has the file open.
+async fn ensure_wal(writer: &SqlitePool) -> Result<(), StoreError> {
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(writer)
+        .await?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(writer)
+            .await?;
+    }
+    Ok(())
+}
+
 fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     if url.contains(":memory:") || url.contains("mode=memory") {
         return Err(StoreError::Config(
@@ -96,7 +111,6 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     };
     Ok(options
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
         // In WAL mode NORMAL loses no committed transaction when the
         // process dies, only (at worst) the last ones on power loss.
         .synchronous(SqliteSynchronous::Normal)

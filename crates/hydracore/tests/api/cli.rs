@@ -27,7 +27,8 @@ pub fn hydracore_json(database_url: &str, args: &[&str]) -> Value {
     let out = hydracore(database_url, &all);
     assert!(
         out.status.success(),
-        "{args:?}: {}",
+        "{args:?}: {} {}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
