@@ -10,6 +10,7 @@
 
 mod credentials;
 mod error;
+mod filters;
 pub mod postgres;
 pub mod sqlite;
 

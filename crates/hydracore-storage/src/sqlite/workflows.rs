@@ -11,6 +11,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::rows::{json_text, micros, object_text, WorkflowRow, WORKFLOW_COLUMNS};
+use crate::filters::{push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub async fn insert(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), StoreError> {
@@ -140,45 +141,18 @@ pub async fn get(
     Ok(Some(workflow))
 }
 
-fn push_scope(q: &mut QueryBuilder<'_, Sqlite>, scope: Scope) {
-    q.push(" AND tenant_id = ").push_bind(scope.tenant_id);
-    if let Some(instance_id) = scope.instance_id {
-        q.push(" AND instance_id = ").push_bind(instance_id);
-    }
-}
-
-fn push_filters(q: &mut QueryBuilder<'_, Sqlite>, scope: Scope, query: &ListQuery) {
-    q.push(" WHERE 1 = 1");
-    push_scope(q, scope);
-    if let Some(instance_id) = query.instance_id {
-        q.push(" AND instance_id = ").push_bind(instance_id);
-    }
-    if let Some(customer_id) = query.customer_id {
-        q.push(" AND customer_id = ").push_bind(customer_id);
-    }
-    if let Some(t) = query.workflow_type {
-        q.push(" AND workflow_type = ").push_bind(t.as_str());
-    }
-    if let Some(s) = query.status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    if let Some(reference) = &query.reference {
-        q.push(" AND reference = ").push_bind(reference.clone());
-    }
-}
-
 pub async fn list(
     conn: &mut SqliteConnection,
     scope: Scope,
     query: &ListQuery,
 ) -> Result<WorkflowPage, StoreError> {
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows");
-    push_filters(&mut count, scope, query);
+    push_list_filters(&mut count, scope, query);
     let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
 
     let mut select =
         QueryBuilder::<Sqlite>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
-    push_filters(&mut select, scope, query);
+    push_list_filters(&mut select, scope, query);
     select
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(query.per_page)
