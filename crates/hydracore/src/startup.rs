@@ -32,19 +32,15 @@ pub struct App {
 impl App {
     /// Opens the database (creating and migrating it) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        // A bad JWT setting is refused before the database is touched.
-        JwtVerifier::from_settings(&settings.jwt)?;
+        // Built first, so that a bad JWT setting is refused before the
+        // database is touched.
+        let jwt = JwtVerifier::from_settings(&settings.jwt)?;
         let store = hydracore_storage::connect(&settings.database_url, &settings.store)
             .await
             .context("opening the database")?;
-        Self::with_store(settings, store).await
-    }
-
-    pub async fn with_store(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let jwt = JwtVerifier::from_settings(&settings.jwt)?;
         let router = http::router(AppState::new(store.clone(), jwt));
         Ok(Self {
             listener,

@@ -52,7 +52,14 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
     .bind(w.version)
     .execute(&mut *conn)
     .await?;
-    for entry in &w.history.entries() {
+    // A new workflow carries the entries it was created with; a rendered
+    // history only ever comes out of storage.
+    let History::Entries(entries) = &w.history else {
+        return Err(StoreError::Corrupt(
+            "a new workflow must carry its history entries".into(),
+        ));
+    };
+    for entry in entries {
         append_history(conn, w.tenant_id, w.id, entry).await?;
     }
     Ok(())

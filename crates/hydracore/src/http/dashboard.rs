@@ -17,7 +17,8 @@ use super::auth::{AdminAuth, Read, Write};
 use super::error::ApiError;
 use super::extract::{IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId};
 use super::openapi::{
-    DashboardListParams, ErrorDetail, HttpValidationError, ResumeWorkflowBody, SuspendWorkflowBody,
+    AdminErrors, BodyErrors, DashboardListParams, ErrorDetail, HttpValidationError,
+    ResumeWorkflowBody, SuspendWorkflowBody,
 };
 use super::respond::{self, ActionResult, WorkflowList};
 use super::AppState;
@@ -47,10 +48,8 @@ fn location(id: Uuid) -> String {
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "One page of matches and the exact total", body = WorkflowList),
-        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
-        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 422, description = "Invalid query parameter", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AdminErrors,
     )
 )]
 async fn list(
@@ -71,9 +70,7 @@ async fn list(
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The approval queue", body = Vec<SuspendedWorkflow>),
-        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
-        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AdminErrors,
     )
 )]
 async fn list_suspended(
@@ -92,11 +89,9 @@ async fn list_suspended(
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
-        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
-        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 422, description = "Invalid path parameter", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AdminErrors,
     )
 )]
 async fn read(
@@ -131,15 +126,10 @@ async fn read(
     responses(
         (status = 200, description = "Aborted", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Aborted (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
-        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 409, description = "The workflow is already terminal", body = ErrorDetail),
         (status = 412, description = "If-Match names another version", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AdminErrors, BodyErrors,
     )
 )]
 async fn abort(
@@ -177,15 +167,10 @@ async fn abort(
     responses(
         (status = 200, description = "Suspended", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Suspended (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
-        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 409, description = "Already suspended, or terminal", body = ErrorDetail),
         (status = 412, description = "If-Match names another version", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AdminErrors, BodyErrors,
     )
 )]
 async fn suspend(
@@ -225,15 +210,10 @@ async fn suspend(
     responses(
         (status = 200, description = "Resumed", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Resumed (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, malformed, expired or revoked credential", body = ErrorDetail),
-        (status = 403, description = "JWT role is not admin, or the API key lacks the scope", body = ErrorDetail),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 409, description = "Not suspended", body = ErrorDetail),
         (status = 412, description = "If-Match names another version", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AdminErrors, BodyErrors,
     )
 )]
 async fn resume(

@@ -24,8 +24,8 @@ use super::extract::{
     IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId,
 };
 use super::openapi::{
-    AdvanceWorkflowBody, CreateWorkflowBody, ErrorDetail, HttpValidationError, ListParams,
-    ResumeWorkflowBody, SuspendWorkflowBody,
+    AdvanceWorkflowBody, AgentErrors, BodyErrors, CreateWorkflowBody, ErrorDetail,
+    HttpValidationError, ListParams, ResumeWorkflowBody, SuspendWorkflowBody,
 };
 use super::respond::{self, ActionResult, WorkflowList};
 use super::AppState;
@@ -62,10 +62,8 @@ fn history_for(prefer: Prefer) -> WithHistory {
     security(("proxy_key" = [])),
     responses(
         (status = 200, description = "One page of matches and the exact total", body = WorkflowList),
-        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
-        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 422, description = "Invalid path or query parameter", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AgentErrors,
     )
 )]
 async fn list(
@@ -94,13 +92,8 @@ async fn list(
     responses(
         (status = 201, description = "Created", body = Workflow, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Created (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
-        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 409, description = "A request with the same Idempotency-Key is in progress", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AgentErrors, BodyErrors,
     )
 )]
 async fn create(
@@ -194,11 +187,9 @@ async fn replay(
     security(("proxy_key" = [])),
     responses(
         (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
-        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
-        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 422, description = "Invalid path parameter", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AgentErrors,
     )
 )]
 async fn read(
@@ -236,15 +227,10 @@ async fn read(
     responses(
         (status = 200, description = "The record after the change", body = Workflow, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Changed (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
-        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 409, description = "The workflow is in a terminal status", body = ErrorDetail),
         (status = 412, description = "If-Match names another version", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AgentErrors, BodyErrors,
     )
 )]
 async fn advance(
@@ -295,15 +281,10 @@ async fn advance(
     responses(
         (status = 200, description = "Suspended", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Suspended (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
-        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 409, description = "Already suspended, or terminal", body = ErrorDetail),
         (status = 412, description = "If-Match names another version", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AgentErrors, BodyErrors,
     )
 )]
 async fn suspend(
@@ -346,15 +327,10 @@ async fn suspend(
     responses(
         (status = 200, description = "Resumed", body = ActionResult, headers(("Location" = String), ("ETag" = String))),
         (status = 204, description = "Resumed (Prefer: return=minimal)", headers(("Location" = String), ("ETag" = String))),
-        (status = 401, description = "Missing, unknown or revoked proxy key", body = ErrorDetail),
-        (status = 403, description = "The key belongs to another instance", body = ErrorDetail),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 409, description = "Not suspended", body = ErrorDetail),
         (status = 412, description = "If-Match names another version", body = ErrorDetail),
-        (status = 413, description = "Body over 1 MiB", body = ErrorDetail),
-        (status = 415, description = "Body is not JSON", body = ErrorDetail),
-        (status = 422, description = "Invalid body or path", body = HttpValidationError),
-        (status = 503, description = "Database unavailable", body = ErrorDetail),
+        AgentErrors, BodyErrors,
     )
 )]
 async fn resume(

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use hydracore_domain::{Status, Timestamp, WorkflowType};
@@ -196,4 +196,52 @@ pub struct DashboardListParams {
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub per_page: Option<i64>,
+}
+
+// Response sets that many operations share, so each is written once. The
+// variants only describe responses; they are never built.
+
+/// What every agent route may answer besides its own statuses.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AgentErrors {
+    /// Missing, unknown or revoked proxy key
+    #[response(status = 401)]
+    Unauthorized(ErrorDetail),
+    /// The key belongs to another instance
+    #[response(status = 403)]
+    Forbidden(ErrorDetail),
+    /// Database unavailable
+    #[response(status = 503)]
+    Unavailable(ErrorDetail),
+}
+
+/// What every dashboard route may answer besides its own statuses.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors {
+    /// Missing, malformed, expired or revoked credential
+    #[response(status = 401)]
+    Unauthorized(ErrorDetail),
+    /// JWT role is not admin, or the API key lacks the scope
+    #[response(status = 403)]
+    Forbidden(ErrorDetail),
+    /// Database unavailable
+    #[response(status = 503)]
+    Unavailable(ErrorDetail),
+}
+
+/// What a route that reads a JSON body may answer about it.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// Body over 1 MiB
+    #[response(status = 413)]
+    TooLarge(ErrorDetail),
+    /// Body is not JSON
+    #[response(status = 415)]
+    NotJson(ErrorDetail),
+    /// Invalid body or path
+    #[response(status = 422)]
+    Invalid(HttpValidationError),
 }
