@@ -39,7 +39,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     done: watch::Sender<u64>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first sweep one interval after start, like every later one.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

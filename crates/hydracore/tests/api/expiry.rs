@@ -10,7 +10,10 @@ const PAST: &str = "2020-01-01T00:00:00Z";
 
 #[tokio::test]
 async fn a_sweep_expires_overdue_live_workflows_only() {
-    let app = TestApp::spawn().await;
+    // Only this test's own sweep may run: the background sweeper could
+    // otherwise expire `done` before it completes, or hold a row locked
+    // (skipped here) while this test reads it.
+    let app = TestApp::spawn_with(|s| s.sweep_interval = Duration::from_secs(3600)).await;
     let overdue = app
         .create_with(&app.agent, json!({"expires_at": PAST}))
         .await;
