@@ -23,6 +23,22 @@ pub enum StoreError {
     Migrate(#[from] MigrateError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A failure of the SQLite writer's own connection (see
+    /// `sqlite::writer`), as text: one failed commit fails every write of
+    /// its batch.
+    #[error("database error: {0}")]
+    Sqlite(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Sqlite(e.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -156,7 +156,7 @@ fn rendered_history(entries: &[String]) -> Result<History, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("stored history: {e}")))
 }
 
-/// `(workflow_id, entry)` rows ordered by workflow then seq, as histories.
+/// `(workflow_id, entry)` rows, each workflow's in `seq` order, as histories.
 fn group_histories(rows: Vec<(Uuid, String)>) -> Result<HashMap<Uuid, History>, StoreError> {
     let mut grouped: HashMap<Uuid, Vec<String>> = HashMap::new();
     for (id, entry) in rows {

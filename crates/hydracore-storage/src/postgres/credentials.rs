@@ -113,14 +113,16 @@ fn credential(row: CredentialRow) -> Result<Credential, StoreError> {
     })
 }
 
-/// `conn` must be in a request transaction whose `hydracore.key_hash`
-/// names this same hash: that is what lets row-level security show the row.
+/// Runs outside any transaction: `hydracore_credential_by_key` (migration
+/// 0003) switches to the application role and sets the key for its own
+/// implicit transaction, so row-level security shows the row only to who
+/// presents its key, in one round trip.
 pub async fn find_credential(
     conn: &mut PgConnection,
     key_hash: &[u8],
 ) -> Result<Option<Credential>, StoreError> {
     let row: Option<CredentialRow> = sqlx::query_as(&format!(
-        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE key_hash = $1"
+        "SELECT {CREDENTIAL_COLUMNS} FROM hydracore_credential_by_key($1)"
     ))
     .bind(key_hash)
     .fetch_optional(conn)

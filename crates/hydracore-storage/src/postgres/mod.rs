@@ -1,10 +1,12 @@
 //! The production backend: PostgreSQL with row-level security.
 //!
 //! Two kinds of work share one pool. Requests (the methods a handler
-//! calls with a tenant in hand, plus `ping` and `find_credential`) run in a
-//! transaction that first switches to the NOLOGIN role [`APP_ROLE`] and sets
-//! the tenant transaction-locally, so row-level security bounds every query
-//! they make and nothing outlives the transaction on the pooled connection.
+//! calls with a tenant in hand, plus `ping`) run in a transaction that
+//! first switches to the NOLOGIN role [`APP_ROLE`] and sets the tenant
+//! transaction-locally, so row-level security bounds every query they make
+//! and nothing outlives the transaction on the pooled connection.
+//! `find_credential` does the same inside one database function (migration
+//! 0003), with the key's hash in place of a tenant.
 //! Administrative methods (instances and credential management, used by the
 //! command line) run as the login role, which the migrations let span
 //! tenants.
@@ -238,10 +240,8 @@ impl Store for PgStore {
     }
 
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
-        let mut tx = session::begin(&self.pool, Access::KeyHash(key_hash), Mode::Read).await?;
-        let found = credentials::find_credential(&mut tx, key_hash).await?;
-        tx.commit().await?;
-        Ok(found)
+        let mut conn = self.pool.acquire().await?;
+        credentials::find_credential(&mut conn, key_hash).await
     }
 
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {

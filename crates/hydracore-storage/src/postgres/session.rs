@@ -15,13 +15,11 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// What a request transaction may see besides nothing.
 #[derive(Debug, Clone, Copy)]
-pub enum Access<'a> {
+pub enum Access {
     /// Nothing tenant-owned (readiness checks).
     Anonymous,
     /// The rows of one tenant.
     Tenant(Uuid),
-    /// The credential whose key hashes to this, before its tenant is known.
-    KeyHash(&'a [u8]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,24 +45,23 @@ impl Mode {
 /// transaction-locally so it cannot leak to the next user of the connection.
 pub async fn begin(
     pool: &PgPool,
-    access: Access<'_>,
+    access: Access,
     mode: Mode,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
     let mut tx = pool.begin_with(mode.begin_statement()).await?;
-    // One statement (not appended to BEGIN, so that a refusal surfaces as
-    // its own error) switches the role and sets what the request may see.
-    // `set_config(.., true)` is `SET LOCAL`: both end with the transaction,
-    // whether it commits, rolls back or is dropped. One round trip, not
-    // two: every request pays for this.
-    let (setting, value) = match access {
-        Access::Anonymous => ("hydracore.tenant_id", String::new()),
-        Access::Tenant(tenant_id) => ("hydracore.tenant_id", tenant_id.to_string()),
-        Access::KeyHash(key_hash) => ("hydracore.key_hash", hex::encode(key_hash)),
+    // One statement switches the role and sets the tenant; `set_config(..,
+    // true)` is `SET LOCAL`: both end with the transaction, whether it
+    // commits, rolls back or is dropped. Not sent in BEGIN's own message
+    // (which would save a round trip): sqlx does not roll back a custom
+    // BEGIN whose later statement failed, and would pool the connection
+    // inside an aborted transaction.
+    let tenant = match access {
+        Access::Anonymous => String::new(),
+        Access::Tenant(tenant_id) => tenant_id.to_string(),
     };
-    sqlx::query("SELECT set_config('role', $1, true), set_config($2, $3, true)")
+    sqlx::query("SELECT set_config('role', $1, true), set_config('hydracore.tenant_id', $2, true)")
         .bind(APP_ROLE)
-        .bind(setting)
-        .bind(value)
+        .bind(tenant)
         .execute(&mut *tx)
         .await?;
     Ok(tx)

@@ -216,18 +216,31 @@ pub async fn list_suspended(
         .collect()
 }
 
+/// One workflow's history, oldest first: one range of the primary key,
+/// already in `seq` order.
 async fn history_of(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<History, StoreError> {
-    Ok(load_history(conn, tenant_id, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default())
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT entry FROM workflow_history \
+         WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY seq",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    crate::rendered_history(&rows)
 }
 
 /// The histories of `ids`, each oldest first, as rendered when written.
+///
+/// One primary-key range per id (the `LATERAL`), each in `seq` order. The
+/// plainer `workflow_id = ANY($2) ORDER BY workflow_id, seq` lets the
+/// planner, when it caches a generic plan while the table is small, walk
+/// the tenant's whole history in key order and filter it: a list then
+/// reads every entry of the tenant (seen in `pg_stat_user_indexes`).
 async fn load_history(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -237,8 +250,9 @@ async fn load_history(
         return Ok(HashMap::new());
     }
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT workflow_id, entry FROM workflow_history \
-         WHERE tenant_id = $1 AND workflow_id = ANY($2) ORDER BY workflow_id, seq",
+        "SELECT ids.id, h.entry FROM unnest($2::uuid[]) WITH ORDINALITY AS ids(id, n) \
+         CROSS JOIN LATERAL (SELECT seq, entry FROM workflow_history \
+         WHERE tenant_id = $1 AND workflow_id = ids.id) AS h ORDER BY ids.n, h.seq",
     )
     .bind(tenant_id)
     .bind(ids)

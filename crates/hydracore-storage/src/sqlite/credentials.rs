@@ -1,20 +1,24 @@
-//! Instance and credential queries on SQLite.
+//! Instance and credential queries on SQLite: reads on the read pool
+//! (async), writes run by the writer thread (synchronous).
 
 use hydracore_domain::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::rows::{micros, timestamp, timestamp_opt};
 use crate::{Credential, CredentialKind, Instance, NewCredential, StoreError};
 
-pub async fn insert_instance(conn: &mut SqliteConnection, i: &Instance) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO instances (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .bind(i.id)
-        .bind(i.tenant_id)
-        .bind(&i.name)
-        .bind(i.created_at.unix_micros())
-        .execute(conn)
-        .await?;
+pub fn insert_instance(conn: &Connection, i: &Instance) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO instances (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        i.id,
+        i.tenant_id,
+        i.name,
+        i.created_at.unix_micros()
+    ])?;
     Ok(())
 }
 
@@ -42,17 +46,13 @@ pub async fn list_instances(
         .collect()
 }
 
-pub async fn insert_credential(
-    conn: &mut SqliteConnection,
-    new: &NewCredential,
-) -> Result<(), StoreError> {
+pub fn insert_credential(conn: &Connection, new: &NewCredential) -> Result<(), StoreError> {
     let c = &new.credential;
     if let Some(instance_id) = c.instance_id {
-        let owner: Option<Uuid> =
-            sqlx::query_scalar("SELECT tenant_id FROM instances WHERE id = ?1")
-                .bind(instance_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let owner: Option<Uuid> = conn
+            .prepare_cached("SELECT tenant_id FROM instances WHERE id = ?1")?
+            .query_row(params![instance_id], |row| row.get(0))
+            .optional()?;
         if owner != Some(c.tenant_id) {
             return Err(StoreError::Config(format!(
                 "no instance {instance_id} in tenant {}",
@@ -60,21 +60,21 @@ pub async fn insert_credential(
             )));
         }
     }
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO credentials (id, kind, tenant_id, instance_id, scopes, key_hash, key_prefix, \
          created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(c.id)
-    .bind(c.kind.as_str())
-    .bind(c.tenant_id)
-    .bind(c.instance_id)
-    .bind(c.scopes.join(","))
-    .bind(&new.key_hash)
-    .bind(&c.key_prefix)
-    .bind(c.created_at.unix_micros())
-    .bind(micros(c.revoked_at))
-    .execute(conn)
-    .await?;
+    )?
+    .execute(params![
+        c.id,
+        c.kind.as_str(),
+        c.tenant_id,
+        c.instance_id,
+        c.scopes.join(","),
+        new.key_hash,
+        c.key_prefix,
+        c.created_at.unix_micros(),
+        micros(c.revoked_at),
+    ])?;
     Ok(())
 }
 
@@ -133,12 +133,11 @@ pub async fn list_credentials(conn: &mut SqliteConnection) -> Result<Vec<Credent
     rows.into_iter().map(credential).collect()
 }
 
-pub async fn revoke_credential(conn: &mut SqliteConnection, id: Uuid) -> Result<bool, StoreError> {
-    let done =
-        sqlx::query("UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2")
-            .bind(Timestamp::now().unix_micros())
-            .bind(id)
-            .execute(conn)
-            .await?;
-    Ok(done.rows_affected() > 0)
+pub fn revoke_credential(conn: &Connection, id: Uuid) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+        )?
+        .execute(params![Timestamp::now().unix_micros(), id])?;
+    Ok(changed > 0)
 }

@@ -1,15 +1,17 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
-//! Writes go through a pool of exactly one connection and open with
-//! `BEGIN IMMEDIATE`, so writers of this process queue in the pool instead
-//! of failing with `SQLITE_BUSY`, and a writer in another process (the
+//! Writes go through one thread that owns the write connection
+//! ([`writer`]): the writes of this process queue there and are committed
+//! in batches with `BEGIN IMMEDIATE`, and a writer in another process (the
 //! command line next to a running server) waits on `busy_timeout`. Reads use
-//! their own pool and never block on writes, as WAL allows.
+//! their own pool (sqlx) and never block on writes, as WAL allows.
 
 mod credentials;
 mod idempotency;
 mod rows;
+mod workflow_writes;
 mod workflows;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,6 +26,8 @@ use hydracore_domain::{Scope, Status, Workflow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
+use self::writer::Writer;
+
 use crate::{
     Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
     WorkflowPage,
@@ -37,7 +41,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
-    writer: SqlitePool,
+    writer: Writer,
+    options: SqliteConnectOptions,
 }
 
 impl SqliteStore {
@@ -45,53 +50,61 @@ impl SqliteStore {
     /// the file and running migrations as needed.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = connect_options(url)?;
-        // A local file does not drop connections: no ping before each use,
-        // which on the writer would be one more round trip under its lock.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
-            .await?;
-        ensure_wal(&writer).await?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(crate::error::migrate_error)?;
+        migrate(&connect).await?;
+        let writer = Writer::start(
+            connect.get_filename(),
+            BUSY_TIMEOUT,
+            options.acquire_timeout,
+        )?;
+        // A local file does not drop connections: no ping before each use.
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            writer,
+            options: connect,
+        })
     }
 
     /// Runs the migrations only (they also run on every connect).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(crate::error::migrate_error)?;
-        Ok(())
+        migrate(&self.options).await
     }
+}
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
+/// Creates the file if needed, puts it in WAL mode and runs the migrations,
+/// on a connection of its own that is closed afterwards.
+async fn migrate(options: &SqliteConnectOptions) -> Result<(), StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let migrated = match ensure_wal(&pool).await {
+        Ok(()) => MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(crate::error::migrate_error),
+        Err(e) => Err(e),
+    };
+    pool.close().await;
+    migrated
 }
 
 /// Puts the file in WAL mode, once. WAL is a property of the file and
 /// stays; asking for it on every connection would need a lock SQLite
 /// cannot wait for, and fail with "database is locked" whenever another
 /// process (a running server) has the file open.
-async fn ensure_wal(writer: &SqlitePool) -> Result<(), StoreError> {
+async fn ensure_wal(pool: &SqlitePool) -> Result<(), StoreError> {
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(writer)
+        .fetch_one(pool)
         .await?;
     if !mode.eq_ignore_ascii_case("wal") {
         sqlx::query("PRAGMA journal_mode = WAL")
-            .execute(writer)
+            .execute(pool)
             .await?;
     }
     Ok(())
@@ -126,13 +139,12 @@ impl Store for SqliteStore {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let (mut stats, pools) = (PoolStats::default(), [&self.reader, &self.writer]);
-        for pool in pools {
-            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-            stats.idle += idle;
-            stats.in_use += pool.size().saturating_sub(idle);
+        // The read pool; the writer's one connection is always open.
+        let idle = u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX);
+        PoolStats {
+            idle,
+            in_use: self.reader.size().saturating_sub(idle),
         }
-        stats
     }
 
     async fn close(&self) {
@@ -150,14 +162,18 @@ impl Store for SqliteStore {
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        workflows::insert(&mut tx, workflow).await?;
-        if let Some(key) = idempotency_key {
-            let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
-            idempotency::complete(&mut tx, tenant, instance, key, workflow.id).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let workflow = workflow.clone();
+        let key = idempotency_key.cloned();
+        self.writer
+            .write(move |conn| {
+                workflow_writes::insert(conn, &workflow)?;
+                if let Some(key) = key {
+                    let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
+                    idempotency::complete(conn, tenant, instance, &key, workflow.id)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn claim_idempotency_key(
@@ -167,10 +183,10 @@ impl Store for SqliteStore {
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let claim = idempotency::claim(&mut tx, tenant_id, instance_id, key, fingerprint).await?;
-        tx.commit().await?;
-        Ok(claim)
+        let (key, fingerprint) = (key.clone(), fingerprint.to_vec());
+        self.writer
+            .write(move |conn| idempotency::claim(conn, tenant_id, instance_id, &key, &fingerprint))
+            .await
     }
 
     async fn release_idempotency_key(
@@ -179,24 +195,22 @@ impl Store for SqliteStore {
         instance_id: Uuid,
         key: &IdempotencyKey,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        idempotency::release(&mut tx, tenant_id, instance_id, key).await?;
-        tx.commit().await?;
-        Ok(())
+        let key = key.clone();
+        self.writer
+            .write(move |conn| idempotency::release(conn, tenant_id, instance_id, &key))
+            .await
     }
 
     async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let expired = workflows::expire_due(&mut tx, limit).await?;
-        tx.commit().await?;
-        Ok(expired)
+        self.writer
+            .write(move |conn| workflow_writes::expire_due(conn, limit))
+            .await
     }
 
     async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let purged = idempotency::purge(&mut tx, limit).await?;
-        tx.commit().await?;
-        Ok(purged)
+        self.writer
+            .write(move |conn| idempotency::purge(conn, limit))
+            .await
     }
 
     async fn get_workflow(
@@ -235,9 +249,14 @@ impl Store for SqliteStore {
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let mut change = workflows::change(&mut tx, scope, id, command, actor, if_match).await?;
-        tx.commit().await?;
+        let (command, actor, if_match) = (command.clone(), actor.to_owned(), if_match.cloned());
+        let mut change = self
+            .writer
+            .write(move |conn| {
+                let if_match = if_match.as_ref();
+                workflow_writes::change(conn, scope, id, &command, &actor, if_match)
+            })
+            .await?;
         if history == WithHistory::Yes {
             let mut conn = self.reader.acquire().await?;
             let (tenant, version) = (scope.tenant_id, change.workflow.version);
@@ -248,10 +267,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        credentials::insert_instance(&mut tx, instance).await?;
-        tx.commit().await?;
-        Ok(())
+        let instance = instance.clone();
+        self.writer
+            .write(move |conn| credentials::insert_instance(conn, &instance))
+            .await
     }
 
     async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
@@ -267,10 +286,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        credentials::insert_credential(&mut tx, credential).await?;
-        tx.commit().await?;
-        Ok(())
+        let credential = credential.clone();
+        self.writer
+            .write(move |conn| credentials::insert_credential(conn, &credential))
+            .await
     }
 
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
@@ -284,9 +303,8 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let found = credentials::revoke_credential(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(found)
+        self.writer
+            .write(move |conn| credentials::revoke_credential(conn, id))
+            .await
     }
 }

@@ -40,6 +40,35 @@ pub struct WorkflowRow {
 }
 
 impl WorkflowRow {
+    /// A row selected with [`WORKFLOW_COLUMNS`] on the writer's connection.
+    pub fn from_writer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            tenant_id: row.get(1)?,
+            instance_id: row.get(2)?,
+            customer_id: row.get(3)?,
+            workflow_type: row.get(4)?,
+            status: row.get(5)?,
+            stage: row.get(6)?,
+            title: row.get(7)?,
+            reference: row.get(8)?,
+            assigned_to: row.get(9)?,
+            approver_id: row.get(10)?,
+            escalation_level: row.get(11)?,
+            workflow_state: row.get(12)?,
+            suspended_step: row.get(13)?,
+            suspend_payload: row.get(14)?,
+            suspended_at: row.get(15)?,
+            created_at: row.get(16)?,
+            updated_at: row.get(17)?,
+            last_action_at: row.get(18)?,
+            next_action_at: row.get(19)?,
+            expires_at: row.get(20)?,
+            completed_at: row.get(21)?,
+            version: row.get(22)?,
+        })
+    }
+
     pub fn into_domain(self) -> Result<Workflow, StoreError> {
         Ok(Workflow {
             id: self.id,

@@ -1,124 +1,17 @@
-//! Workflow queries on SQLite.
+//! Workflow reads on SQLite, on the read pool (the writes are in
+//! `workflow_writes`, run by the writer thread).
 
 use std::collections::HashMap;
 
-use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::transition::{self, Change, Command};
-use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{History, Scope, Status, Workflow};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::rows::{json_text, micros, object_text, WorkflowRow, WORKFLOW_COLUMNS};
+use super::rows::{WorkflowRow, WORKFLOW_COLUMNS};
 use crate::filters::{push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
-
-pub async fn insert(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
-         stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
-         suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
-         next_action_at, expires_at, completed_at, version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21, ?22, ?23)",
-    )
-    .bind(w.id)
-    .bind(w.tenant_id)
-    .bind(w.instance_id)
-    .bind(w.customer_id)
-    .bind(w.workflow_type.as_str())
-    .bind(w.status.as_str())
-    .bind(&w.stage)
-    .bind(&w.title)
-    .bind(&w.reference)
-    .bind(&w.assigned_to)
-    .bind(w.approver_id)
-    .bind(w.escalation_level)
-    .bind(object_text(&w.workflow_state))
-    .bind(&w.suspended_step)
-    .bind(json_text(&w.suspend_payload))
-    .bind(micros(w.suspended_at))
-    .bind(w.created_at.unix_micros())
-    .bind(w.updated_at.unix_micros())
-    .bind(micros(w.last_action_at))
-    .bind(micros(w.next_action_at))
-    .bind(micros(w.expires_at))
-    .bind(micros(w.completed_at))
-    .bind(w.version)
-    .execute(&mut *conn)
-    .await?;
-    // A new workflow carries the entries it was created with; a rendered
-    // history only ever comes out of storage.
-    let History::Entries(entries) = &w.history else {
-        return Err(StoreError::Corrupt(
-            "a new workflow must carry its history entries".into(),
-        ));
-    };
-    for entry in entries {
-        append_history(conn, w.tenant_id, w.id, entry).await?;
-    }
-    Ok(())
-}
-
-/// Writes back every column a command may change.
-async fn update(conn: &mut SqliteConnection, w: &Workflow) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE workflows SET status = ?1, stage = ?2, assigned_to = ?3, approver_id = ?4, \
-         escalation_level = ?5, workflow_state = ?6, suspended_step = ?7, suspend_payload = ?8, \
-         suspended_at = ?9, updated_at = ?10, last_action_at = ?11, next_action_at = ?12, \
-         expires_at = ?13, completed_at = ?14, version = ?15 \
-         WHERE id = ?16 AND tenant_id = ?17",
-    )
-    .bind(w.status.as_str())
-    .bind(&w.stage)
-    .bind(&w.assigned_to)
-    .bind(w.approver_id)
-    .bind(w.escalation_level)
-    .bind(object_text(&w.workflow_state))
-    .bind(&w.suspended_step)
-    .bind(json_text(&w.suspend_payload))
-    .bind(micros(w.suspended_at))
-    .bind(w.updated_at.unix_micros())
-    .bind(micros(w.last_action_at))
-    .bind(micros(w.next_action_at))
-    .bind(micros(w.expires_at))
-    .bind(micros(w.completed_at))
-    .bind(w.version)
-    .bind(w.id)
-    .bind(w.tenant_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn append_history(
-    conn: &mut SqliteConnection,
-    tenant_id: Uuid,
-    workflow_id: Uuid,
-    e: &HistoryEntry,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage, entry) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )
-    .bind(tenant_id)
-    .bind(workflow_id)
-    .bind(e.seq)
-    .bind(e.at.unix_micros())
-    .bind(&e.action)
-    .bind(json_text(&e.action_detail))
-    .bind(&e.actor)
-    .bind(e.from_status.map(Status::as_str))
-    .bind(e.to_status.map(Status::as_str))
-    .bind(&e.from_stage)
-    .bind(&e.to_stage)
-    .bind(crate::render_entry(e)?)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 pub async fn get(
     conn: &mut SqliteConnection,
@@ -216,31 +109,11 @@ async fn load_history(
     crate::group_histories(rows)
 }
 
-/// Loads, checks and changes one workflow. `conn` must be inside a write
-/// transaction (`BEGIN IMMEDIATE`), which is what makes this atomic. The
-/// history is not read here: see [`history_up_to`].
-pub async fn change(
-    conn: &mut SqliteConnection,
-    scope: Scope,
-    id: Uuid,
-    command: &Command,
-    actor: &str,
-    if_match: Option<&IfMatch>,
-) -> Result<Change, StoreError> {
-    let current = get(conn, scope, id, WithHistory::No)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
-    update(conn, &change.workflow).await?;
-    append_history(conn, scope.tenant_id, id, &change.entry).await?;
-    Ok(change)
-}
-
 /// The history of one workflow as it stood at `version`. History is
 /// append-only and the newest `seq` is the version, so this reads, at any
 /// later time and outside the write transaction, exactly what the write
 /// transaction would have: SQLite has one writer, and reading a long history
-/// under its lock would make every other write wait.
+/// on the writer thread would make every other write wait.
 pub async fn history_up_to(
     conn: &mut SqliteConnection,
     tenant_id: Uuid,
@@ -267,28 +140,4 @@ pub async fn count_by_status(
             .fetch_all(conn)
             .await?;
     crate::status_counts(rows)
-}
-
-/// Expires up to `limit` overdue live workflows. `conn` must be inside a
-/// write transaction: SQLite has one writer, so no two sweepers can expire
-/// the same workflow.
-pub async fn expire_due(conn: &mut SqliteConnection, limit: u32) -> Result<u64, StoreError> {
-    let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT id, tenant_id, instance_id FROM workflows \
-         WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
-         AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
-         ORDER BY expires_at LIMIT ?2",
-    )
-    .bind(Timestamp::now().unix_micros())
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut expired = 0;
-    for (id, tenant_id, instance_id) in due {
-        let scope = Scope::instance(tenant_id, instance_id);
-        let command = Command::Expire;
-        change(conn, scope, id, &command, transition::SYSTEM_ACTOR, None).await?;
-        expired += 1;
-    }
-    Ok(expired)
 }

@@ -1,0 +1,187 @@
+//! Workflow writes on SQLite. Each function runs on the writer thread
+//! (`writer`), inside its transaction: SQLite has one writer, so what a
+//! function reads cannot change before it writes.
+
+use hydracore_domain::precondition::IfMatch;
+use hydracore_domain::transition::{self, Change, Command};
+use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::rows::{json_text, micros, object_text, WorkflowRow, WORKFLOW_COLUMNS};
+use crate::StoreError;
+
+pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
+    // A new workflow carries the entries it was created with; a rendered
+    // history only ever comes out of storage.
+    let History::Entries(entries) = &w.history else {
+        return Err(StoreError::Corrupt(
+            "a new workflow must carry its history entries".into(),
+        ));
+    };
+    conn.prepare_cached(
+        "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
+         stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
+         suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
+         next_action_at, expires_at, completed_at, version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+         ?19, ?20, ?21, ?22, ?23)",
+    )?
+    .execute(params![
+        w.id,
+        w.tenant_id,
+        w.instance_id,
+        w.customer_id,
+        w.workflow_type.as_str(),
+        w.status.as_str(),
+        w.stage,
+        w.title,
+        w.reference,
+        w.assigned_to,
+        w.approver_id,
+        w.escalation_level,
+        object_text(&w.workflow_state),
+        w.suspended_step,
+        json_text(&w.suspend_payload),
+        micros(w.suspended_at),
+        w.created_at.unix_micros(),
+        w.updated_at.unix_micros(),
+        micros(w.last_action_at),
+        micros(w.next_action_at),
+        micros(w.expires_at),
+        micros(w.completed_at),
+        w.version,
+    ])?;
+    for entry in entries {
+        append_history(conn, w.tenant_id, w.id, entry)?;
+    }
+    Ok(())
+}
+
+/// Writes back every column a command may change.
+fn update(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE workflows SET status = ?1, stage = ?2, assigned_to = ?3, approver_id = ?4, \
+         escalation_level = ?5, workflow_state = ?6, suspended_step = ?7, suspend_payload = ?8, \
+         suspended_at = ?9, updated_at = ?10, last_action_at = ?11, next_action_at = ?12, \
+         expires_at = ?13, completed_at = ?14, version = ?15 \
+         WHERE id = ?16 AND tenant_id = ?17",
+    )?
+    .execute(params![
+        w.status.as_str(),
+        w.stage,
+        w.assigned_to,
+        w.approver_id,
+        w.escalation_level,
+        object_text(&w.workflow_state),
+        w.suspended_step,
+        json_text(&w.suspend_payload),
+        micros(w.suspended_at),
+        w.updated_at.unix_micros(),
+        micros(w.last_action_at),
+        micros(w.next_action_at),
+        micros(w.expires_at),
+        micros(w.completed_at),
+        w.version,
+        w.id,
+        w.tenant_id,
+    ])?;
+    Ok(())
+}
+
+fn append_history(
+    conn: &Connection,
+    tenant_id: Uuid,
+    workflow_id: Uuid,
+    e: &HistoryEntry,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
+         actor, from_status, to_status, from_stage, to_stage, entry) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        tenant_id,
+        workflow_id,
+        e.seq,
+        e.at.unix_micros(),
+        e.action,
+        json_text(&e.action_detail),
+        e.actor,
+        e.from_status.map(Status::as_str),
+        e.to_status.map(Status::as_str),
+        e.from_stage,
+        e.to_stage,
+        crate::render_entry(e)?,
+    ])?;
+    Ok(())
+}
+
+/// The workflow `id` within `scope`, without its history.
+fn select_one(conn: &Connection, scope: Scope, id: Uuid) -> Result<Option<Workflow>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows \
+             WHERE id = ?1 AND tenant_id = ?2 AND (?3 IS NULL OR instance_id = ?3)"
+        ))?
+        .query_row(
+            params![id, scope.tenant_id, scope.instance_id],
+            WorkflowRow::from_writer_row,
+        )
+        .optional()?;
+    row.map(WorkflowRow::into_domain).transpose()
+}
+
+/// Loads, checks and changes one workflow. The history is not read here:
+/// see `workflows::history_up_to`.
+pub fn change(
+    conn: &Connection,
+    scope: Scope,
+    id: Uuid,
+    command: &Command,
+    actor: &str,
+    if_match: Option<&IfMatch>,
+) -> Result<Change, StoreError> {
+    let current = select_one(conn, scope, id)?.ok_or(StoreError::NotFound)?;
+    let change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
+    update(conn, &change.workflow)?;
+    append_history(conn, scope.tenant_id, id, &change.entry)?;
+    Ok(change)
+}
+
+/// Expires up to `limit` overdue live workflows. SQLite has one writer, so
+/// no two sweepers can expire the same workflow.
+pub fn expire_due(conn: &Connection, limit: u32) -> Result<u64, StoreError> {
+    let due = conn
+        .prepare_cached(
+            "SELECT id, tenant_id, instance_id FROM workflows \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+             AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
+             ORDER BY expires_at LIMIT ?2",
+        )?
+        .query_map(
+            params![Timestamp::now().unix_micros(), i64::from(limit)],
+            |row| {
+                Ok((
+                    row.get::<_, Uuid>(0)?,
+                    row.get::<_, Uuid>(1)?,
+                    row.get::<_, Uuid>(2)?,
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut expired = 0;
+    for (id, tenant_id, instance_id) in due {
+        let scope = Scope::instance(tenant_id, instance_id);
+        change(
+            conn,
+            scope,
+            id,
+            &Command::Expire,
+            transition::SYSTEM_ACTOR,
+            None,
+        )?;
+        expired += 1;
+    }
+    Ok(expired)
+}

@@ -1,0 +1,231 @@
+//! The one SQLite writer: a thread that owns the write connection and
+//! commits the jobs waiting for it together (group commit).
+//!
+//! SQLite takes one writer at a time, so every write of the process queues
+//! here. Doing each write as async statements on a pooled connection costs
+//! a hand-off between the runtime and the connection's worker thread per
+//! statement (BEGIN, read, update, append, COMMIT): under load the writer
+//! spent most of its time waiting to be scheduled, not writing (see
+//! docs/benchmarks.md). Here a job is a synchronous closure run on this
+//! thread, and all jobs that queued up while one transaction ran go into
+//! the next one, each in its own savepoint, so one job's failure undoes
+//! only that job. Replies are sent after the COMMIT: no caller hears of a
+//! write that could still be rolled back.
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+
+/// Jobs committed together at most; bounds how long the first of them
+/// waits for the last.
+const MAX_BATCH: usize = 128;
+
+/// Writes waiting beyond this make callers wait to enqueue (backpressure).
+const QUEUE_DEPTH: usize = 1024;
+
+/// Statements kept prepared on the write connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// A write to run in the writer's transaction.
+trait Job: Send {
+    /// Runs the write; `false` means it failed and its savepoint is undone.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Tells the caller: its result if the transaction committed, else why not.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+    /// When the caller stops waiting for the write to start.
+    fn deadline(&self) -> Instant;
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    deadline: Instant,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let answer = match (self.result, committed) {
+            (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Ok(())) => Err(StoreError::Unavailable("the write was not run".to_owned())),
+        };
+        // The caller may have gone away (its request was cancelled); the
+        // write stands either way, as it would on any database.
+        let _ = self.reply.send(answer);
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+enum Message {
+    Job(Box<dyn Job>),
+    /// Everything sent before has been answered; stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle requests write through; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Message>,
+    /// How long a write may wait for its turn before it is refused (503).
+    wait: Duration,
+}
+
+impl Writer {
+    /// Opens the write connection to `path` (an existing, migrated, WAL
+    /// database) and starts the writer thread.
+    pub fn start(path: &Path, busy_timeout: Duration, wait: Duration) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(busy_timeout)?;
+        // In WAL mode NORMAL loses no committed transaction when the
+        // process dies, only (at worst) the last ones on power loss.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || serve(conn, jobs))
+            .map_err(|e| StoreError::Config(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Self { queue, wait })
+    }
+
+    /// Runs `work` in a write transaction (after the writes queued before
+    /// it) and answers once that transaction has committed.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Pending {
+            work: Some(work),
+            result: None,
+            reply,
+            deadline: Instant::now() + self.wait,
+        };
+        self.queue
+            .send(Message::Job(Box::new(job)))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Waits for every write sent so far, then stops the thread.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the SQLite writer has stopped".to_owned())
+}
+
+fn serve(mut conn: Connection, mut queue: mpsc::Receiver<Message>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        let mut close = None;
+        match first {
+            Message::Job(job) => batch.push(job),
+            Message::Close(done) => close = Some(done),
+        }
+        while close.is_none() && batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(Message::Job(job)) => batch.push(job),
+                Ok(Message::Close(done)) => close = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, &mut batch);
+        }
+        if let Some(done) = close {
+            queue.close();
+            // Writes that raced the close are refused, not lost silently.
+            while let Ok(message) = queue.try_recv() {
+                if let Message::Job(job) = message {
+                    job.finish(Err(closed()));
+                }
+            }
+            drop(conn);
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Runs `batch` in one `BEGIN IMMEDIATE` transaction, each job in its own
+/// savepoint, then answers every job.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
+    let now = Instant::now();
+    let (late, mut due): (Vec<_>, Vec<_>) = batch.drain(..).partition(|j| j.deadline() < now);
+    for job in late {
+        job.finish(Err(StoreError::Unavailable(
+            "timed out waiting for the database writer".to_owned(),
+        )));
+    }
+    if due.is_empty() {
+        return;
+    }
+    let outcome = run_in_transaction(conn, &mut due);
+    match outcome {
+        Ok(()) => {
+            for job in due {
+                job.finish(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = due.len(), "SQLite write transaction failed");
+            let reason = e.to_string();
+            let is_busy = matches!(e, StoreError::Unavailable(_));
+            for job in due {
+                job.finish(Err(if is_busy {
+                    StoreError::Unavailable(reason.clone())
+                } else {
+                    StoreError::Sqlite(reason.clone())
+                }));
+            }
+        }
+    }
+}
+
+fn run_in_transaction(conn: &mut Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in jobs.iter_mut() {
+        let savepoint = tx.savepoint()?;
+        if job.run(&savepoint) {
+            savepoint.commit()?;
+        }
+        // A failed job's savepoint is rolled back when it is dropped.
+    }
+    tx.commit()?;
+    Ok(())
+}
