@@ -1,47 +1,105 @@
 //! The `WHERE` clauses every backend builds the same way: the request's
-//! scope, and the list filters. Placeholders are the backend's own
-//! (`QueryBuilder` writes `?` or `$n`).
+//! scope, and the list filters. They are written into a [`Filter`]: sqlx's
+//! `QueryBuilder` (PostgreSQL, `$n` placeholders) or [`SqliteQuery`] (the
+//! SQLite backend's rusqlite connections, `?` placeholders).
 
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::Scope;
+use rusqlite::types::Value;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
-/// ` AND tenant_id = ... [AND instance_id = ...]`: every query's bound.
-pub fn push_scope<DB>(q: &mut QueryBuilder<'_, DB>, scope: Scope)
-where
-    DB: Database,
-    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
-{
-    q.push(" AND tenant_id = ").push_bind(scope.tenant_id);
-    if let Some(instance_id) = scope.instance_id {
-        q.push(" AND instance_id = ").push_bind(instance_id);
-    }
+/// Somewhere SQL text and bound values are written.
+pub trait Filter {
+    fn sql(&mut self, sql: &str);
+    fn bind_uuid(&mut self, value: Uuid);
+    fn bind_text(&mut self, value: &str);
 }
 
-/// ` WHERE` with the scope and the list's filters.
-pub fn push_list_filters<DB>(q: &mut QueryBuilder<'_, DB>, scope: Scope, query: &ListQuery)
+impl<DB> Filter for QueryBuilder<'_, DB>
 where
     DB: Database,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
-    q.push(" WHERE 1 = 1");
+    fn sql(&mut self, sql: &str) {
+        self.push(sql);
+    }
+    fn bind_uuid(&mut self, value: Uuid) {
+        self.push_bind(value);
+    }
+    fn bind_text(&mut self, value: &str) {
+        self.push_bind(value.to_owned());
+    }
+}
+
+/// SQL with `?` placeholders and its values, for rusqlite.
+#[derive(Debug, Default)]
+pub struct SqliteQuery {
+    pub sql: String,
+    pub values: Vec<Value>,
+}
+
+impl SqliteQuery {
+    pub fn new(sql: &str) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            values: Vec::new(),
+        }
+    }
+
+    pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.sql.push('?');
+        self.values.push(value.into());
+        self
+    }
+}
+
+impl Filter for SqliteQuery {
+    fn sql(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+    fn bind_uuid(&mut self, value: Uuid) {
+        // How sqlx stored it, and how rusqlite's `uuid` feature reads it.
+        self.bind(value.as_bytes().to_vec());
+    }
+    fn bind_text(&mut self, value: &str) {
+        self.bind(value.to_owned());
+    }
+}
+
+/// ` AND tenant_id = ... [AND instance_id = ...]`: every query's bound.
+pub fn push_scope(q: &mut impl Filter, scope: Scope) {
+    q.sql(" AND tenant_id = ");
+    q.bind_uuid(scope.tenant_id);
+    if let Some(instance_id) = scope.instance_id {
+        q.sql(" AND instance_id = ");
+        q.bind_uuid(instance_id);
+    }
+}
+
+/// ` WHERE` with the scope and the list's filters.
+pub fn push_list_filters(q: &mut impl Filter, scope: Scope, query: &ListQuery) {
+    q.sql(" WHERE 1 = 1");
     push_scope(q, scope);
     if let Some(instance_id) = query.instance_id {
-        q.push(" AND instance_id = ").push_bind(instance_id);
+        q.sql(" AND instance_id = ");
+        q.bind_uuid(instance_id);
     }
     if let Some(customer_id) = query.customer_id {
-        q.push(" AND customer_id = ").push_bind(customer_id);
+        q.sql(" AND customer_id = ");
+        q.bind_uuid(customer_id);
     }
     if let Some(t) = query.workflow_type {
-        q.push(" AND workflow_type = ")
-            .push_bind(t.as_str().to_owned());
+        q.sql(" AND workflow_type = ");
+        q.bind_text(t.as_str());
     }
     if let Some(s) = query.status {
-        q.push(" AND status = ").push_bind(s.as_str().to_owned());
+        q.sql(" AND status = ");
+        q.bind_text(s.as_str());
     }
     if let Some(reference) = &query.reference {
-        q.push(" AND reference = ").push_bind(reference.clone());
+        q.sql(" AND reference = ");
+        q.bind_text(reference);
     }
 }

@@ -29,3 +29,6 @@ BEGIN
         WHERE c.key_hash = p_key_hash;
 END
 $$;
+
+-- Only the login that migrated (the owner) calls it.
+REVOKE EXECUTE ON FUNCTION hydracore_credential_by_key(bytea) FROM PUBLIC;

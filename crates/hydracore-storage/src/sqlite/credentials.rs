@@ -1,9 +1,8 @@
-//! Instance and credential queries on SQLite: reads on the read pool
-//! (async), writes run by the writer thread (synchronous).
+//! Instance and credential queries on SQLite: reads run on a read
+//! connection (`readers`), writes by the writer thread (`writer`).
 
 use hydracore_domain::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
-use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::rows::{micros, timestamp, timestamp_opt};
@@ -23,17 +22,16 @@ pub fn insert_instance(conn: &Connection, i: &Instance) -> Result<(), StoreError
 }
 
 /// Every instance, or only `only`.
-pub async fn list_instances(
-    conn: &mut SqliteConnection,
-    only: Option<Uuid>,
-) -> Result<Vec<Instance>, StoreError> {
-    let rows: Vec<(Uuid, Uuid, Option<String>, i64)> = sqlx::query_as(
-        "SELECT id, tenant_id, name, created_at FROM instances \
-         WHERE ?1 IS NULL OR id = ?1 ORDER BY created_at, id",
-    )
-    .bind(only)
-    .fetch_all(conn)
-    .await?;
+pub fn list_instances(conn: &Connection, only: Option<Uuid>) -> Result<Vec<Instance>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, tenant_id, name, created_at FROM instances \
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY created_at, id",
+        )?
+        .query_map(params![only], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<Result<Vec<(Uuid, Uuid, Option<String>, i64)>, _>>()?;
     rows.into_iter()
         .map(|(id, tenant_id, name, created_at)| {
             Ok(Instance {
@@ -111,25 +109,39 @@ fn credential(row: CredentialRow) -> Result<Credential, StoreError> {
     })
 }
 
-pub async fn find_credential(
-    conn: &mut SqliteConnection,
+fn credential_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
+}
+
+pub fn find_credential(
+    conn: &Connection,
     key_hash: &[u8],
 ) -> Result<Option<Credential>, StoreError> {
-    let row: Option<CredentialRow> = sqlx::query_as(&format!(
-        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE key_hash = ?1"
-    ))
-    .bind(key_hash)
-    .fetch_optional(conn)
-    .await?;
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE key_hash = ?1"
+        ))?
+        .query_row(params![key_hash], credential_row)
+        .optional()?;
     row.map(credential).transpose()
 }
 
-pub async fn list_credentials(conn: &mut SqliteConnection) -> Result<Vec<Credential>, StoreError> {
-    let rows: Vec<CredentialRow> = sqlx::query_as(&format!(
-        "SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY created_at, id"
-    ))
-    .fetch_all(conn)
-    .await?;
+pub fn list_credentials(conn: &Connection) -> Result<Vec<Credential>, StoreError> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY created_at, id"
+        ))?
+        .query_map([], credential_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(credential).collect()
 }
 

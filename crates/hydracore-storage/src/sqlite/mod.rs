@@ -8,6 +8,7 @@
 
 mod credentials;
 mod idempotency;
+mod readers;
 mod rows;
 mod workflow_writes;
 mod workflows;
@@ -26,6 +27,7 @@ use hydracore_domain::{Scope, Status, Workflow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
+use self::readers::Readers;
 use self::writer::Writer;
 
 use crate::{
@@ -40,7 +42,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    reader: SqlitePool,
+    reader: Readers,
     writer: Writer,
     options: SqliteConnectOptions,
 }
@@ -56,13 +58,11 @@ impl SqliteStore {
             BUSY_TIMEOUT,
             options.acquire_timeout,
         )?;
-        // A local file does not drop connections: no ping before each use.
-        let reader = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
-            .await?;
+        let reader = Readers::open(
+            connect.get_filename(),
+            options.max_connections,
+            options.acquire_timeout,
+        )?;
         Ok(Self {
             reader,
             writer,
@@ -134,17 +134,15 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.reader
+            .read(|conn| Ok(conn.execute_batch("SELECT 1")?))
+            .await
     }
 
     fn pool_stats(&self) -> PoolStats {
-        // The read pool; the writer's one connection is always open.
-        let idle = u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX);
-        PoolStats {
-            idle,
-            in_use: self.reader.size().saturating_sub(idle),
-        }
+        // The read connections; the writer's one is always open.
+        let (in_use, idle) = self.reader.stats();
+        PoolStats { in_use, idle }
     }
 
     async fn close(&self) {
@@ -153,8 +151,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        workflows::count_by_status(&mut conn).await
+        self.reader.read(workflows::count_by_status).await
     }
 
     async fn insert_workflow(
@@ -219,8 +216,9 @@ impl Store for SqliteStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        workflows::get(&mut conn, scope, id, history).await
+        self.reader
+            .read(move |conn| workflows::get(conn, scope, id, history))
+            .await
     }
 
     async fn list_workflows(
@@ -228,16 +226,16 @@ impl Store for SqliteStore {
         scope: Scope,
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
-        // One read transaction: the page and its total see one snapshot.
-        let mut tx = self.reader.begin().await?;
-        let page = workflows::list(&mut tx, scope, query).await?;
-        tx.commit().await?;
-        Ok(page)
+        let query = query.clone();
+        self.reader
+            .read(move |conn| workflows::list(conn, scope, &query))
+            .await
     }
 
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        workflows::list_suspended(&mut conn, scope).await
+        self.reader
+            .read(move |conn| workflows::list_suspended(conn, scope))
+            .await
     }
 
     async fn change_workflow(
@@ -258,10 +256,11 @@ impl Store for SqliteStore {
             })
             .await?;
         if history == WithHistory::Yes {
-            let mut conn = self.reader.acquire().await?;
             let (tenant, version) = (scope.tenant_id, change.workflow.version);
-            change.workflow.history =
-                workflows::history_up_to(&mut conn, tenant, id, version).await?;
+            change.workflow.history = self
+                .reader
+                .read(move |conn| workflows::history_of(conn, tenant, id, version))
+                .await?;
         }
         Ok(change)
     }
@@ -274,15 +273,17 @@ impl Store for SqliteStore {
     }
 
     async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        Ok(credentials::list_instances(&mut conn, Some(id))
-            .await?
-            .pop())
+        let mut found = self
+            .reader
+            .read(move |conn| credentials::list_instances(conn, Some(id)))
+            .await?;
+        Ok(found.pop())
     }
 
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        credentials::list_instances(&mut conn, None).await
+        self.reader
+            .read(|conn| credentials::list_instances(conn, None))
+            .await
     }
 
     async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
@@ -293,13 +294,14 @@ impl Store for SqliteStore {
     }
 
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        credentials::find_credential(&mut conn, key_hash).await
+        let key_hash = key_hash.to_vec();
+        self.reader
+            .read(move |conn| credentials::find_credential(conn, &key_hash))
+            .await
     }
 
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        credentials::list_credentials(&mut conn).await
+        self.reader.read(credentials::list_credentials).await
     }
 
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {

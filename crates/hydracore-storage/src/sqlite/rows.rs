@@ -12,7 +12,6 @@ pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, wor
     workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
     last_action_at, next_action_at, expires_at, completed_at, version";
 
-#[derive(sqlx::FromRow)]
 pub struct WorkflowRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -40,8 +39,8 @@ pub struct WorkflowRow {
 }
 
 impl WorkflowRow {
-    /// A row selected with [`WORKFLOW_COLUMNS`] on the writer's connection.
-    pub fn from_writer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    /// A row selected with [`WORKFLOW_COLUMNS`].
+    pub fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
             tenant_id: row.get(1)?,

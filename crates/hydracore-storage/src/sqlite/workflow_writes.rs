@@ -126,7 +126,7 @@ fn select_one(conn: &Connection, scope: Scope, id: Uuid) -> Result<Option<Workfl
         ))?
         .query_row(
             params![id, scope.tenant_id, scope.instance_id],
-            WorkflowRow::from_writer_row,
+            WorkflowRow::from_row,
         )
         .optional()?;
     row.map(WorkflowRow::into_domain).transpose()

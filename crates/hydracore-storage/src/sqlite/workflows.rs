@@ -1,111 +1,121 @@
-//! Workflow reads on SQLite, on the read pool (the writes are in
-//! `workflow_writes`, run by the writer thread).
+//! Workflow reads on SQLite. Each function runs on a read connection, on a
+//! blocking thread (`readers`); the writes are in `workflow_writes`, run by
+//! the writer thread.
 
 use std::collections::HashMap;
 
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::{History, Scope, Status, Workflow};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::{params, params_from_iter, Connection};
 use uuid::Uuid;
 
 use super::rows::{WorkflowRow, WORKFLOW_COLUMNS};
-use crate::filters::{push_list_filters, push_scope};
+use crate::filters::{push_list_filters, push_scope, SqliteQuery};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
-pub async fn get(
-    conn: &mut SqliteConnection,
+pub fn get(
+    conn: &Connection,
     scope: Scope,
     id: Uuid,
     history: WithHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
+    let mut q = SqliteQuery::new(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
     ));
-    q.push_bind(id);
+    q.bind(id.as_bytes().to_vec());
     push_scope(&mut q, scope);
-    let Some(row) = q
-        .build_query_as::<WorkflowRow>()
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let rows = select_workflows(conn, &q)?;
+    let Some(mut workflow) = rows.into_iter().next() else {
         return Ok(None);
     };
-    let mut workflow = row.into_domain()?;
     if history == WithHistory::Yes {
-        workflow.history = load_history(conn, scope.tenant_id, &[id])
-            .await?
-            .remove(&id)
-            .unwrap_or_default();
+        workflow.history = history_of(conn, scope.tenant_id, id, i64::MAX)?;
     }
     Ok(Some(workflow))
 }
 
-pub async fn list(
-    conn: &mut SqliteConnection,
+fn select_workflows(conn: &Connection, q: &SqliteQuery) -> Result<Vec<Workflow>, StoreError> {
+    let mut statement = conn.prepare_cached(&q.sql)?;
+    let rows = statement
+        .query_map(params_from_iter(&q.values), WorkflowRow::from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(WorkflowRow::into_domain).collect()
+}
+
+/// Runs in one read transaction: the page and its total see one snapshot.
+pub fn list(
+    conn: &Connection,
     scope: Scope,
     query: &ListQuery,
 ) -> Result<WorkflowPage, StoreError> {
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows");
+    let tx = conn.unchecked_transaction()?;
+    let mut count = SqliteQuery::new("SELECT COUNT(*) FROM workflows");
     push_list_filters(&mut count, scope, query);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+    let total: i64 = tx
+        .prepare_cached(&count.sql)?
+        .query_row(params_from_iter(&count.values), |row| row.get(0))?;
 
-    let mut select =
-        QueryBuilder::<Sqlite>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
+    let mut select = SqliteQuery::new(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_list_filters(&mut select, scope, query);
     select
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(query.per_page)
-        .push(" OFFSET ")
-        .push_bind(query.offset());
-    let rows: Vec<WorkflowRow> = select.build_query_as().fetch_all(&mut *conn).await?;
-    let mut workflows = rows
-        .into_iter()
-        .map(WorkflowRow::into_domain)
-        .collect::<Result<Vec<_>, _>>()?;
+        .sql
+        .push_str(" ORDER BY created_at DESC, id DESC LIMIT ");
+    select.bind(query.per_page).sql.push_str(" OFFSET ");
+    select.bind(query.offset());
+    let mut workflows = select_workflows(&tx, &select)?;
 
     let ids: Vec<Uuid> = workflows.iter().map(|w| w.id).collect();
-    let mut histories = load_history(conn, scope.tenant_id, &ids).await?;
+    let mut histories = load_history(&tx, scope.tenant_id, &ids)?;
     for w in &mut workflows {
         w.history = histories.remove(&w.id).unwrap_or_default();
     }
+    tx.commit()?;
     Ok(WorkflowPage { total, workflows })
 }
 
-pub async fn list_suspended(
-    conn: &mut SqliteConnection,
+pub fn list_suspended(
+    conn: &Connection,
     scope: Scope,
 ) -> Result<Vec<SuspendedWorkflow>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
+    let mut q = SqliteQuery::new(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE status = 'suspended'"
     ));
     push_scope(&mut q, scope);
-    q.push(" ORDER BY suspended_at ASC, id ASC");
-    let rows: Vec<WorkflowRow> = q.build_query_as().fetch_all(conn).await?;
-    rows.into_iter()
-        .map(|row| row.into_domain().map(SuspendedWorkflow::from))
-        .collect()
+    q.sql.push_str(" ORDER BY suspended_at ASC, id ASC");
+    Ok(select_workflows(conn, &q)?
+        .into_iter()
+        .map(SuspendedWorkflow::from)
+        .collect())
 }
 
 /// The histories of `ids`, each oldest first, as rendered when written.
-async fn load_history(
-    conn: &mut SqliteConnection,
+fn load_history(
+    conn: &Connection,
     tenant_id: Uuid,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, History>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT workflow_id, entry FROM workflow_history WHERE tenant_id = ",
-    );
-    q.push_bind(tenant_id).push(" AND workflow_id IN (");
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
+    let mut q =
+        SqliteQuery::new("SELECT workflow_id, entry FROM workflow_history WHERE tenant_id = ");
+    q.bind(tenant_id.as_bytes().to_vec())
+        .sql
+        .push_str(" AND workflow_id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            q.sql.push_str(", ");
+        }
+        q.bind(id.as_bytes().to_vec());
     }
-    q.push(") ORDER BY workflow_id, seq");
-    let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(conn).await?;
+    q.sql.push_str(") ORDER BY workflow_id, seq");
+    let rows = conn
+        .prepare_cached(&q.sql)?
+        .query_map(params_from_iter(&q.values), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<Result<Vec<(Uuid, String)>, _>>()?;
     crate::group_histories(rows)
 }
 
@@ -114,30 +124,26 @@ async fn load_history(
 /// later time and outside the write transaction, exactly what the write
 /// transaction would have: SQLite has one writer, and reading a long history
 /// on the writer thread would make every other write wait.
-pub async fn history_up_to(
-    conn: &mut SqliteConnection,
+pub fn history_of(
+    conn: &Connection,
     tenant_id: Uuid,
     id: Uuid,
     version: i64,
 ) -> Result<History, StoreError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT entry FROM workflow_history \
-         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 ORDER BY seq",
-    )
-    .bind(tenant_id)
-    .bind(id)
-    .bind(version)
-    .fetch_all(conn)
-    .await?;
+    let rows = conn
+        .prepare_cached(
+            "SELECT entry FROM workflow_history \
+             WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 ORDER BY seq",
+        )?
+        .query_map(params![tenant_id, id, version], |row| row.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     crate::rendered_history(&rows)
 }
 
-pub async fn count_by_status(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<(Status, i64)>, StoreError> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM workflows GROUP BY status")
-            .fetch_all(conn)
-            .await?;
+pub fn count_by_status(conn: &Connection) -> Result<Vec<(Status, i64)>, StoreError> {
+    let rows = conn
+        .prepare_cached("SELECT status, COUNT(*) FROM workflows GROUP BY status")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<(String, i64)>, _>>()?;
     crate::status_counts(rows)
 }

@@ -12,6 +12,7 @@
 //! only that job. Replies are sent after the COMMIT: no caller hears of a
 //! write that could still be rolled back.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,6 +40,9 @@ trait Job: Send {
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
     /// When the caller stops waiting for the write to start.
     fn deadline(&self) -> Instant;
+    /// The caller is gone (its request was cancelled): nobody would hear
+    /// of the write, so it is not made.
+    fn abandoned(&self) -> bool;
 }
 
 struct Pending<T, F> {
@@ -67,15 +71,20 @@ where
         let answer = match (self.result, committed) {
             (Some(Err(e)), _) | (_, Err(e)) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (None, Ok(())) => Err(StoreError::Unavailable("the write was not run".to_owned())),
+            // The job panicked (the panic hook logged it).
+            (None, Ok(())) => Err(StoreError::Sqlite("the write failed".to_owned())),
         };
-        // The caller may have gone away (its request was cancelled); the
-        // write stands either way, as it would on any database.
+        // A caller that went away after its write started hears nothing;
+        // the write stands, as a committed write does on any database.
         let _ = self.reply.send(answer);
     }
 
     fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
     }
 }
 
@@ -129,10 +138,12 @@ impl Writer {
             reply,
             deadline: Instant::now() + self.wait,
         };
-        self.queue
-            .send(Message::Job(Box::new(job)))
+        tokio::time::timeout(self.wait, self.queue.send(Message::Job(Box::new(job))))
             .await
+            .map_err(|_| StoreError::Unavailable("the database writer is overloaded".to_owned()))?
             .map_err(|_| closed())?;
+        // No timeout here: once the job may have started, giving up would
+        // tell the caller "failed" about a write that may yet commit.
         answer.await.map_err(|_| closed())?
     }
 
@@ -186,8 +197,10 @@ fn serve(mut conn: Connection, mut queue: mpsc::Receiver<Message>) {
 /// savepoint, then answers every job.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
     let now = Instant::now();
-    let (late, mut due): (Vec<_>, Vec<_>) = batch.drain(..).partition(|j| j.deadline() < now);
-    for job in late {
+    let (skipped, mut due): (Vec<_>, Vec<_>) = batch
+        .drain(..)
+        .partition(|j| j.abandoned() || j.deadline() < now);
+    for job in skipped {
         job.finish(Err(StoreError::Unavailable(
             "timed out waiting for the database writer".to_owned(),
         )));
@@ -221,10 +234,24 @@ fn run_in_transaction(conn: &mut Connection, jobs: &mut [Box<dyn Job>]) -> Resul
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for job in jobs.iter_mut() {
         let savepoint = tx.savepoint()?;
-        if job.run(&savepoint) {
-            savepoint.commit()?;
+        // A job that panics fails alone (its caller hears an error) instead
+        // of taking the thread, and every later write, down with it.
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| job.run(&savepoint)));
+        let mut savepoint = savepoint;
+        if !matches!(ran, Ok(true)) {
+            // Explicitly, not on drop, which would ignore an error.
+            savepoint.rollback()?;
         }
-        // A failed job's savepoint is rolled back when it is dropped.
+        savepoint.commit()?;
+        // Some errors (I/O, disk full) make SQLite roll the whole
+        // transaction back itself; the next job's savepoint would then
+        // start and commit a transaction of its own, and the final COMMIT
+        // fail: answers would then say "failed" about committed writes.
+        if tx.is_autocommit() {
+            return Err(StoreError::Sqlite(
+                "SQLite rolled the write transaction back".to_owned(),
+            ));
+        }
     }
     tx.commit()?;
     Ok(())
