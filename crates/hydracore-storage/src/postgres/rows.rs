@@ -14,6 +14,14 @@ pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, wor
     workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
     last_action_at, next_action_at, expires_at, completed_at, version";
 
+/// A workflow's stored history entries joined with commas, oldest first:
+/// selected beside [`WORKFLOW_COLUMNS`] when the history is wanted, so the
+/// record and its history come in one statement (one snapshot, one round
+/// trip).
+pub const HISTORY_COLUMN: &str = "(SELECT string_agg(h.entry, ',' ORDER BY h.seq) \
+    FROM workflow_history AS h \
+    WHERE h.tenant_id = workflows.tenant_id AND h.workflow_id = workflows.id) AS history";
+
 #[derive(sqlx::FromRow)]
 pub struct WorkflowRow {
     id: Uuid,
@@ -39,6 +47,9 @@ pub struct WorkflowRow {
     expires_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
     version: i64,
+    /// [`HISTORY_COLUMN`], when selected.
+    #[sqlx(default)]
+    history: Option<String>,
 }
 
 impl WorkflowRow {
@@ -68,9 +79,18 @@ impl WorkflowRow {
             expires_at: timestamp_opt(self.expires_at)?,
             completed_at: timestamp_opt(self.completed_at)?,
             version: self.version,
-            history: History::default(),
+            history: match self.history {
+                Some(joined) => rendered(&joined)?,
+                None => History::default(),
+            },
         })
     }
+}
+
+/// Entries joined as [`HISTORY_COLUMN`] joins them, as a history.
+pub fn rendered(joined: &str) -> Result<History, StoreError> {
+    History::from_rendered(std::iter::once(joined).filter(|j| !j.is_empty()))
+        .map_err(|e| StoreError::Corrupt(format!("stored history: {e}")))
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {

@@ -14,7 +14,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::rows::{datetime, json_param, WorkflowRow, WORKFLOW_COLUMNS};
+use super::rows::{datetime, json_param, rendered, WorkflowRow, HISTORY_COLUMN, WORKFLOW_COLUMNS};
 use crate::filters::{push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
@@ -65,14 +65,28 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Writes back every column a command may change.
-async fn update(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE workflows SET status = $1, stage = $2, assigned_to = $3, approver_id = $4, \
-         escalation_level = $5, workflow_state = $6, suspended_step = $7, suspend_payload = $8, \
-         suspended_at = $9, updated_at = $10, last_action_at = $11, next_action_at = $12, \
-         expires_at = $13, completed_at = $14, version = $15 \
-         WHERE id = $16 AND tenant_id = $17",
+/// Writes back every column a command may change and appends `entry`, in
+/// one statement; with `history`, also returns the entries before `entry`
+/// (joined as [`HISTORY_COLUMN`] joins them). The statement's snapshot is
+/// taken after the caller locked the row, so those are all of them.
+async fn write_change(
+    conn: &mut PgConnection,
+    w: &Workflow,
+    entry: &HistoryEntry,
+    rendered_entry: &str,
+    history: WithHistory,
+) -> Result<Option<String>, StoreError> {
+    let earlier: Option<String> = sqlx::query_scalar(
+        "WITH changed AS (UPDATE workflows SET status = $1, stage = $2, assigned_to = $3, \
+         approver_id = $4, escalation_level = $5, workflow_state = $6, suspended_step = $7, \
+         suspend_payload = $8, suspended_at = $9, updated_at = $10, last_action_at = $11, \
+         next_action_at = $12, expires_at = $13, completed_at = $14, version = $15 \
+         WHERE id = $16 AND tenant_id = $17 RETURNING 1), \
+         appended AS (INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
+         action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
+         VALUES ($17, $16, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING 1) \
+         SELECT string_agg(entry, ',' ORDER BY seq) FROM workflow_history \
+         WHERE $28 AND tenant_id = $17 AND workflow_id = $16",
     )
     .bind(w.status.as_str())
     .bind(&w.stage)
@@ -91,9 +105,20 @@ async fn update(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError>
     .bind(w.version)
     .bind(w.id)
     .bind(w.tenant_id)
-    .execute(conn)
+    .bind(entry.seq)
+    .bind(entry.at.as_datetime())
+    .bind(&entry.action)
+    .bind(json_param(&entry.action_detail))
+    .bind(&entry.actor)
+    .bind(entry.from_status.map(Status::as_str))
+    .bind(entry.to_status.map(Status::as_str))
+    .bind(&entry.from_stage)
+    .bind(&entry.to_stage)
+    .bind(rendered_entry)
+    .bind(history == WithHistory::Yes)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(earlier)
 }
 
 async fn append_history(
@@ -124,10 +149,16 @@ async fn append_history(
     Ok(())
 }
 
-/// Whether a read also locks the row for the rest of the transaction.
+/// What a one-row read brings besides the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lock {
-    None,
+enum Read {
+    /// The row alone.
+    Row,
+    /// The row and its history, in one statement (one snapshot).
+    WithHistory,
+    /// The row, locked for the rest of the transaction. Never with the
+    /// history: under read committed, a read that waited for the lock sees
+    /// the row as its holder committed it but the history as of before.
     ForUpdate,
 }
 
@@ -135,14 +166,15 @@ async fn select_one(
     conn: &mut PgConnection,
     scope: Scope,
     id: Uuid,
-    lock: Lock,
+    read: Read,
 ) -> Result<Option<Workflow>, StoreError> {
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
-    ));
-    q.push_bind(id);
+    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {WORKFLOW_COLUMNS}"));
+    if read == Read::WithHistory {
+        q.push(", ").push(HISTORY_COLUMN);
+    }
+    q.push(" FROM workflows WHERE id = ").push_bind(id);
     push_scope(&mut q, scope);
-    if lock == Lock::ForUpdate {
+    if read == Read::ForUpdate {
         q.push(" FOR UPDATE");
     }
     q.build_query_as::<WorkflowRow>()
@@ -158,13 +190,11 @@ pub async fn get(
     id: Uuid,
     history: WithHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    let Some(mut workflow) = select_one(conn, scope, id, Lock::None).await? else {
-        return Ok(None);
+    let read = match history {
+        WithHistory::Yes => Read::WithHistory,
+        WithHistory::No => Read::Row,
     };
-    if history == WithHistory::Yes {
-        workflow.history = history_of(conn, scope.tenant_id, id).await?;
-    }
-    Ok(Some(workflow))
+    select_one(conn, scope, id, read).await
 }
 
 /// Callers run this in one snapshot (repeatable read), so the page and its
@@ -216,24 +246,6 @@ pub async fn list_suspended(
         .collect()
 }
 
-/// One workflow's history, oldest first: one range of the primary key,
-/// already in `seq` order.
-async fn history_of(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<History, StoreError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT entry FROM workflow_history \
-         WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY seq",
-    )
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    crate::rendered_history(&rows)
-}
-
 /// The histories of `ids`, each oldest first, as rendered when written.
 ///
 /// One primary-key range per id (the `LATERAL`), each in `seq` order. The
@@ -273,14 +285,25 @@ pub async fn change(
     if_match: Option<&IfMatch>,
     history: WithHistory,
 ) -> Result<Change, StoreError> {
-    let current = select_one(conn, scope, id, Lock::ForUpdate)
+    let current = select_one(conn, scope, id, Read::ForUpdate)
         .await?
         .ok_or(StoreError::NotFound)?;
     let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
-    update(conn, &change.workflow).await?;
-    append_history(conn, scope.tenant_id, id, &change.entry).await?;
+    let rendered_entry = crate::render_entry(&change.entry)?;
+    let earlier = write_change(
+        conn,
+        &change.workflow,
+        &change.entry,
+        &rendered_entry,
+        history,
+    )
+    .await?;
     if history == WithHistory::Yes {
-        change.workflow.history = history_of(conn, scope.tenant_id, id).await?;
+        let joined = match earlier {
+            Some(earlier) => format!("{earlier},{rendered_entry}"),
+            None => rendered_entry,
+        };
+        change.workflow.history = rendered(&joined)?;
     }
     Ok(change)
 }
