@@ -1,7 +1,9 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use reqwest::Method;
+
+use crate::helpers::{Body, Credential, TestApp};
 
 #[tokio::test]
 async fn a_workflow_reads_back_as_it_was_created() {
@@ -179,4 +181,77 @@ async fn list_paging_out_of_bounds_is_a_query_422() {
         app.list(&app.agent, "per_page=100&page=1").await.status,
         200
     );
+}
+
+#[tokio::test]
+async fn list_totals_stay_exact_as_workflows_are_created_and_change_status() {
+    let app = TestApp::spawn().await;
+    let sibling = app.sibling_agent().await;
+    let other_tenant = app.new_agent(Uuid::new_v4()).await;
+    let mut mine = Vec::new();
+    for _ in 0..6 {
+        mine.push(app.create_workflow(&app.agent).await);
+    }
+    app.create_workflow(&sibling).await;
+    app.create_workflow(&other_tenant).await;
+    // Every kind of status change: PATCH, suspend, resume, abort.
+    let changes = [
+        app.advance(
+            &app.agent,
+            &mine[0],
+            json!({"action": "done", "status": "completed"}),
+        )
+        .await,
+        app.advance(
+            &app.agent,
+            &mine[1],
+            json!({"action": "gave up", "status": "failed"}),
+        )
+        .await,
+        app.advance(&app.agent, &mine[2], json!({"action": "no status change"}))
+            .await,
+        app.suspend(&app.agent, &mine[3], json!({"step": "approve"}))
+            .await,
+        app.suspend(&app.agent, &mine[4], json!({"step": "approve"}))
+            .await,
+        app.resume(&app.agent, &mine[4], None).await,
+    ];
+    for change in changes {
+        assert_eq!(change.status, 200, "{:?}", change.body);
+    }
+    let admin = Credential::Bearer(app.admin_jwt(app.agent.tenant_id, "alice"));
+    let abort = format!("/v1/workflows/{}/abort", mine[5]);
+    let aborted = app
+        .dashboard(Method::POST, &abort, &admin, Body::None)
+        .await;
+    assert_eq!(aborted.status, 200, "{:?}", aborted.body);
+
+    let agent_total = |query: &'static str| {
+        let app = &app;
+        async move { app.list(&app.agent, query).await.body["total"].clone() }
+    };
+    assert_eq!(agent_total("").await, 6);
+    assert_eq!(agent_total("status=active").await, 2);
+    assert_eq!(agent_total("status=completed").await, 1);
+    assert_eq!(agent_total("status=failed").await, 1);
+    assert_eq!(agent_total("status=suspended").await, 1);
+    assert_eq!(agent_total("status=cancelled").await, 1);
+    assert_eq!(agent_total("status=expired").await, 0);
+    // Filters the counts cannot answer are counted, and agree.
+    assert_eq!(agent_total("status=active&workflow_type=lead").await, 0);
+
+    let admin_total = |query: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let path = format!("/v1/workflows?{query}");
+            app.dashboard(Method::GET, &path, admin, Body::None)
+                .await
+                .body["total"]
+                .clone()
+        }
+    };
+    assert_eq!(admin_total(String::new()).await, 7);
+    assert_eq!(admin_total("status=active".into()).await, 3);
+    let sibling_only = format!("instance_id={}&status=active", sibling.instance_id);
+    assert_eq!(admin_total(sibling_only).await, 1);
 }
