@@ -845,6 +845,8 @@ struct ScalePrepared {
     agent: Agent,
     instance_workflows: Option<i64>,
     sample: Arc<Vec<Uuid>>,
+    /// Where the history cases write: see `scale_prepare`.
+    history_agent: Agent,
     long_history: Vec<Uuid>,
 }
 
@@ -883,6 +885,23 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
         };
         eprintln!("sampling {} ids ...", args.sample);
         let sample = seed::sample_ids(&mut db, instance_id, args.sample).await?;
+        // The history cases write (workflows of thousands of entries, then
+        // tens of thousands of advances) in a tenant of their own: in the
+        // measured instance they would top its lists, and every later run's
+        // list pages would carry their histories.
+        let history_tenant = Uuid::new_v4();
+        let history_instance = hydracore::provision::create_instance(
+            store,
+            history_tenant,
+            Some("hydracore-bench history".into()),
+        )
+        .await?;
+        let history_agent = Agent {
+            instance_id: history_instance.id,
+            key: hydracore::provision::create_proxy_key(store, history_instance.id)
+                .await?
+                .key,
+        };
         eprintln!(
             "writing {} workflow(s) with {} history entries ...",
             args.history_connections, args.history
@@ -891,7 +910,13 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
         let mut long_history = Vec::new();
         for _ in 0..args.history_connections {
             long_history.push(
-                seed::long_history_workflow(&mut db, tenant_id, instance_id, args.history).await?,
+                seed::long_history_workflow(
+                    &mut db,
+                    history_tenant,
+                    history_instance.id,
+                    args.history,
+                )
+                .await?,
             );
         }
         eprintln!("  took {:.1} s", started.elapsed().as_secs_f64());
@@ -900,6 +925,7 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
             agent: Agent { instance_id, key },
             instance_workflows: count,
             sample: Arc::new(sample),
+            history_agent,
             long_history,
         })
     }
@@ -915,9 +941,9 @@ async fn scale_phases(
     admin_jwt: Option<String>,
     rss: &impl Fn() -> Option<u64>,
 ) -> anyhow::Result<(Vec<Phase>, Value)> {
-    let setup = |i: usize, action: Action, fixed: Option<Uuid>| WorkerSetup {
+    let setup_for = |agent: &Agent, i: usize, action: Action, fixed: Option<Uuid>| WorkerSetup {
         base_url: base_url.to_owned(),
-        agent: prepared.agent.clone(),
+        agent: agent.clone(),
         admin_jwt: admin_jwt.clone(),
         mix: vec![(1, action)],
         pool_size: 0,
@@ -925,6 +951,8 @@ async fn scale_phases(
         fixed,
         seed: i as u64 + 1,
     };
+    let setup = |i, action, fixed| setup_for(&prepared.agent, i, action, fixed);
+    let history = |i, action, fixed| setup_for(&prepared.history_agent, i, action, fixed);
     let totals = list_totals(base_url, prepared, admin_jwt.as_deref()).await?;
     args.output
         .say(&format!("list totals (status=active): {totals}"));
@@ -948,7 +976,7 @@ async fn scale_phases(
     cases.push((
         "advance_history_1".into(),
         (0..args.history_connections)
-            .map(|i| setup(i, Action::AdvanceMinimal, None))
+            .map(|i| history(i, Action::AdvanceMinimal, None))
             .collect(),
     ));
     cases.push((
@@ -957,7 +985,7 @@ async fn scale_phases(
             .long_history
             .iter()
             .enumerate()
-            .map(|(i, id)| setup(i, Action::AdvanceMinimal, Some(*id)))
+            .map(|(i, id)| history(i, Action::AdvanceMinimal, Some(*id)))
             .collect(),
     ));
     let mut phases = Vec::new();

@@ -58,17 +58,49 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Writes back every column a command may change.
-fn update(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE workflows SET status = ?1, stage = ?2, assigned_to = ?3, approver_id = ?4, \
-         escalation_level = ?5, workflow_state = ?6, suspended_step = ?7, suspend_payload = ?8, \
-         suspended_at = ?9, updated_at = ?10, last_action_at = ?11, next_action_at = ?12, \
-         expires_at = ?13, completed_at = ?14, version = ?15 \
-         WHERE id = ?16 AND tenant_id = ?17",
-    )?
-    .execute(params![
-        w.status.as_str(),
+/// The columns a command may change that indexes also cover (`status` also
+/// decides the partial indexes). SQLite rewrites an index whenever one of
+/// its columns is assigned, even to the value it had, so [`update`] assigns
+/// these only when they changed: an advance then rewrites the row alone,
+/// not four index entries as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Indexed {
+    status: Status,
+    suspended_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+}
+
+impl Indexed {
+    fn of(w: &Workflow) -> Self {
+        Self {
+            status: w.status,
+            suspended_at: w.suspended_at,
+            expires_at: w.expires_at,
+        }
+    }
+}
+
+/// Writes back every column a command may change (the indexed ones only
+/// if they differ from `before`).
+fn update(conn: &Connection, before: Indexed, w: &Workflow) -> Result<(), StoreError> {
+    let after = Indexed::of(w);
+    let mut sql = String::from(
+        "UPDATE workflows SET stage = ?1, assigned_to = ?2, approver_id = ?3, \
+         escalation_level = ?4, workflow_state = ?5, suspended_step = ?6, suspend_payload = ?7, \
+         updated_at = ?8, last_action_at = ?9, next_action_at = ?10, completed_at = ?11, \
+         version = ?12",
+    );
+    if after.status != before.status {
+        sql.push_str(", status = ?13");
+    }
+    if after.suspended_at != before.suspended_at {
+        sql.push_str(", suspended_at = ?14");
+    }
+    if after.expires_at != before.expires_at {
+        sql.push_str(", expires_at = ?15");
+    }
+    sql.push_str(" WHERE id = ?16 AND tenant_id = ?17");
+    conn.prepare_cached(&sql)?.execute(params![
         w.stage,
         w.assigned_to,
         w.approver_id,
@@ -76,13 +108,14 @@ fn update(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
         object_text(&w.workflow_state),
         w.suspended_step,
         json_text(&w.suspend_payload),
-        micros(w.suspended_at),
         w.updated_at.unix_micros(),
         micros(w.last_action_at),
         micros(w.next_action_at),
-        micros(w.expires_at),
         micros(w.completed_at),
         w.version,
+        w.status.as_str(),
+        micros(w.suspended_at),
+        micros(w.expires_at),
         w.id,
         w.tenant_id,
     ])?;
@@ -143,8 +176,9 @@ pub fn change(
     if_match: Option<&IfMatch>,
 ) -> Result<Change, StoreError> {
     let current = select_one(conn, scope, id)?.ok_or(StoreError::NotFound)?;
+    let before = Indexed::of(&current);
     let change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
-    update(conn, &change.workflow)?;
+    update(conn, before, &change.workflow)?;
     append_history(conn, scope.tenant_id, id, &change.entry)?;
     Ok(change)
 }

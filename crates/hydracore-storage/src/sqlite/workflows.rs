@@ -148,7 +148,7 @@ pub fn history_of(
 
 pub fn count_by_status(conn: &Connection) -> Result<Vec<(Status, i64)>, StoreError> {
     let rows = conn
-        .prepare_cached("SELECT status, COUNT(*) FROM workflows GROUP BY status")?
+        .prepare_cached("SELECT status, SUM(n) FROM workflow_counts GROUP BY status")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<Vec<(String, i64)>, _>>()?;
     crate::status_counts(rows)
