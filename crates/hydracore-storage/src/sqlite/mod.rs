@@ -58,7 +58,7 @@ impl SqliteStore {
             BUSY_TIMEOUT,
             options.acquire_timeout,
         )?;
-        let reader = Readers::open(
+        let reader = Readers::start(
             connect.get_filename(),
             options.max_connections,
             options.acquire_timeout,

@@ -1,86 +1,134 @@
-//! The read connections: a few rusqlite connections, each lent to one read
-//! at a time on tokio's blocking threads.
+//! The read side: a few threads, each owning one read connection, taking
+//! reads from one shared queue.
 //!
 //! A read (a record and its history, or a page, its total and histories)
-//! runs start to end on one blocking thread: one hand-off from the runtime
-//! and one back, rather than one per statement as with an async driver.
-//! WAL lets these run beside the writer.
+//! runs start to end on one thread: one hand-off from the runtime and one
+//! back, rather than one per statement as with an async driver. Each thread
+//! keeps its connection, and with it its page cache and prepared
+//! statements, warm. (Lending connections to tokio's blocking pool instead
+//! grew the pool to one thread per concurrent request, each running reads
+//! in turn on cold caches; see docs/benchmarks.md.) WAL lets reads run
+//! beside the writer.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::StoreError;
 
 /// Statements kept prepared on each read connection.
 const STATEMENT_CACHE: usize = 64;
 
+/// Reads waiting beyond this make callers wait to enqueue.
+const QUEUE_DEPTH: usize = 1024;
+
+type Read = Box<dyn FnOnce(&Connection) + Send>;
+
+enum Message {
+    Read(Read),
+    /// Stop this thread once the reads queued before have run.
+    Stop(oneshot::Sender<()>),
+}
+
 #[derive(Debug, Clone)]
 pub struct Readers {
-    idle: Arc<Mutex<Vec<Connection>>>,
-    /// One permit per connection: a read holds one while it runs.
-    permits: Arc<Semaphore>,
-    size: u32,
-    /// How long a read waits for a connection before it is refused (503).
+    queue: flume::Sender<Message>,
+    threads: u32,
+    busy: Arc<AtomicU32>,
+    /// How long a read may wait for its turn before it is refused (503).
     wait: Duration,
 }
 
 impl Readers {
-    pub fn open(path: &Path, size: u32, wait: Duration) -> Result<Self, StoreError> {
-        let size = size.max(1);
-        let idle = (0..size)
-            .map(|_| open(path))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Opens `threads` read connections to `path`, one thread each.
+    pub fn start(path: &Path, threads: u32, wait: Duration) -> Result<Self, StoreError> {
+        let threads = threads.max(1);
+        let (queue, reads) = flume::bounded(QUEUE_DEPTH);
+        let busy = Arc::new(AtomicU32::new(0));
+        for i in 0..threads {
+            let conn = open(path)?;
+            let (reads, busy) = (reads.clone(), Arc::clone(&busy));
+            thread::Builder::new()
+                .name(format!("sqlite-reader-{i}"))
+                .spawn(move || serve(&conn, &reads, &busy))
+                .map_err(|e| StoreError::Config(format!("cannot start a SQLite reader: {e}")))?;
+        }
         Ok(Self {
-            idle: Arc::new(Mutex::new(idle)),
-            permits: Arc::new(Semaphore::new(size as usize)),
-            size,
+            queue,
+            threads,
+            busy,
             wait,
         })
     }
 
-    /// Runs `read` on a read connection, on a blocking thread.
+    /// Runs `read` on a read connection, on one of the reader threads.
     pub async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + self.wait;
+        let job: Read = Box::new(move |conn| {
+            if reply.is_closed() {
+                return;
+            }
+            let result = if Instant::now() > deadline {
+                Err(unavailable("timed out waiting for a read connection"))
+            } else {
+                panic::catch_unwind(AssertUnwindSafe(|| read(conn)))
+                    .unwrap_or_else(|_| Err(StoreError::Sqlite("a read panicked".to_owned())))
+            };
+            let _ = reply.send(result);
+        });
+        tokio::time::timeout(self.wait, self.queue.send_async(Message::Read(job)))
             .await
-            .map_err(|_| unavailable("timed out waiting for a read connection"))?
-            .map_err(|_| unavailable("the read connections are closed"))?;
-        let idle = Arc::clone(&self.idle);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let conn = lock(&idle)
-                .pop()
-                .ok_or_else(|| unavailable("no read connection"))?;
-            // The connection goes back even when the read panics.
-            let result = panic::catch_unwind(AssertUnwindSafe(|| read(&conn)));
-            lock(&idle).push(conn);
-            result.unwrap_or_else(|_| Err(StoreError::Sqlite("a read panicked".to_owned())))
-        })
-        .await
-        .map_err(|e| StoreError::Sqlite(format!("a read failed: {e}")))?
+            .map_err(|_| unavailable("the database readers are overloaded"))?
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
-    /// Connections lent out now and idle, for metrics.
+    /// Reader threads running a read now, and waiting for one, for metrics.
     pub fn stats(&self) -> (u32, u32) {
-        let idle = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
-        (self.size.saturating_sub(idle), idle)
+        let busy = self.busy.load(Ordering::Relaxed).min(self.threads);
+        (busy, self.threads - busy)
     }
 
-    /// Lets running reads finish, refuses new ones, closes the connections.
+    /// Lets queued reads run, then stops every thread and closes its
+    /// connection.
     pub async fn close(&self) {
-        if let Ok(all) = self.permits.acquire_many(self.size).await {
-            self.permits.close();
-            drop(all);
+        let mut stopped = Vec::new();
+        for _ in 0..self.threads {
+            let (done, stop) = oneshot::channel();
+            if self.queue.send_async(Message::Stop(done)).await.is_ok() {
+                stopped.push(stop);
+            }
         }
-        lock(&self.idle).clear();
+        for stop in stopped {
+            let _ = stop.await;
+        }
+    }
+}
+
+fn serve(conn: &Connection, reads: &flume::Receiver<Message>, busy: &AtomicU32) {
+    while let Ok(message) = reads.recv() {
+        match message {
+            Message::Read(read) => {
+                busy.fetch_add(1, Ordering::Relaxed);
+                read(conn);
+                busy.fetch_sub(1, Ordering::Relaxed);
+            }
+            Message::Stop(done) => {
+                let _ = done.send(());
+                return;
+            }
+        }
     }
 }
 
@@ -99,8 +147,6 @@ fn unavailable(why: &str) -> StoreError {
     StoreError::Unavailable(why.to_owned())
 }
 
-fn lock(idle: &Mutex<Vec<Connection>>) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-    // The list is consistent between operations; a panic elsewhere cannot
-    // leave it half-changed.
-    idle.lock().unwrap_or_else(PoisonError::into_inner)
+fn stopped() -> StoreError {
+    unavailable("the SQLite readers have stopped")
 }
