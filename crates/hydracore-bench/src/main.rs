@@ -393,6 +393,7 @@ async fn measure(
     name: &str,
     setups: Vec<WorkerSetup>,
     load: &LoadArgs,
+    database_url: Option<&str>,
     rss: impl Fn() -> Option<u64>,
 ) -> anyhow::Result<Phase> {
     let connections = setups.len();
@@ -402,6 +403,13 @@ async fn measure(
         .collect::<anyhow::Result<Vec<_>>>()?;
     eprintln!("{name}: preparing {connections} connections ...");
     let workers = load::prepare(workers).await?;
+    if let Some(url) = database_url {
+        // Statistics as a running database has them (autovacuum would
+        // gather them within a minute): plans are cached on the first
+        // requests, and planned on an empty table's defaults they can
+        // scan a whole tenant for a page.
+        seed::analyze(url).await?;
+    }
     eprintln!(
         "{name}: running {:?} warmup + {:?} ...",
         load.warmup, load.duration
@@ -488,7 +496,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .map_or("unknown (--target)", |u| Backend::of_url(u).name());
         args.output.say(&machine.line(backend));
         let pid = args.server_pid;
-        let phases = run_phases(&args, target, &agents, || {
+        let phases = run_phases(&args, target, &agents, None, || {
             pid.and_then(server::peak_rss_kib)
         })
         .await?;
@@ -542,7 +550,10 @@ async fn run_on(args: &RunArgs, machine: &Machine, database: &BenchDatabase) -> 
     })
     .await?;
     eprintln!("server: {} (pid {})", server.base_url, server.pid);
-    let phases = run_phases(args, &server.base_url, &agents, || server.peak_rss_kib()).await;
+    let phases = run_phases(args, &server.base_url, &agents, Some(&database.url), || {
+        server.peak_rss_kib()
+    })
+    .await;
     if phases.is_err() {
         let tail = server.tail();
         if !tail.is_empty() {
@@ -559,6 +570,7 @@ async fn run_phases(
     args: &RunArgs,
     base_url: &str,
     agents: &[Agent],
+    database_url: Option<&str>,
     rss: impl Fn() -> Option<u64>,
 ) -> anyhow::Result<Vec<Phase>> {
     if agents.is_empty() {
@@ -578,7 +590,7 @@ async fn run_phases(
                 seed: i as u64 + 1,
             })
             .collect();
-        let phase = measure(workload.name(), setups, &args.load, &rss).await?;
+        let phase = measure(workload.name(), setups, &args.load, database_url, &rss).await?;
         args.output.say(&phase.text());
         phases.push(phase);
     }
@@ -990,7 +1002,7 @@ async fn scale_phases(
     ));
     let mut phases = Vec::new();
     for (name, setups) in cases {
-        let phase = measure(&name, setups, &args.load, rss).await?;
+        let phase = measure(&name, setups, &args.load, None, rss).await?;
         args.output.say(&phase.text());
         phases.push(phase);
     }

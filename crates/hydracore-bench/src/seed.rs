@@ -454,6 +454,19 @@ pub async fn long_history_workflow(
     Ok(id)
 }
 
+/// Refreshes PostgreSQL's planner statistics of `url` (nothing to do for
+/// SQLite, whose planner needs none).
+pub async fn analyze(url: &str) -> anyhow::Result<()> {
+    if is_postgres(url) {
+        let mut conn = PgConnection::connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        conn.execute("ANALYZE").await?;
+        conn.close().await?;
+    }
+    Ok(())
+}
+
 /// Up to `n` random workflow ids of an instance.
 pub async fn sample_ids(db: &mut Db, instance_id: Uuid, n: i64) -> anyhow::Result<Vec<Uuid>> {
     let ids = match db {

@@ -3,8 +3,6 @@
 //! explicit tenant conditions below duplicate row-level security on purpose,
 //! so that isolation never rests on one mechanism alone.
 
-use std::collections::HashMap;
-
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
@@ -208,25 +206,24 @@ pub async fn list(
     push_list_filters(&mut count, scope, query);
     let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
 
-    let mut select =
-        QueryBuilder::<Postgres>::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
+    let mut select = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS}, {HISTORY_COLUMN} FROM workflows"
+    ));
     push_list_filters(&mut select, scope, query);
     select
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(query.per_page)
         .push(" OFFSET ")
         .push_bind(query.offset());
+    // Each row's history is a subquery of the row (`HISTORY_COLUMN`): run
+    // for the page's rows only, one key range each, whatever the planner
+    // makes of the table's statistics. (A join with the page's ids could be
+    // planned as a hash join over the whole tenant's history.)
     let rows: Vec<WorkflowRow> = select.build_query_as().fetch_all(&mut *conn).await?;
-    let mut workflows = rows
+    let workflows = rows
         .into_iter()
         .map(WorkflowRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
-
-    let ids: Vec<Uuid> = workflows.iter().map(|w| w.id).collect();
-    let mut histories = load_history(conn, scope.tenant_id, &ids).await?;
-    for w in &mut workflows {
-        w.history = histories.remove(&w.id).unwrap_or_default();
-    }
     Ok(WorkflowPage { total, workflows })
 }
 
@@ -244,33 +241,6 @@ pub async fn list_suspended(
     rows.into_iter()
         .map(|row| row.into_domain().map(SuspendedWorkflow::from))
         .collect()
-}
-
-/// The histories of `ids`, each oldest first, as rendered when written.
-///
-/// One primary-key range per id (the `LATERAL`), each in `seq` order. The
-/// plainer `workflow_id = ANY($2) ORDER BY workflow_id, seq` lets the
-/// planner, when it caches a generic plan while the table is small, walk
-/// the tenant's whole history in key order and filter it: a list then
-/// reads every entry of the tenant (seen in `pg_stat_user_indexes`).
-async fn load_history(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, History>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT ids.id, h.entry FROM unnest($2::uuid[]) WITH ORDINALITY AS ids(id, n) \
-         CROSS JOIN LATERAL (SELECT seq, entry FROM workflow_history \
-         WHERE tenant_id = $1 AND workflow_id = ids.id) AS h ORDER BY ids.n, h.seq",
-    )
-    .bind(tenant_id)
-    .bind(ids)
-    .fetch_all(conn)
-    .await?;
-    crate::group_histories(rows)
 }
 
 /// Loads, checks and changes one workflow. The row lock taken by the first
