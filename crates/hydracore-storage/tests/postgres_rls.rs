@@ -29,7 +29,13 @@ use uuid::Uuid;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-const TENANT_TABLES: [&str; 4] = ["instances", "credentials", "workflows", "workflow_history"];
+const TENANT_TABLES: [&str; 5] = [
+    "instances",
+    "credentials",
+    "workflows",
+    "workflow_history",
+    "workflow_counts",
+];
 
 fn server_url() -> String {
     std::env::var("HYDRACORE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())

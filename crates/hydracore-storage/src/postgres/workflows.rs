@@ -13,7 +13,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::rows::{datetime, json_param, rendered, WorkflowRow, HISTORY_COLUMN, WORKFLOW_COLUMNS};
-use crate::filters::{push_list_filters, push_scope};
+use crate::filters::{counts_answer, push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
@@ -202,7 +202,13 @@ pub async fn list(
     scope: Scope,
     query: &ListQuery,
 ) -> Result<WorkflowPage, StoreError> {
-    let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM workflows");
+    // `workflow_counts` (migration 0004) answers the filters it has columns
+    // for, exactly and in a few rows; other filters count the matches.
+    let mut count = QueryBuilder::<Postgres>::new(if counts_answer(query) {
+        "SELECT COALESCE(SUM(n), 0)::bigint FROM workflow_counts"
+    } else {
+        "SELECT COUNT(*) FROM workflows"
+    });
     push_list_filters(&mut count, scope, query);
     let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
 
@@ -313,7 +319,7 @@ pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, Stor
 
 pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(Status, i64)>, StoreError> {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM workflows GROUP BY status")
+        sqlx::query_as("SELECT status, SUM(n)::bigint FROM workflow_counts GROUP BY status")
             .fetch_all(conn)
             .await?;
     crate::status_counts(rows)

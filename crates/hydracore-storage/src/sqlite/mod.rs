@@ -3,8 +3,10 @@
 //! Writes go through one thread that owns the write connection
 //! ([`writer`]): the writes of this process queue there and are committed
 //! in batches with `BEGIN IMMEDIATE`, and a writer in another process (the
-//! command line next to a running server) waits on `busy_timeout`. Reads use
-//! their own pool (sqlx) and never block on writes, as WAL allows.
+//! command line next to a running server) waits on `busy_timeout`. Reads run
+//! on reader threads with connections of their own ([`readers`]) and never
+//! block on writes, as WAL allows. Both drive SQLite through rusqlite; sqlx
+//! only runs the migrations here.
 
 mod credentials;
 mod idempotency;

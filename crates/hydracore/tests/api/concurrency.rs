@@ -120,3 +120,43 @@ async fn an_abort_racing_resumes_leaves_one_consistent_outcome() {
         .collect();
     assert_eq!(seqs, (1..=(3 + ok_resumes as i64)).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opposite_status_changes_in_one_instance_all_land_and_keep_totals_exact() {
+    // Suspends (active → suspended) racing resumes (suspended → active) in
+    // one instance move the same two per-status counts in opposite
+    // directions: the shape that deadlocks if the counts were locked in
+    // different orders.
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(app.create_workflow(&app.agent).await);
+    }
+    let (to_resume, to_suspend) = ids.split_at(20);
+    for id in to_resume {
+        app.suspend(&app.agent, id, json!({"step": "approve"}))
+            .await;
+    }
+    let resumes = to_resume.iter().map(|id| {
+        let app = &app;
+        async move { app.resume(&app.agent, id, None).await.status }
+    });
+    let suspends = to_suspend.iter().map(|id| {
+        let app = &app;
+        async move {
+            app.suspend(&app.agent, id, json!({"step": "approve"}))
+                .await
+                .status
+        }
+    });
+    let (resumed, suspended) = futures::join!(join_all(resumes), join_all(suspends));
+    assert!(resumed.iter().all(|s| *s == 200), "{resumed:?}");
+    assert!(suspended.iter().all(|s| *s == 200), "{suspended:?}");
+    let total = |query: &'static str| {
+        let app = &app;
+        async move { app.list(&app.agent, query).await.body["total"].clone() }
+    };
+    assert_eq!(total("status=active").await, 20);
+    assert_eq!(total("status=suspended").await, 20);
+    assert_eq!(total("").await, 40);
+}
