@@ -8,6 +8,7 @@
 //! block on writes, as WAL allows. Both drive SQLite through rusqlite; sqlx
 //! only runs the migrations here.
 
+mod checkpointer;
 mod credentials;
 mod idempotency;
 mod readers;

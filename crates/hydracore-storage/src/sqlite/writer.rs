@@ -17,9 +17,10 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpointer;
 use crate::StoreError;
 
 /// Jobs committed together at most; bounds how long the first of them
@@ -116,10 +117,21 @@ impl Writer {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpointer::WRITER_BACKSTOP_PAGES,
+        )?;
+        let (writer_done, checkpointer_stop) = std::sync::mpsc::channel::<()>();
+        checkpointer::start(path, busy_timeout, checkpointer_stop)?;
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || serve(conn, jobs))
+            .spawn(move || {
+                serve(conn, jobs);
+                // The checkpointer's last checkpoint comes after the last write.
+                drop(writer_done);
+            })
             .map_err(|e| StoreError::Config(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Self { queue, wait })
     }
@@ -160,7 +172,7 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the SQLite writer has stopped".to_owned())
 }
 
-fn serve(mut conn: Connection, mut queue: mpsc::Receiver<Message>) {
+fn serve(conn: Connection, mut queue: mpsc::Receiver<Message>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         let mut close = None;
@@ -176,7 +188,7 @@ fn serve(mut conn: Connection, mut queue: mpsc::Receiver<Message>) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, &mut batch);
+            commit_batch(&conn, &mut batch);
         }
         if let Some(done) = close {
             queue.close();
@@ -195,7 +207,7 @@ fn serve(mut conn: Connection, mut queue: mpsc::Receiver<Message>) {
 
 /// Runs `batch` in one `BEGIN IMMEDIATE` transaction, each job in its own
 /// savepoint, then answers every job.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     let now = Instant::now();
     let (skipped, mut due): (Vec<_>, Vec<_>) = batch
         .drain(..)
@@ -230,29 +242,45 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>) {
     }
 }
 
-fn run_in_transaction(conn: &mut Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn run_in_transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    control(conn, "BEGIN IMMEDIATE")?;
+    let outcome = run_jobs(conn, jobs).and_then(|()| control(conn, "COMMIT"));
+    if outcome.is_err() && !conn.is_autocommit() {
+        // Nothing of the batch stays; the callers hear the first error.
+        if let Err(e) = control(conn, "ROLLBACK") {
+            tracing::warn!(error = %e, "rolling back a failed SQLite write transaction");
+        }
+    }
+    outcome
+}
+
+fn run_jobs(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     for job in jobs.iter_mut() {
-        let savepoint = tx.savepoint()?;
+        control(conn, "SAVEPOINT job")?;
         // A job that panics fails alone (its caller hears an error) instead
         // of taking the thread, and every later write, down with it.
-        let ran = panic::catch_unwind(AssertUnwindSafe(|| job.run(&savepoint)));
-        let mut savepoint = savepoint;
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| job.run(conn)));
         if !matches!(ran, Ok(true)) {
-            // Explicitly, not on drop, which would ignore an error.
-            savepoint.rollback()?;
+            control(conn, "ROLLBACK TO job")?;
         }
-        savepoint.commit()?;
+        control(conn, "RELEASE job")?;
         // Some errors (I/O, disk full) make SQLite roll the whole
         // transaction back itself; the next job's savepoint would then
         // start and commit a transaction of its own, and the final COMMIT
         // fail: answers would then say "failed" about committed writes.
-        if tx.is_autocommit() {
+        if conn.is_autocommit() {
             return Err(StoreError::Sqlite(
                 "SQLite rolled the write transaction back".to_owned(),
             ));
         }
     }
-    tx.commit()?;
+    Ok(())
+}
+
+/// Runs a transaction-control statement from the statement cache: these
+/// run around every write, and `execute_batch` (what rusqlite's
+/// `Transaction` and `Savepoint` use) parses them anew each time.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
