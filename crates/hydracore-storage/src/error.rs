@@ -23,9 +23,8 @@ pub enum StoreError {
     Migrate(#[from] MigrateError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
-    /// A failure of the SQLite writer's own connection (see
-    /// `sqlite::writer`), as text: one failed commit fails every write of
-    /// its batch.
+    /// A failure of a SQLite connection (the writer's or a reader's), as
+    /// text: one failed commit fails every write of its batch.
     #[error("database error: {0}")]
     Sqlite(String),
 }

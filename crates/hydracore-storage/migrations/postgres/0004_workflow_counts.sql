@@ -6,9 +6,17 @@
 -- 10 lists/s with COUNT(*) (docs/benchmarks.md).
 --
 -- Each count row is a point of contention: writes that change the counts
--- of one (instance, status) take its row lock until they commit. Both
--- counts a status change touches are updated by one statement, which locks
--- them in index order, so two opposite changes cannot deadlock.
+-- of one (instance, status) take its row lock until they commit. A status
+-- change locks its two count rows in the order of their status names,
+-- whatever the change, so two opposite changes cannot deadlock; and no
+-- transaction changes more than one workflow's counts (the sweeper expires
+-- one workflow per transaction).
+
+-- Writers of other replicas (an older build during a rolling deploy) wait
+-- until the counts and their trigger exist: none can slip between the
+-- backfill and the trigger.
+LOCK TABLE workflows IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE workflow_counts (
     tenant_id   uuid   NOT NULL,
     instance_id uuid   NOT NULL,
@@ -39,15 +47,22 @@ BEGIN
         VALUES (NEW.tenant_id, NEW.instance_id, NEW.status, 1)
         ON CONFLICT (tenant_id, instance_id, status) DO UPDATE SET n = workflow_counts.n + 1;
     ELSIF TG_OP = 'UPDATE' THEN
-        -- Make sure the new status has its row (no lock when it exists),
-        -- then move one from the old status to the new in one statement.
+        -- The two rows one at a time, in the order of their status names
+        -- (a single statement would lock them in whatever order its plan
+        -- reads them).
+        IF OLD.status < NEW.status THEN
+            UPDATE workflow_counts SET n = n - 1
+            WHERE tenant_id = OLD.tenant_id AND instance_id = OLD.instance_id
+              AND status = OLD.status;
+        END IF;
         INSERT INTO workflow_counts (tenant_id, instance_id, status, n)
-        VALUES (NEW.tenant_id, NEW.instance_id, NEW.status, 0)
-        ON CONFLICT (tenant_id, instance_id, status) DO NOTHING;
-        UPDATE workflow_counts
-        SET n = n + CASE WHEN status = NEW.status THEN 1 ELSE -1 END
-        WHERE tenant_id = NEW.tenant_id AND instance_id = NEW.instance_id
-          AND status IN (OLD.status, NEW.status);
+        VALUES (NEW.tenant_id, NEW.instance_id, NEW.status, 1)
+        ON CONFLICT (tenant_id, instance_id, status) DO UPDATE SET n = workflow_counts.n + 1;
+        IF OLD.status > NEW.status THEN
+            UPDATE workflow_counts SET n = n - 1
+            WHERE tenant_id = OLD.tenant_id AND instance_id = OLD.instance_id
+              AND status = OLD.status;
+        END IF;
     ELSE
         UPDATE workflow_counts SET n = n - 1
         WHERE tenant_id = OLD.tenant_id AND instance_id = OLD.instance_id

@@ -152,9 +152,20 @@ impl Store for PgStore {
     }
 
     async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let expired = workflows::expire_due(&mut tx, limit).await?;
-        tx.commit().await?;
+        // One workflow per transaction: an expiry holds two count rows
+        // (`workflow_counts`) until it commits, as a request's change does;
+        // holding many across a batch could close a cycle with requests
+        // that hold some of them, a deadlock.
+        let mut expired = 0;
+        while expired < u64::from(limit) {
+            let mut tx = self.pool.begin().await?;
+            let done = workflows::expire_due(&mut tx, 1).await?;
+            tx.commit().await?;
+            if done == 0 {
+                break;
+            }
+            expired += done;
+        }
         Ok(expired)
     }
 

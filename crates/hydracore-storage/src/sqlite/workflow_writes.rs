@@ -166,7 +166,7 @@ fn select_one(conn: &Connection, scope: Scope, id: Uuid) -> Result<Option<Workfl
 }
 
 /// Loads, checks and changes one workflow. The history is not read here:
-/// see `workflows::history_up_to`.
+/// see `workflows::history_of`.
 pub fn change(
     conn: &Connection,
     scope: Scope,

@@ -1,5 +1,5 @@
-//! Workflow reads on SQLite. Each function runs on a read connection, on a
-//! blocking thread (`readers`); the writes are in `workflow_writes`, run by
+//! Workflow reads on SQLite. Each function runs on a reader thread's
+//! connection (`readers`); the writes are in `workflow_writes`, run by
 //! the writer thread.
 
 use std::collections::HashMap;
@@ -30,7 +30,9 @@ pub fn get(
         return Ok(None);
     };
     if history == WithHistory::Yes {
-        workflow.history = history_of(conn, scope.tenant_id, id, i64::MAX)?;
+        // Up to the record's version: a change committed between the two
+        // reads must not show in the history of the older record.
+        workflow.history = history_of(conn, scope.tenant_id, id, workflow.version)?;
     }
     Ok(Some(workflow))
 }
