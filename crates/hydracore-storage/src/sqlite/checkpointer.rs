@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::StoreError;
 
@@ -26,12 +26,8 @@ pub const WRITER_BACKSTOP_PAGES: i64 = 10_000;
 
 /// Starts the thread; it stops, after a last checkpoint, when the sender
 /// of `stop` is dropped (the writer thread ends).
-pub fn start(path: &Path, busy_timeout: Duration, stop: Receiver<()>) -> Result<(), StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(busy_timeout)?;
+pub fn start(path: &Path, stop: Receiver<()>) -> Result<(), StoreError> {
+    let conn = super::open_connection(path)?;
     thread::Builder::new()
         .name("sqlite-checkpointer".to_owned())
         .spawn(move || loop {

@@ -56,11 +56,7 @@ impl SqliteStore {
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = connect_options(url)?;
         migrate(&connect).await?;
-        let writer = Writer::start(
-            connect.get_filename(),
-            BUSY_TIMEOUT,
-            options.acquire_timeout,
-        )?;
+        let writer = Writer::start(connect.get_filename(), options.acquire_timeout)?;
         let reader = Readers::start(
             connect.get_filename(),
             reader_threads(options.max_connections),
@@ -77,6 +73,23 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migrate(&self.options).await
     }
+}
+
+/// Statements kept prepared on each rusqlite connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// A rusqlite connection to an existing (migrated, WAL) database, as the
+/// writer, the readers and the checkpointer each open theirs. `NO_MUTEX`:
+/// each connection is used by one thread only.
+fn open_connection(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
 }
 
 /// Reader threads: `max_connections`, but no more than the CPUs. A read

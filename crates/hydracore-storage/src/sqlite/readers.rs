@@ -17,13 +17,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::StoreError;
-
-/// Statements kept prepared on each read connection.
-const STATEMENT_CACHE: usize = 64;
 
 /// Reads waiting beyond this make callers wait to enqueue.
 const QUEUE_DEPTH: usize = 1024;
@@ -133,13 +130,9 @@ fn serve(conn: &Connection, reads: &flume::Receiver<Message>, busy: &AtomicU32) 
 }
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = super::open_connection(path)?;
     // Reads only: a bug here cannot write around the writer thread.
     conn.pragma_update(None, "query_only", true)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

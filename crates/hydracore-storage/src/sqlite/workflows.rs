@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection};
 use uuid::Uuid;
 
 use super::rows::{WorkflowRow, WORKFLOW_COLUMNS};
-use crate::filters::{counts_answer, push_list_filters, push_scope, SqliteQuery};
+use crate::filters::{counts_answer, push_list_filters, push_scope, Filter, SqliteQuery};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub fn get(
@@ -23,7 +23,7 @@ pub fn get(
     let mut q = SqliteQuery::new(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
     ));
-    q.bind(id.as_bytes().to_vec());
+    q.bind_uuid(id);
     push_scope(&mut q, scope);
     let rows = select_workflows(conn, &q)?;
     let Some(mut workflow) = rows.into_iter().next() else {
@@ -108,14 +108,13 @@ fn load_history(
     }
     let mut q =
         SqliteQuery::new("SELECT workflow_id, entry FROM workflow_history WHERE tenant_id = ");
-    q.bind(tenant_id.as_bytes().to_vec())
-        .sql
-        .push_str(" AND workflow_id IN (");
+    q.bind_uuid(tenant_id);
+    q.sql.push_str(" AND workflow_id IN (");
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             q.sql.push_str(", ");
         }
-        q.bind(id.as_bytes().to_vec());
+        q.bind_uuid(*id);
     }
     q.sql.push_str(") ORDER BY workflow_id, seq");
     let rows = conn

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpointer;
@@ -29,9 +29,6 @@ const MAX_BATCH: usize = 128;
 
 /// Writes waiting beyond this make callers wait to enqueue (backpressure).
 const QUEUE_DEPTH: usize = 1024;
-
-/// Statements kept prepared on the write connection.
-const STATEMENT_CACHE: usize = 64;
 
 /// A write to run in the writer's transaction.
 trait Job: Send {
@@ -106,24 +103,19 @@ pub struct Writer {
 impl Writer {
     /// Opens the write connection to `path` (an existing, migrated, WAL
     /// database) and starts the writer thread.
-    pub fn start(path: &Path, busy_timeout: Duration, wait: Duration) -> Result<Self, StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(busy_timeout)?;
+    pub fn start(path: &Path, wait: Duration) -> Result<Self, StoreError> {
+        let conn = super::open_connection(path)?;
         // In WAL mode NORMAL loses no committed transaction when the
         // process dies, only (at worst) the last ones on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(
             None,
             "wal_autocheckpoint",
             checkpointer::WRITER_BACKSTOP_PAGES,
         )?;
         let (writer_done, checkpointer_stop) = std::sync::mpsc::channel::<()>();
-        checkpointer::start(path, busy_timeout, checkpointer_stop)?;
+        checkpointer::start(path, checkpointer_stop)?;
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         thread::Builder::new()
             .name("sqlite-writer".to_owned())
