@@ -668,6 +668,79 @@ async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
     }
 }
 
+/// A write transaction's first message switches the role before `BEGIN`
+/// (`session::begin`): when the switch fails, the connection must go back
+/// to the pool idle, not inside an aborted transaction.
+#[tokio::test]
+async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
+    let Some(mut admin) = admin_connection().await else {
+        return;
+    };
+    let owner = format!("hc_owner_{}", Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE ROLE {owner} LOGIN CREATEROLE").as_str())
+        .await
+        .expect("create owner role");
+    let outcome = in_database({
+        let owner = owner.clone();
+        |url| async move {
+            let db = PgConnectOptions::from_str(&url)
+                .expect("url")
+                .get_database()
+                .map(str::to_owned)
+                .expect("database name");
+            let mut su = PgConnection::connect(&url).await.expect("superuser");
+            su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
+                .await
+                .expect("hand the database over");
+            su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
+                .await
+                .expect("and its schema");
+            // One connection: the failed write and the next share it.
+            let store = store(&with_user(&url, &owner), 1).await;
+            let t = seed_tenant(store.as_ref()).await;
+            su.execute(format!("REVOKE hydracore_app FROM {owner}").as_str())
+                .await
+                .expect("revoke the role");
+            let refused = store
+                .insert_workflow(&new_workflow(t.id, t.instance, Map::new()), None)
+                .await;
+            assert!(refused.is_err(), "the write ran without the role");
+            su.execute(format!("GRANT hydracore_app TO {owner}").as_str())
+                .await
+                .expect("grant the role back");
+            store
+                .insert_workflow(&new_workflow(t.id, t.instance, Map::new()), None)
+                .await
+                .expect("the same connection writes again");
+            let page = store
+                .list_workflows(
+                    t.scope(),
+                    &ListQuery {
+                        customer_id: None,
+                        workflow_type: None,
+                        status: None,
+                        reference: None,
+                        instance_id: None,
+                        page: 1,
+                        per_page: 20,
+                    },
+                )
+                .await
+                .expect("and reads");
+            assert_eq!(page.total, 2);
+        }
+    })
+    .await;
+    admin
+        .execute(format!("DROP ROLE {owner}").as_str())
+        .await
+        .expect("drop owner role");
+    if let Some(Err(e)) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 #[tokio::test]
 async fn connections_the_server_dropped_are_replaced_without_a_restart() {
     with_database_for(|url| async move {

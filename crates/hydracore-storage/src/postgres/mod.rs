@@ -4,9 +4,11 @@
 //! calls with a tenant in hand, plus `ping`) run in a transaction that
 //! first switches to the NOLOGIN role [`APP_ROLE`] and sets the tenant
 //! transaction-locally, so row-level security bounds every query they make
-//! and nothing outlives the transaction on the pooled connection.
-//! `find_credential` does the same inside one database function (migration
-//! 0003), with the key's hash in place of a tenant.
+//! and nothing outlives the transaction on the pooled connection; the
+//! role and tenant travel in the message that opens it (`session`).
+//! `get_workflow` and `find_credential` do the same inside one database
+//! function each (migrations 0005 and 0003; the latter with the key's hash
+//! in place of a tenant), in one round trip and with cached plans.
 //! Administrative methods (instances and credential management, used by the
 //! command line) run as the login role, which the migrations let span
 //! tenants.
@@ -182,11 +184,8 @@ impl Store for PgStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        let mut tx =
-            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Read).await?;
-        let workflow = workflows::get(&mut tx, scope, id, history).await?;
-        tx.commit().await?;
-        Ok(workflow)
+        let mut conn = self.pool.acquire().await?;
+        workflows::get(&mut conn, scope, id, history).await
     }
 
     async fn list_workflows(

@@ -24,8 +24,7 @@ pub enum Access {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// One snapshot for every statement, so a page agrees with its total
-    /// and a record with its history.
+    /// One snapshot for every statement, so a page agrees with its total.
     Read,
     /// Read committed: a row lock (`FOR UPDATE`) hands the waiter the row as
     /// the previous writer committed it.
@@ -33,38 +32,48 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn begin_statement(self) -> &'static str {
+    fn isolation(self) -> &'static str {
         match self {
-            Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            Mode::Write => "BEGIN ISOLATION LEVEL READ COMMITTED",
+            Mode::Read => "REPEATABLE READ, READ ONLY",
+            Mode::Write => "READ COMMITTED",
         }
     }
 }
 
-/// Opens a request transaction: as [`APP_ROLE`], with `access` set
-/// transaction-locally so it cannot leak to the next user of the connection.
+/// The isolation level, role and tenant of a request, all transaction-local
+/// (`set_config(.., true)` is `SET LOCAL`: it ends with the transaction,
+/// whether it commits, rolls back or is dropped), so nothing outlives it
+/// on the pooled connection. They lead the message that starts the
+/// transaction, which saves a round trip each. The tenant is a uuid,
+/// written in as hex digits and dashes.
+///
+fn preamble(access: Access, isolation: &str) -> String {
+    let tenant = match access {
+        Access::Anonymous => String::new(),
+        Access::Tenant(tenant_id) => tenant_id.hyphenated().to_string(),
+    };
+    format!(
+        "SET TRANSACTION ISOLATION LEVEL {isolation}; \
+         SELECT set_config('role', '{APP_ROLE}', true), \
+         set_config('hydracore.tenant_id', '{tenant}', true)"
+    )
+}
+
+/// Opens a request transaction as [`APP_ROLE`], with `access` set, in one
+/// round trip.
+///
+/// The preamble comes before `BEGIN`, in PostgreSQL's implicit transaction
+/// for a multi-statement message, which `BEGIN` then makes explicit. If a
+/// preamble statement fails, PostgreSQL ends that implicit transaction and
+/// the connection is idle again; after `BEGIN` the failure would leave it
+/// inside an aborted transaction, which sqlx would pool as it is.
 pub async fn begin(
     pool: &PgPool,
     access: Access,
     mode: Mode,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
-    let mut tx = pool.begin_with(mode.begin_statement()).await?;
-    // One statement switches the role and sets the tenant; `set_config(..,
-    // true)` is `SET LOCAL`: both end with the transaction, whether it
-    // commits, rolls back or is dropped. Not sent in BEGIN's own message
-    // (which would save a round trip): sqlx does not roll back a custom
-    // BEGIN whose later statement failed, and would pool the connection
-    // inside an aborted transaction.
-    let tenant = match access {
-        Access::Anonymous => String::new(),
-        Access::Tenant(tenant_id) => tenant_id.to_string(),
-    };
-    sqlx::query("SELECT set_config('role', $1, true), set_config('hydracore.tenant_id', $2, true)")
-        .bind(APP_ROLE)
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    let statement = format!("{}; BEGIN", preamble(access, mode.isolation()));
+    Ok(pool.begin_with(statement).await?)
 }
 
 /// Refuses to serve when row-level security would not bind requests: the

@@ -1,7 +1,8 @@
-//! Workflow queries on PostgreSQL. Each function runs inside a request
-//! transaction opened by the caller (role and tenant already set); the
-//! explicit tenant conditions below duplicate row-level security on purpose,
-//! so that isolation never rests on one mechanism alone.
+//! Workflow queries on PostgreSQL. Each function but `get` runs inside a
+//! request transaction opened by the caller (role and tenant already set);
+//! `get` is one call of a database function that sets them itself. The
+//! explicit tenant conditions duplicate row-level security on purpose, so
+//! that isolation never rests on one mechanism alone.
 
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
@@ -147,52 +148,25 @@ async fn append_history(
     Ok(())
 }
 
-/// What a one-row read brings besides the row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Read {
-    /// The row alone.
-    Row,
-    /// The row and its history, in one statement (one snapshot).
-    WithHistory,
-    /// The row, locked for the rest of the transaction. Never with the
-    /// history: under read committed, a read that waited for the lock sees
-    /// the row as its holder committed it but the history as of before.
-    ForUpdate,
-}
-
-async fn select_one(
-    conn: &mut PgConnection,
-    scope: Scope,
-    id: Uuid,
-    read: Read,
-) -> Result<Option<Workflow>, StoreError> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {WORKFLOW_COLUMNS}"));
-    if read == Read::WithHistory {
-        q.push(", ").push(HISTORY_COLUMN);
-    }
-    q.push(" FROM workflows WHERE id = ").push_bind(id);
-    push_scope(&mut q, scope);
-    if read == Read::ForUpdate {
-        q.push(" FOR UPDATE");
-    }
-    q.build_query_as::<WorkflowRow>()
-        .fetch_optional(conn)
-        .await?
-        .map(WorkflowRow::into_domain)
-        .transpose()
-}
-
+/// One call of `hydracore_workflow` (migration 0005), outside any
+/// transaction: it switches to the application role and sets the tenant
+/// for its own implicit transaction, and its plan stays cached on the
+/// connection.
 pub async fn get(
     conn: &mut PgConnection,
     scope: Scope,
     id: Uuid,
     history: WithHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    let read = match history {
-        WithHistory::Yes => Read::WithHistory,
-        WithHistory::No => Read::Row,
-    };
-    select_one(conn, scope, id, read).await
+    sqlx::query_as::<_, WorkflowRow>("SELECT * FROM hydracore_workflow($1, $2, $3, $4)")
+        .bind(scope.tenant_id)
+        .bind(scope.instance_id)
+        .bind(id)
+        .bind(history == WithHistory::Yes)
+        .fetch_optional(conn)
+        .await?
+        .map(WorkflowRow::into_domain)
+        .transpose()
 }
 
 /// Callers run this in one snapshot (repeatable read), so the page and its
@@ -261,9 +235,21 @@ pub async fn change(
     if_match: Option<&IfMatch>,
     history: WithHistory,
 ) -> Result<Change, StoreError> {
-    let current = select_one(conn, scope, id, Read::ForUpdate)
+    // Locked for the rest of the transaction. Without the history: under
+    // read committed, a read that waited for the lock sees the row as its
+    // holder committed it but the history as of before.
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
+    ));
+    q.push_bind(id);
+    push_scope(&mut q, scope);
+    let current = q
+        .push(" FOR UPDATE")
+        .build_query_as::<WorkflowRow>()
+        .fetch_optional(&mut *conn)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound)?
+        .into_domain()?;
     let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
     let rendered_entry = crate::render_entry(&change.entry)?;
     let earlier = write_change(

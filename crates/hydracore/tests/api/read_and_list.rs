@@ -144,6 +144,40 @@ async fn a_list_filters_by_customer_type_status_and_reference() {
     assert_eq!(ids("status=completed").await.len(), 0);
 }
 
+/// Text that would end or escape an SQL string literal matches only itself.
+#[tokio::test]
+async fn a_reference_filter_matches_quotes_backslashes_and_unicode_only_as_themselves() {
+    let app = TestApp::spawn().await;
+    let references = [
+        "O'Brien",
+        "x' OR '1'='1",
+        "back\\slash\\",
+        "E'\\x27'",
+        "$$; SELECT 1; $$",
+        "Zoë — 家賃 🏠",
+    ];
+    let mut created = Vec::new();
+    for reference in references {
+        created.push(
+            app.create_with(
+                &app.agent,
+                json!({"workflow_type": "lead", "reference": reference}),
+            )
+            .await,
+        );
+    }
+    for (reference, id) in references.iter().zip(&created) {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("reference", reference)
+            .finish();
+        let r = app.list(&app.agent, &query).await;
+        assert_eq!(r.status, 200, "{reference}: {:?}", r.body);
+        assert_eq!(r.body["total"], 1, "{reference}");
+        assert_eq!(r.body["workflows"][0]["id"], id.as_str(), "{reference}");
+        assert_eq!(r.body["workflows"][0]["reference"], *reference);
+    }
+}
+
 #[tokio::test]
 async fn a_list_shows_only_the_instances_own_workflows() {
     let app = TestApp::spawn().await;
