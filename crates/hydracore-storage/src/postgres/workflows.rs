@@ -17,40 +17,10 @@ use super::rows::{datetime, json_param, rendered, WorkflowRow, HISTORY_COLUMN, W
 use crate::filters::{counts_answer, push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
+/// The workflow and the entries it was created with, in one statement: the
+/// history's foreign key is checked at the statement's end, when the
+/// workflow row is there.
 pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
-         stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
-         suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
-         next_action_at, expires_at, completed_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23)",
-    )
-    .bind(w.id)
-    .bind(w.tenant_id)
-    .bind(w.instance_id)
-    .bind(w.customer_id)
-    .bind(w.workflow_type.as_str())
-    .bind(w.status.as_str())
-    .bind(&w.stage)
-    .bind(&w.title)
-    .bind(&w.reference)
-    .bind(&w.assigned_to)
-    .bind(w.approver_id)
-    .bind(w.escalation_level)
-    .bind(Json(&w.workflow_state))
-    .bind(&w.suspended_step)
-    .bind(json_param(&w.suspend_payload))
-    .bind(datetime(w.suspended_at))
-    .bind(w.created_at.as_datetime())
-    .bind(w.updated_at.as_datetime())
-    .bind(datetime(w.last_action_at))
-    .bind(datetime(w.next_action_at))
-    .bind(datetime(w.expires_at))
-    .bind(datetime(w.completed_at))
-    .bind(w.version)
-    .execute(&mut *conn)
-    .await?;
     // A new workflow carries the entries it was created with; a rendered
     // history only ever comes out of storage.
     let History::Entries(entries) = &w.history else {
@@ -58,9 +28,66 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
             "a new workflow must carry its history entries".into(),
         ));
     };
-    for entry in entries {
-        append_history(conn, w.tenant_id, w.id, entry).await?;
+    let rendered = entries
+        .iter()
+        .map(crate::render_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut q = QueryBuilder::<Postgres>::new(
+        "WITH created AS (INSERT INTO workflows (id, tenant_id, instance_id, customer_id, \
+         workflow_type, status, stage, title, reference, assigned_to, approver_id, \
+         escalation_level, workflow_state, suspended_step, suspend_payload, suspended_at, \
+         created_at, updated_at, last_action_at, next_action_at, expires_at, completed_at, \
+         version) ",
+    );
+    q.push_values([w], |mut row, w| {
+        row.push_bind(w.id)
+            .push_bind(w.tenant_id)
+            .push_bind(w.instance_id)
+            .push_bind(w.customer_id)
+            .push_bind(w.workflow_type.as_str())
+            .push_bind(w.status.as_str())
+            .push_bind(&w.stage)
+            .push_bind(&w.title)
+            .push_bind(&w.reference)
+            .push_bind(&w.assigned_to)
+            .push_bind(w.approver_id)
+            .push_bind(w.escalation_level)
+            .push_bind(Json(&w.workflow_state))
+            .push_bind(&w.suspended_step)
+            .push_bind(json_param(&w.suspend_payload))
+            .push_bind(datetime(w.suspended_at))
+            .push_bind(w.created_at.as_datetime())
+            .push_bind(w.updated_at.as_datetime())
+            .push_bind(datetime(w.last_action_at))
+            .push_bind(datetime(w.next_action_at))
+            .push_bind(datetime(w.expires_at))
+            .push_bind(datetime(w.completed_at))
+            .push_bind(w.version);
+    });
+    q.push(" RETURNING 1) ");
+    if entries.is_empty() {
+        q.push("SELECT 1");
+    } else {
+        q.push(
+            "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
+             action_detail, actor, from_status, to_status, from_stage, to_stage, entry) ",
+        );
+        q.push_values(entries.iter().zip(&rendered), |mut row, (e, entry)| {
+            row.push_bind(w.tenant_id)
+                .push_bind(w.id)
+                .push_bind(e.seq)
+                .push_bind(e.at.as_datetime())
+                .push_bind(&e.action)
+                .push_bind(json_param(&e.action_detail))
+                .push_bind(&e.actor)
+                .push_bind(e.from_status.map(Status::as_str))
+                .push_bind(e.to_status.map(Status::as_str))
+                .push_bind(&e.from_stage)
+                .push_bind(&e.to_stage)
+                .push_bind(entry);
+        });
     }
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -118,34 +145,6 @@ async fn write_change(
     .fetch_one(conn)
     .await?;
     Ok(earlier)
-}
-
-async fn append_history(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    workflow_id: Uuid,
-    e: &HistoryEntry,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage, entry) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(tenant_id)
-    .bind(workflow_id)
-    .bind(e.seq)
-    .bind(e.at.as_datetime())
-    .bind(&e.action)
-    .bind(json_param(&e.action_detail))
-    .bind(&e.actor)
-    .bind(e.from_status.map(Status::as_str))
-    .bind(e.to_status.map(Status::as_str))
-    .bind(&e.from_stage)
-    .bind(&e.to_stage)
-    .bind(crate::render_entry(e)?)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// One call of `hydracore_workflow` (migration 0005), outside any
