@@ -8,6 +8,10 @@ use sqlx::migrate::MigrateError;
 pub enum StoreError {
     #[error("workflow not found")]
     NotFound,
+    /// The request's key (`Scope::credential_id`) was revoked after it was
+    /// looked up.
+    #[error("the request's key has been revoked")]
+    KeyRevoked,
     #[error(transparent)]
     Transition(#[from] TransitionError),
     /// The database cannot be reached now; worth retrying.
@@ -50,6 +54,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(e.to_string())
             }
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some(KEY_REVOKED) => {
+                StoreError::KeyRevoked
+            }
             sqlx::Error::Database(ref db)
                 if db.code().as_deref().is_some_and(is_unavailable_sqlstate) =>
             {
@@ -59,6 +66,9 @@ impl From<sqlx::Error> for StoreError {
         }
     }
 }
+
+/// What `hydracore_key_live` (PostgreSQL migration 0005) raises.
+const KEY_REVOKED: &str = "HC401";
 
 /// PostgreSQL states that mean "the server is not serving now" rather than
 /// "this query is wrong": connection failures (class 08), shutdown and

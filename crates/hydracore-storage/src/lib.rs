@@ -69,8 +69,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new workflow with the history it was created with; with a
     /// key (claimed by [`Store::claim_idempotency_key`]), also records that
     /// the key's request made this workflow, in the same transaction.
+    /// `scope` is the request's (the workflow's tenant and instance).
     async fn insert_workflow(
         &self,
+        scope: Scope,
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError>;
@@ -138,7 +140,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError>;
 
     async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError>;
-    /// The credential whose key hashes to `key_hash`, revoked or not.
+    /// The credential whose key hashes to `key_hash`, revoked or not. May
+    /// come from a cache: every method taking a [`Scope`] whose
+    /// `credential_id` is set then answers [`StoreError::KeyRevoked`] if that
+    /// credential has been revoked since, checked in its own transaction.
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError>;
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError>;
     /// Marks a credential revoked; `false` when there is no such credential.

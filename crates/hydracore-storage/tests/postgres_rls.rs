@@ -204,7 +204,11 @@ async fn seed_tenant(store: &dyn Store) -> Tenant {
     state.insert("tenant".into(), json!(id));
     let workflow = new_workflow(id, instance.id, state);
     store
-        .insert_workflow(&workflow, None)
+        .insert_workflow(
+            Scope::instance(workflow.tenant_id, workflow.instance_id),
+            &workflow,
+            None,
+        )
         .await
         .expect("workflow");
     Tenant {
@@ -703,14 +707,14 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
                 .await
                 .expect("revoke the role");
             let refused = store
-                .insert_workflow(&new_workflow(t.id, t.instance, Map::new()), None)
+                .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
                 .await;
             assert!(refused.is_err(), "the write ran without the role");
             su.execute(format!("GRANT hydracore_app TO {owner}").as_str())
                 .await
                 .expect("grant the role back");
             store
-                .insert_workflow(&new_workflow(t.id, t.instance, Map::new()), None)
+                .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
                 .await
                 .expect("the same connection writes again");
             let page = store
@@ -853,7 +857,10 @@ async fn postgres_answers_like_sqlite() {
                     .expect("instance");
             }
             for w in &workflows {
-                store.insert_workflow(w, None).await.expect("insert");
+                store
+                    .insert_workflow(Scope::instance(w.tenant_id, w.instance_id), w, None)
+                    .await
+                    .expect("insert");
             }
         }
 

@@ -1,3 +1,24 @@
+-- Whether the key a request came with is still unrevoked, checked inside
+-- the request's own transaction: the server may then take the key's
+-- credential from a cache (the lookup is otherwise a round trip of its
+-- own on every request) while a revocation, from any replica or the
+-- command line, still stops the key's next read or write. Called by the
+-- login, before a request switches to hydracore_app (which sees a
+-- credential only by its key). SQLSTATE HC401: the server answers 401.
+CREATE FUNCTION hydracore_key_live(p_credential_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM credentials AS c
+                   WHERE c.id = p_credential_id AND c.revoked_at IS NULL) THEN
+        RAISE EXCEPTION 'the key of credential % is revoked', p_credential_id
+            USING ERRCODE = 'HC401';
+    END IF;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION hydracore_key_live(uuid) FROM PUBLIC;
+
 -- A workflow and its history in one round trip and one cached plan: the
 -- read agents make most. As a prepared transaction it was four round trips
 -- (BEGIN with the role and tenant, SELECT, COMMIT, each its own message);
@@ -13,10 +34,11 @@
 -- The explicit tenant condition repeats the policy on purpose. The columns
 -- are those of WORKFLOW_COLUMNS and HISTORY_COLUMN (postgres/rows.rs).
 CREATE FUNCTION hydracore_workflow(
-    p_tenant_id    uuid,
-    p_instance_id  uuid,  -- NULL: any instance of the tenant
-    p_id           uuid,
-    p_with_history boolean
+    p_tenant_id     uuid,
+    p_instance_id   uuid,  -- NULL: any instance of the tenant
+    p_credential_id uuid,  -- NULL: not by key (a JWT); else checked live
+    p_id            uuid,
+    p_with_history  boolean
 )
 RETURNS TABLE (
     id               uuid,
@@ -47,6 +69,9 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $$
 BEGIN
+    IF p_credential_id IS NOT NULL THEN
+        PERFORM hydracore_key_live(p_credential_id);
+    END IF;
     PERFORM set_config('role', 'hydracore_app', true),
             set_config('hydracore.tenant_id', p_tenant_id::text, true);
     RETURN QUERY
@@ -69,4 +94,4 @@ END
 $$;
 
 -- Only the login that migrated (the owner) calls it.
-REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, uuid, boolean) FROM PUBLIC;

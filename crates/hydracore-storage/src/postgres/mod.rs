@@ -9,17 +9,21 @@
 //! `get_workflow` and `find_credential` do the same inside one database
 //! function each (migrations 0005 and 0003; the latter with the key's hash
 //! in place of a tenant), in one round trip and with cached plans.
+//! Key lookups are then answered from memory (`key_cache`): each request
+//! made with a key checks it unrevoked in its own first message.
 //! Administrative methods (instances and credential management, used by the
 //! command line) run as the login role, which the migrations let span
 //! tenants.
 
 mod credentials;
 mod idempotency;
+mod key_cache;
 mod rows;
 mod session;
 mod workflows;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
@@ -29,8 +33,10 @@ use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
 use hydracore_domain::{Scope, Status, Workflow};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use self::key_cache::KeyCache;
 use self::session::{Access, Mode};
 use crate::{
     Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
@@ -44,6 +50,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    keys: Arc<KeyCache>,
 }
 
 impl PgStore {
@@ -63,7 +70,10 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_with(connect)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            keys: Arc::new(KeyCache::default()),
+        };
         store.migrate().await?;
         session::check_app_role(&store.pool).await?;
         Ok(store)
@@ -75,6 +85,25 @@ impl PgStore {
             .run(&self.pool)
             .await
             .map_err(crate::error::migrate_error)
+    }
+
+    /// A request transaction for `scope`.
+    async fn begin(
+        &self,
+        scope: Scope,
+        mode: Mode,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let begun = session::begin(&self.pool, Access::Scope(scope), mode).await;
+        self.noting_revocation(begun)
+    }
+
+    /// Passes `result` on; when it says the request's key is revoked, the
+    /// key cache is emptied so that the key's next lookup says so too.
+    fn noting_revocation<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::KeyRevoked) = &result {
+            self.keys.clear();
+        }
+        result
     }
 
     /// The pool itself, for tests that inspect what a request leaves on
@@ -114,11 +143,11 @@ impl Store for PgStore {
 
     async fn insert_workflow(
         &self,
+        scope: Scope,
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError> {
-        let mut tx =
-            session::begin(&self.pool, Access::Tenant(workflow.tenant_id), Mode::Write).await?;
+        let mut tx = self.begin(scope, Mode::Write).await?;
         workflows::insert(&mut tx, workflow).await?;
         if let Some(key) = idempotency_key {
             let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
@@ -135,7 +164,9 @@ impl Store for PgStore {
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, StoreError> {
-        let mut tx = session::begin(&self.pool, Access::Tenant(tenant_id), Mode::Write).await?;
+        let mut tx = self
+            .begin(Scope::instance(tenant_id, instance_id), Mode::Write)
+            .await?;
         let claim = idempotency::claim(&mut tx, tenant_id, instance_id, key, fingerprint).await?;
         tx.commit().await?;
         Ok(claim)
@@ -147,7 +178,9 @@ impl Store for PgStore {
         instance_id: Uuid,
         key: &IdempotencyKey,
     ) -> Result<(), StoreError> {
-        let mut tx = session::begin(&self.pool, Access::Tenant(tenant_id), Mode::Write).await?;
+        let mut tx = self
+            .begin(Scope::instance(tenant_id, instance_id), Mode::Write)
+            .await?;
         idempotency::release(&mut tx, tenant_id, instance_id, key).await?;
         tx.commit().await?;
         Ok(())
@@ -185,7 +218,8 @@ impl Store for PgStore {
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        workflows::get(&mut conn, scope, id, history).await
+        let found = workflows::get(&mut conn, scope, id, history).await;
+        self.noting_revocation(found)
     }
 
     async fn list_workflows(
@@ -193,16 +227,14 @@ impl Store for PgStore {
         scope: Scope,
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
-        let mut tx =
-            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Read).await?;
+        let mut tx = self.begin(scope, Mode::Read).await?;
         let page = workflows::list(&mut tx, scope, query).await?;
         tx.commit().await?;
         Ok(page)
     }
 
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
-        let mut tx =
-            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Read).await?;
+        let mut tx = self.begin(scope, Mode::Read).await?;
         let suspended = workflows::list_suspended(&mut tx, scope).await?;
         tx.commit().await?;
         Ok(suspended)
@@ -217,8 +249,7 @@ impl Store for PgStore {
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
-        let mut tx =
-            session::begin(&self.pool, Access::Tenant(scope.tenant_id), Mode::Write).await?;
+        let mut tx = self.begin(scope, Mode::Write).await?;
         let change =
             workflows::change(&mut tx, scope, id, command, actor, if_match, history).await?;
         tx.commit().await?;
@@ -250,8 +281,15 @@ impl Store for PgStore {
     }
 
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
+        if let Some(credential) = self.keys.get(key_hash) {
+            return Ok(Some(credential));
+        }
         let mut conn = self.pool.acquire().await?;
-        credentials::find_credential(&mut conn, key_hash).await
+        let found = credentials::find_credential(&mut conn, key_hash).await?;
+        if let Some(credential) = &found {
+            self.keys.insert(key_hash, credential);
+        }
+        Ok(found)
     }
 
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {

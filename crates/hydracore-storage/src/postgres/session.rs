@@ -1,9 +1,9 @@
 //! Request transactions: the role and tenant every request query runs
 //! under, and the start-up check that this really confines requests.
 
+use hydracore_domain::Scope;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
 use crate::StoreError;
 
@@ -18,8 +18,9 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub enum Access {
     /// Nothing tenant-owned (readiness checks).
     Anonymous,
-    /// The rows of one tenant.
-    Tenant(Uuid),
+    /// The rows of the scope's tenant; with its key checked unrevoked when
+    /// the request came with one.
+    Scope(Scope),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +44,27 @@ impl Mode {
 /// The isolation level, role and tenant of a request, all transaction-local
 /// (`set_config(.., true)` is `SET LOCAL`: it ends with the transaction,
 /// whether it commits, rolls back or is dropped), so nothing outlives it
-/// on the pooled connection. They lead the message that starts the
-/// transaction, which saves a round trip each. The tenant is a uuid,
-/// written in as hex digits and dashes.
-///
+/// on the pooled connection; before them, as the login, the check that the
+/// request's key is unrevoked (`hydracore_key_live`, migration 0005). They
+/// lead the message that starts the transaction, which saves a round trip
+/// each. The uuids are written in as hex digits and dashes.
 fn preamble(access: Access, isolation: &str) -> String {
+    let mut sql = format!("SET TRANSACTION ISOLATION LEVEL {isolation}; ");
     let tenant = match access {
         Access::Anonymous => String::new(),
-        Access::Tenant(tenant_id) => tenant_id.hyphenated().to_string(),
+        Access::Scope(scope) => {
+            if let Some(credential_id) = scope.credential_id {
+                let credential_id = credential_id.hyphenated();
+                sql.push_str(&format!("SELECT hydracore_key_live('{credential_id}'); "));
+            }
+            scope.tenant_id.hyphenated().to_string()
+        }
     };
-    format!(
-        "SET TRANSACTION ISOLATION LEVEL {isolation}; \
-         SELECT set_config('role', '{APP_ROLE}', true), \
+    sql.push_str(&format!(
+        "SELECT set_config('role', '{APP_ROLE}', true), \
          set_config('hydracore.tenant_id', '{tenant}', true)"
-    )
+    ));
+    sql
 }
 
 /// Opens a request transaction as [`APP_ROLE`], with `access` set, in one

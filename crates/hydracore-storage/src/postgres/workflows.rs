@@ -148,18 +148,19 @@ async fn write_change(
 }
 
 /// One call of `hydracore_workflow` (migration 0005), outside any
-/// transaction: it switches to the application role and sets the tenant
-/// for its own implicit transaction, and its plan stays cached on the
-/// connection.
+/// transaction: it checks the request's key, switches to the application
+/// role and sets the tenant for its own implicit transaction, and its plan
+/// stays cached on the connection.
 pub async fn get(
     conn: &mut PgConnection,
     scope: Scope,
     id: Uuid,
     history: WithHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    sqlx::query_as::<_, WorkflowRow>("SELECT * FROM hydracore_workflow($1, $2, $3, $4)")
+    sqlx::query_as::<_, WorkflowRow>("SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5)")
         .bind(scope.tenant_id)
         .bind(scope.instance_id)
+        .bind(scope.credential_id)
         .bind(id)
         .bind(history == WithHistory::Yes)
         .fetch_optional(conn)

@@ -182,6 +182,7 @@ impl Store for SqliteStore {
 
     async fn insert_workflow(
         &self,
+        _scope: Scope,
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError> {

@@ -46,7 +46,7 @@ impl FromRequestParts<AppState> for ProxyAuth {
             ));
         }
         Ok(ProxyAuth {
-            scope: Scope::instance(credential.tenant_id, instance_id),
+            scope: Scope::instance(credential.tenant_id, instance_id).by_key(credential.id),
             instance_id,
         })
     }
@@ -112,8 +112,9 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminAuth<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (tenant_id, actor) = if let Some(token) = bearer_token(parts) {
-            admin_from_jwt(state, token)?
+        let (scope, actor) = if let Some(token) = bearer_token(parts) {
+            let (tenant_id, actor) = admin_from_jwt(state, token)?;
+            (Scope::tenant(tenant_id), actor)
         } else if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
             let credential = find_live_credential(state, key.trim(), CredentialKind::Api).await?;
             if !credential.has_scope(S::SCOPE) {
@@ -122,13 +123,16 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminAuth<S> {
                     "This API key lacks the scope this route needs",
                 ));
             }
-            (credential.tenant_id, format!("api_key:{}", credential.id))
+            (
+                Scope::tenant(credential.tenant_id).by_key(credential.id),
+                format!("api_key:{}", credential.id),
+            )
         } else {
             tracing::debug!("no JWT and no API key");
             return Err(ApiError::Unauthorized("Not authenticated"));
         };
         Ok(AdminAuth {
-            scope: Scope::tenant(tenant_id),
+            scope,
             actor,
             _scope: PhantomData,
         })

@@ -74,6 +74,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::WorkflowNotFound,
+            StoreError::KeyRevoked => {
+                tracing::debug!("key revoked since it was looked up");
+                ApiError::Unauthorized("Invalid credentials")
+            }
             StoreError::Transition(t) => ApiError::Conflict(t),
             StoreError::Unavailable(reason) => ApiError::Unavailable(reason),
             other => ApiError::Internal(other.into()),

@@ -138,7 +138,11 @@ async fn create(
         agent.actor(),
         Timestamp::now(),
     );
-    if let Err(e) = state.store.insert_workflow(&workflow, key.as_ref()).await {
+    if let Err(e) = state
+        .store
+        .insert_workflow(agent.scope, &workflow, key.as_ref())
+        .await
+    {
         if let Some(key) = &key {
             // Best effort: a key left claimed frees itself once stale.
             let _ = state

@@ -2,7 +2,7 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Body, TestApp};
+use crate::helpers::{Body, Credential, TestApp};
 
 #[tokio::test]
 async fn a_request_without_a_key_is_401_with_a_bearer_challenge() {
@@ -48,6 +48,65 @@ async fn a_revoked_key_stops_working_at_once() {
     assert_eq!(app.list(&app.agent, "").await.status, 200);
     assert!(app.store.revoke_credential(app.agent.key_id).await.unwrap());
     assert_eq!(app.list(&app.agent, "").await.status, 401);
+}
+
+/// A key that has just worked may be answered from memory on its next
+/// lookup (the PostgreSQL backend caches them); every route that reads or
+/// writes data must still refuse it the moment it is revoked. Each route
+/// gets a key of its own, used once just before.
+#[tokio::test]
+async fn a_key_revoked_right_after_use_is_refused_on_every_data_route() {
+    let app = TestApp::spawn().await;
+    let tenant = app.agent.tenant_id;
+    for route in ["get", "list", "advance", "suspend", "create"] {
+        let agent = app.new_agent(tenant).await;
+        let id = app.create_workflow(&agent).await;
+        assert!(app.store.revoke_credential(agent.key_id).await.unwrap());
+        let status = match route {
+            "get" => app.get(&agent, &id).await.status,
+            "list" => app.list(&agent, "").await.status,
+            "advance" => {
+                app.advance(&agent, &id, json!({"action": "x"}))
+                    .await
+                    .status
+            }
+            "suspend" => app.suspend(&agent, &id, json!({"step": "x"})).await.status,
+            _ => {
+                app.create(
+                    &agent,
+                    json!({"customer_id": Uuid::new_v4(), "workflow_type": "lead"}),
+                )
+                .await
+                .status
+            }
+        };
+        assert_eq!(status, 401, "{route}");
+        assert_eq!(app.list(&app.agent, "").await.status, 200);
+    }
+    let id = app.create_workflow(&app.agent).await;
+    for (method, path) in [
+        (Method::GET, format!("/v1/workflows/{id}")),
+        (Method::GET, "/v1/workflows".to_owned()),
+        (Method::GET, "/v1/workflows/suspended".to_owned()),
+        (Method::POST, format!("/v1/workflows/{id}/abort")),
+    ] {
+        let (key_id, key) = app
+            .api_key(tenant, &["workflows:read", "workflows:write"])
+            .await;
+        let key = Credential::ApiKey(key);
+        let used = app
+            .dashboard(Method::GET, "/v1/workflows", &key, Body::None)
+            .await;
+        assert_eq!(used.status, 200);
+        assert!(app.store.revoke_credential(key_id).await.unwrap());
+        let r = app.dashboard(method, &path, &key, Body::None).await;
+        assert_eq!(r.status, 401, "{path}");
+    }
+    // Nothing the revoked keys tried landed.
+    let r = app.get(&app.agent, &id).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(r.body["history"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]
