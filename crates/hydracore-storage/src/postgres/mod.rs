@@ -187,21 +187,12 @@ impl Store for PgStore {
     }
 
     async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
-        // One workflow per transaction: an expiry holds two count rows
+        // Each expiry is its own transaction: it holds two count rows
         // (`workflow_counts`) until it commits, as a request's change does;
         // holding many across a batch could close a cycle with requests
         // that hold some of them, a deadlock.
-        let mut expired = 0;
-        while expired < u64::from(limit) {
-            let mut tx = self.pool.begin().await?;
-            let done = workflows::expire_due(&mut tx, 1).await?;
-            tx.commit().await?;
-            if done == 0 {
-                break;
-            }
-            expired += done;
-        }
-        Ok(expired)
+        let mut conn = self.pool.acquire().await?;
+        workflows::expire_due(&mut conn, limit).await
     }
 
     async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
@@ -249,11 +240,10 @@ impl Store for PgStore {
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
-        let mut tx = self.begin(scope, Mode::Write).await?;
+        let mut conn = self.pool.acquire().await?;
         let change =
-            workflows::change(&mut tx, scope, id, command, actor, if_match, history).await?;
-        tx.commit().await?;
-        Ok(change)
+            workflows::change(&mut conn, scope, id, command, actor, if_match, history).await;
+        self.noting_revocation(change)
     }
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {

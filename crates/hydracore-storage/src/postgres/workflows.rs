@@ -91,29 +91,36 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Writes back every column a command may change and appends `entry`, in
-/// one statement; with `history`, also returns the entries before `entry`
-/// (joined as [`HISTORY_COLUMN`] joins them). The statement's snapshot is
-/// taken after the caller locked the row, so those are all of them.
+/// What [`write_change`] found.
+enum Written {
+    /// The change landed; with the history wanted, the entries before it
+    /// (joined as [`HISTORY_COLUMN`] joins them; `None` if there are none).
+    Landed(Option<String>),
+    /// The workflow was no longer at the version the change was made from.
+    Stale,
+}
+
+/// Writes back every column a command may change and appends `entry`, if
+/// the workflow is still at `expected_version`: one call of
+/// `hydracore_change_workflow` (migration 0005).
 async fn write_change(
     conn: &mut PgConnection,
+    scope: Scope,
+    expected_version: i64,
     w: &Workflow,
     entry: &HistoryEntry,
     rendered_entry: &str,
     history: WithHistory,
-) -> Result<Option<String>, StoreError> {
-    let earlier: Option<String> = sqlx::query_scalar(
-        "WITH changed AS (UPDATE workflows SET status = $1, stage = $2, assigned_to = $3, \
-         approver_id = $4, escalation_level = $5, workflow_state = $6, suspended_step = $7, \
-         suspend_payload = $8, suspended_at = $9, updated_at = $10, last_action_at = $11, \
-         next_action_at = $12, expires_at = $13, completed_at = $14, version = $15 \
-         WHERE id = $16 AND tenant_id = $17 RETURNING 1), \
-         appended AS (INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-         action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
-         VALUES ($17, $16, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING 1) \
-         SELECT string_agg(entry, ',' ORDER BY seq) FROM workflow_history \
-         WHERE $28 AND tenant_id = $17 AND workflow_id = $16",
+) -> Result<Written, StoreError> {
+    let (changed, earlier): (bool, Option<String>) = sqlx::query_as(
+        "SELECT changed, earlier FROM hydracore_change_workflow($1, $2, $3, $4, $5, $6, $7, \
+         $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+         $25, $26, $27, $28, $29, $30)",
     )
+    .bind(w.tenant_id)
+    .bind(scope.credential_id)
+    .bind(w.id)
+    .bind(expected_version)
     .bind(w.status.as_str())
     .bind(&w.stage)
     .bind(&w.assigned_to)
@@ -129,8 +136,6 @@ async fn write_change(
     .bind(datetime(w.expires_at))
     .bind(datetime(w.completed_at))
     .bind(w.version)
-    .bind(w.id)
-    .bind(w.tenant_id)
     .bind(entry.seq)
     .bind(entry.at.as_datetime())
     .bind(&entry.action)
@@ -144,7 +149,11 @@ async fn write_change(
     .bind(history == WithHistory::Yes)
     .fetch_one(conn)
     .await?;
-    Ok(earlier)
+    Ok(if changed {
+        Written::Landed(earlier)
+    } else {
+        Written::Stale
+    })
 }
 
 /// One call of `hydracore_workflow` (migration 0005), outside any
@@ -223,9 +232,17 @@ pub async fn list_suspended(
         .collect()
 }
 
-/// Loads, checks and changes one workflow. The row lock taken by the first
-/// read is held until the caller's transaction ends, so concurrent commands
-/// on one workflow run one after the other, each on the previous result.
+/// How often a change starts over because others changed the workflow
+/// first. Each lost race is another change landing, so only a workflow
+/// changed this often at the same moment runs out; the caller is then told
+/// to retry (503).
+const MAX_ATTEMPTS: usize = 1_000;
+
+/// Reads, checks and changes one workflow, optimistically: the write lands
+/// only if the workflow is still at the version read, else all three steps
+/// run again on the newer record. Concurrent commands on one workflow thus
+/// still apply one after the other, each to the previous result. Each step
+/// is its own statement and transaction.
 pub async fn change(
     conn: &mut PgConnection,
     scope: Scope,
@@ -235,70 +252,97 @@ pub async fn change(
     if_match: Option<&IfMatch>,
     history: WithHistory,
 ) -> Result<Change, StoreError> {
-    // Locked for the rest of the transaction. Without the history: under
-    // read committed, a read that waited for the lock sees the row as its
-    // holder committed it but the history as of before.
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
-    ));
-    q.push_bind(id);
-    push_scope(&mut q, scope);
-    let current = q
-        .push(" FOR UPDATE")
-        .build_query_as::<WorkflowRow>()
-        .fetch_optional(&mut *conn)
+    change_if(conn, scope, id, command, actor, if_match, history, |_| true)
         .await?
-        .ok_or(StoreError::NotFound)?
-        .into_domain()?;
-    let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
-    let rendered_entry = crate::render_entry(&change.entry)?;
-    let earlier = write_change(
-        conn,
-        &change.workflow,
-        &change.entry,
-        &rendered_entry,
-        history,
-    )
-    .await?;
-    if history == WithHistory::Yes {
-        let joined = match earlier {
-            Some(earlier) => format!("{earlier},{rendered_entry}"),
-            None => rendered_entry,
-        };
-        change.workflow.history = rendered(&joined)?;
-    }
-    Ok(change)
+        .ok_or(StoreError::NotFound)
 }
 
-/// Expires up to `limit` overdue live workflows, as the login (a system
-/// job across tenants). `SKIP LOCKED` lets sweepers of several replicas
-/// share the work; the lock, held to commit, and the status check inside
-/// `change` make each expiry happen once.
+/// [`change`], as long as each read of the workflow is `wanted`; `None`
+/// once one is not.
+#[allow(clippy::too_many_arguments)]
+async fn change_if(
+    conn: &mut PgConnection,
+    scope: Scope,
+    id: Uuid,
+    command: &Command,
+    actor: &str,
+    if_match: Option<&IfMatch>,
+    history: WithHistory,
+    wanted: impl Fn(&Workflow) -> bool,
+) -> Result<Option<Change>, StoreError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let current = get(conn, scope, id, WithHistory::No)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !wanted(&current) {
+            return Ok(None);
+        }
+        let expected_version = current.version;
+        let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
+        let rendered_entry = crate::render_entry(&change.entry)?;
+        let written = write_change(
+            conn,
+            scope,
+            expected_version,
+            &change.workflow,
+            &change.entry,
+            &rendered_entry,
+            history,
+        )
+        .await?;
+        let Written::Landed(earlier) = written else {
+            continue;
+        };
+        if history == WithHistory::Yes {
+            let joined = match earlier {
+                Some(earlier) => format!("{earlier},{rendered_entry}"),
+                None => rendered_entry,
+            };
+            change.workflow.history = rendered(&joined)?;
+        }
+        return Ok(Some(change));
+    }
+    Err(StoreError::Unavailable(format!(
+        "workflow {id} changed {MAX_ATTEMPTS} times while one change was being applied"
+    )))
+}
+
+/// Expires up to `limit` overdue live workflows, each in a change of its
+/// own (the login picks them across tenants; each change runs as the
+/// application role in the workflow's tenant). Sweepers of several
+/// replicas may pick the same workflow: the version check lets one expire
+/// it, and the other then finds it no longer due.
 pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, StoreError> {
     let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
         "SELECT id, tenant_id, instance_id FROM workflows \
          WHERE expires_at IS NOT NULL AND expires_at <= now() \
          AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
-         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+         ORDER BY expires_at LIMIT $1",
     )
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await?;
     let mut expired = 0;
     for (id, tenant_id, instance_id) in due {
-        let scope = Scope::instance(tenant_id, instance_id);
-        let command = Command::Expire;
-        change(
+        let now = Timestamp::now();
+        let still_due =
+            |w: &Workflow| !w.status.is_terminal() && w.expires_at.is_some_and(|at| at <= now);
+        let done = change_if(
             conn,
-            scope,
+            Scope::instance(tenant_id, instance_id),
             id,
-            &command,
+            &Command::Expire,
             transition::SYSTEM_ACTOR,
             None,
             WithHistory::No,
+            still_due,
         )
-        .await?;
-        expired += 1;
+        .await;
+        match done {
+            Ok(Some(_)) => expired += 1,
+            Ok(None) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(expired)
 }

@@ -95,3 +95,86 @@ $$;
 
 -- Only the login that migrated (the owner) calls it.
 REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, uuid, boolean) FROM PUBLIC;
+
+-- A request's change to a workflow, written only if the workflow is still
+-- at p_expected_version (optimistic concurrency): the server reads the
+-- record (hydracore_workflow), applies the command, and calls this; when
+-- another change landed in between, nothing is written, `changed` is false
+-- and the server starts over from a fresh read. Two round trips and no
+-- explicit transaction per change, instead of BEGIN, a locking SELECT, the
+-- write and COMMIT. The UPDATE's row lock, held to the end of the call's
+-- transaction, orders the history entries: the one appended here follows
+-- every earlier one, all of which `earlier` returns (joined as
+-- HISTORY_COLUMN joins them) when p_with_history.
+CREATE FUNCTION hydracore_change_workflow(
+    p_tenant_id        uuid,
+    p_credential_id    uuid,  -- NULL: not by key; else checked live
+    p_id               uuid,
+    p_expected_version bigint,
+    p_status           text,
+    p_stage            text,
+    p_assigned_to      text,
+    p_approver_id      uuid,
+    p_escalation_level bigint,
+    p_workflow_state   jsonb,
+    p_suspended_step   text,
+    p_suspend_payload  jsonb,
+    p_suspended_at     timestamptz,
+    p_updated_at       timestamptz,
+    p_last_action_at   timestamptz,
+    p_next_action_at   timestamptz,
+    p_expires_at       timestamptz,
+    p_completed_at     timestamptz,
+    p_version          bigint,
+    p_seq              bigint,
+    p_at               timestamptz,
+    p_action           text,
+    p_action_detail    jsonb,
+    p_actor            text,
+    p_from_status      text,
+    p_to_status        text,
+    p_from_stage       text,
+    p_to_stage         text,
+    p_entry            text,
+    p_with_history     boolean,
+    OUT changed        boolean,
+    OUT earlier        text
+)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $$
+BEGIN
+    IF p_credential_id IS NOT NULL THEN
+        PERFORM hydracore_key_live(p_credential_id);
+    END IF;
+    PERFORM set_config('role', 'hydracore_app', true),
+            set_config('hydracore.tenant_id', p_tenant_id::text, true);
+    UPDATE workflows AS w
+    SET status = p_status, stage = p_stage, assigned_to = p_assigned_to,
+        approver_id = p_approver_id, escalation_level = p_escalation_level,
+        workflow_state = p_workflow_state, suspended_step = p_suspended_step,
+        suspend_payload = p_suspend_payload, suspended_at = p_suspended_at,
+        updated_at = p_updated_at, last_action_at = p_last_action_at,
+        next_action_at = p_next_action_at, expires_at = p_expires_at,
+        completed_at = p_completed_at, version = p_version
+    WHERE w.tenant_id = p_tenant_id AND w.id = p_id AND w.version = p_expected_version;
+    changed := FOUND;
+    IF NOT changed THEN
+        RETURN;
+    END IF;
+    INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail,
+                                  actor, from_status, to_status, from_stage, to_stage, entry)
+    VALUES (p_tenant_id, p_id, p_seq, p_at, p_action, p_action_detail, p_actor,
+            p_from_status, p_to_status, p_from_stage, p_to_stage, p_entry);
+    IF p_with_history THEN
+        SELECT string_agg(h.entry, ',' ORDER BY h.seq) INTO earlier
+        FROM workflow_history AS h
+        WHERE h.tenant_id = p_tenant_id AND h.workflow_id = p_id AND h.seq < p_seq;
+    END IF;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION hydracore_change_workflow(
+    uuid, uuid, uuid, bigint, text, text, text, uuid, bigint, jsonb, text, jsonb,
+    timestamptz, timestamptz, timestamptz, timestamptz, timestamptz, timestamptz, bigint,
+    bigint, timestamptz, text, jsonb, text, text, text, text, text, text, boolean
+) FROM PUBLIC;
