@@ -79,10 +79,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Looks up `key` of an instance and, when it is free, claims it as in
     /// flight, atomically; the rules are
-    /// [`hydracore_domain::idempotency::decide`].
+    /// [`hydracore_domain::idempotency::decide`]. `scope` is the request's.
     async fn claim_idempotency_key(
         &self,
-        tenant_id: Uuid,
+        scope: Scope,
         instance_id: Uuid,
         key: &IdempotencyKey,
         fingerprint: &[u8],

@@ -745,6 +745,129 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
     }
 }
 
+/// A request dropped while its transaction is opening (a client gone, a
+/// timeout) must not leave its pooled connection inside that transaction:
+/// the next user would run in it, as the application role.
+#[tokio::test]
+async fn a_request_dropped_while_its_transaction_opens_leaves_its_connection_usable() {
+    with_database_for(|url| async move {
+        let store = store(&url, 1).await;
+        let t = seed_tenant(store.as_ref()).await;
+        let credential = store
+            .find_credential(&t.key_hash)
+            .await
+            .expect("lookup")
+            .expect("the tenant's key");
+        let scope = t.scope().by_key(credential.id);
+        let query = ListQuery {
+            customer_id: None,
+            workflow_type: None,
+            status: None,
+            reference: None,
+            instance_id: None,
+            page: 1,
+            per_page: 20,
+        };
+        // Holds the opening message at its key check until released.
+        let mut blocker = PgConnection::connect(&url).await.expect("login");
+        blocker.execute("BEGIN").await.expect("begin");
+        blocker
+            .execute("LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            store.list_workflows(scope, &query),
+        )
+        .await;
+        assert!(waited.is_err(), "the list did not wait for the lock");
+        blocker.execute("ROLLBACK").await.expect("unlock");
+
+        let w = store
+            .get_workflow(scope, t.workflow, WithHistory::Yes)
+            .await
+            .expect("the one connection serves the next request");
+        assert!(w.is_some());
+        let page = store
+            .list_workflows(scope, &query)
+            .await
+            .expect("and opens the next transaction");
+        assert_eq!(page.total, 1);
+    })
+    .await;
+}
+
+/// Every request made with a key checks it in its own first message, so a
+/// key revoked after its lookup (here: looked up, then revoked) reads and
+/// writes nothing.
+#[tokio::test]
+async fn every_request_with_a_revoked_key_is_refused_by_the_database() {
+    with_database_for(|url| async move {
+        let store = store(&url, 2).await;
+        let t = seed_tenant(store.as_ref()).await;
+        let credential = store
+            .find_credential(&t.key_hash)
+            .await
+            .expect("lookup")
+            .expect("the tenant's key");
+        let scope = t.scope().by_key(credential.id);
+        assert!(store
+            .revoke_credential(credential.id)
+            .await
+            .expect("revoke"));
+        let query = ListQuery {
+            customer_id: None,
+            workflow_type: None,
+            status: None,
+            reference: None,
+            instance_id: None,
+            page: 1,
+            per_page: 20,
+        };
+        let advance = advance("called", Map::new());
+        let outcomes = [
+            (
+                "get",
+                store
+                    .get_workflow(scope, t.workflow, WithHistory::Yes)
+                    .await
+                    .err(),
+            ),
+            ("list", store.list_workflows(scope, &query).await.err()),
+            ("suspended", store.list_suspended(scope).await.err()),
+            (
+                "change",
+                store
+                    .change_workflow(scope, t.workflow, &advance, "agent", None, WithHistory::No)
+                    .await
+                    .err(),
+            ),
+            (
+                "insert",
+                store
+                    .insert_workflow(scope, &new_workflow(t.id, t.instance, Map::new()), None)
+                    .await
+                    .err(),
+            ),
+        ];
+        for (what, error) in outcomes {
+            assert!(
+                matches!(error, Some(StoreError::KeyRevoked)),
+                "{what}: {error:?}"
+            );
+        }
+        let unchanged = store
+            .get_workflow(t.scope(), t.workflow, WithHistory::Yes)
+            .await
+            .expect("get without a key")
+            .expect("the workflow");
+        assert_eq!(unchanged.version, 1);
+        let page = store.list_workflows(t.scope(), &query).await.expect("list");
+        assert_eq!(page.total, 1);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn connections_the_server_dropped_are_replaced_without_a_restart() {
     with_database_for(|url| async move {

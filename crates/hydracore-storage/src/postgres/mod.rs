@@ -159,14 +159,13 @@ impl Store for PgStore {
 
     async fn claim_idempotency_key(
         &self,
-        tenant_id: Uuid,
+        scope: Scope,
         instance_id: Uuid,
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, StoreError> {
-        let mut tx = self
-            .begin(Scope::instance(tenant_id, instance_id), Mode::Write)
-            .await?;
+        let tenant_id = scope.tenant_id;
+        let mut tx = self.begin(scope, Mode::Write).await?;
         let claim = idempotency::claim(&mut tx, tenant_id, instance_id, key, fingerprint).await?;
         tx.commit().await?;
         Ok(claim)
@@ -178,6 +177,8 @@ impl Store for PgStore {
         instance_id: Uuid,
         key: &IdempotencyKey,
     ) -> Result<(), StoreError> {
+        // Cleaning up after the caller's failed create: no key check, so
+        // that a key revoked meanwhile still frees its claim.
         let mut tx = self
             .begin(Scope::instance(tenant_id, instance_id), Mode::Write)
             .await?;

@@ -27,8 +27,7 @@ pub enum Access {
 pub enum Mode {
     /// One snapshot for every statement, so a page agrees with its total.
     Read,
-    /// Read committed: a row lock (`FOR UPDATE`) hands the waiter the row as
-    /// the previous writer committed it.
+    /// Read committed: each statement sees what committed before it.
     Write,
 }
 
@@ -75,13 +74,27 @@ fn preamble(access: Access, isolation: &str) -> String {
 /// preamble statement fails, PostgreSQL ends that implicit transaction and
 /// the connection is idle again; after `BEGIN` the failure would leave it
 /// inside an aborted transaction, which sqlx would pool as it is.
+///
+/// The opening runs in a task of its own, so it completes even when the
+/// request that asked for it is dropped meanwhile (a client gone, a
+/// timeout): sqlx only rolls back a transaction it has seen begin, and a
+/// connection dropped while waiting for this message's answer would go
+/// back to the pool inside the transaction, as the application role. Run
+/// to its end, the transaction is dropped unused and sqlx rolls it back.
 pub async fn begin(
     pool: &PgPool,
     access: Access,
     mode: Mode,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
     let statement = format!("{}; BEGIN", preamble(access, mode.isolation()));
-    Ok(pool.begin_with(statement).await?)
+    let pool = pool.clone();
+    let opening = tokio::spawn(async move { pool.begin_with(statement).await });
+    match opening.await {
+        Ok(begun) => Ok(begun?),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "opening a transaction failed: {e}"
+        ))),
+    }
 }
 
 /// Refuses to serve when row-level security would not bind requests: the

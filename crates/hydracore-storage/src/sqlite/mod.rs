@@ -202,12 +202,12 @@ impl Store for SqliteStore {
 
     async fn claim_idempotency_key(
         &self,
-        tenant_id: Uuid,
+        scope: Scope,
         instance_id: Uuid,
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, StoreError> {
-        let (key, fingerprint) = (key.clone(), fingerprint.to_vec());
+        let (tenant_id, key, fingerprint) = (scope.tenant_id, key.clone(), fingerprint.to_vec());
         self.writer
             .write(move |conn| idempotency::claim(conn, tenant_id, instance_id, &key, &fingerprint))
             .await

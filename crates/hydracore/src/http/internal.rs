@@ -110,7 +110,7 @@ async fn create(
         let fingerprint = idempotency::fingerprint(&body);
         match state
             .store
-            .claim_idempotency_key(tenant_id, instance_id, key, &fingerprint)
+            .claim_idempotency_key(agent.scope, instance_id, key, &fingerprint)
             .await?
         {
             Claim::Fresh => {}

@@ -71,7 +71,7 @@ async fn a_key_revoked_right_after_use_is_refused_on_every_data_route() {
                     .status
             }
             "suspend" => app.suspend(&agent, &id, json!({"step": "x"})).await.status,
-            _ => {
+            "create" => {
                 app.create(
                     &agent,
                     json!({"customer_id": Uuid::new_v4(), "workflow_type": "lead"}),
@@ -79,9 +79,28 @@ async fn a_key_revoked_right_after_use_is_refused_on_every_data_route() {
                 .await
                 .status
             }
+            _ => {
+                let body = json!({"customer_id": Uuid::new_v4(), "workflow_type": "lead"});
+                app.request(
+                    Method::POST,
+                    &agent.workflows(),
+                    Some(&agent.key),
+                    Body::Json(body),
+                    &[("idempotency-key", "revoked-retry")],
+                )
+                .await
+                .status
+            }
         };
         assert_eq!(status, 401, "{route}");
-        assert_eq!(app.list(&app.agent, "").await.status, 200);
+        // Nothing the revoked key tried landed.
+        let (_, reader) = app.api_key(tenant, &["workflows:read"]).await;
+        let mine = format!("/v1/workflows?instance_id={}", agent.instance_id);
+        let r = app
+            .dashboard(Method::GET, &mine, &Credential::ApiKey(reader), Body::None)
+            .await;
+        assert_eq!(r.body["total"], 1, "{route}");
+        assert_eq!(r.body["workflows"][0]["version"], 1, "{route}");
     }
     let id = app.create_workflow(&app.agent).await;
     for (method, path) in [

@@ -65,7 +65,7 @@ async fn a_retry_while_the_first_is_in_flight_is_409() {
     let fingerprint = hydracore_domain::idempotency::fingerprint(&body);
     app.store
         .claim_idempotency_key(
-            app.agent.tenant_id,
+            hydracore_domain::Scope::instance(app.agent.tenant_id, app.agent.instance_id),
             app.agent.instance_id,
             &key,
             &fingerprint,
