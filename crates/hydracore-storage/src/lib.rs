@@ -3,9 +3,10 @@
 //! [`Store`] is everything the service asks of a database; each backend is a
 //! module implementing it with its own migrations. Handlers hold an
 //! `Arc<dyn Store>` and never know which backend answers. The status rules
-//! themselves live in the domain crate: a backend loads the workflow inside
-//! its transaction, calls [`hydracore_domain::transition::apply`], and writes
-//! back the result with the history entry, in that same transaction.
+//! themselves live in the domain crate: a backend loads the workflow, calls
+//! [`hydracore_domain::transition::apply`], and writes back the result with
+//! the history entry, either in one transaction (SQLite) or in a write that
+//! lands only if the workflow is still at the version it loaded (PostgreSQL).
 #![forbid(unsafe_code)]
 
 mod credentials;
@@ -121,10 +122,11 @@ pub trait Store: Send + Sync + 'static {
     /// The scope's suspended workflows, oldest suspension first.
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError>;
 
-    /// Applies `command` atomically: the workflow is locked, checked
-    /// (status rules, and `if_match` against its version), changed and its
-    /// history appended in one transaction, so concurrent commands on one
-    /// workflow serialize.
+    /// Applies `command` atomically: the workflow is checked (status rules,
+    /// and `if_match` against its version), changed and its history
+    /// appended as one write, made against the version checked, so
+    /// concurrent commands on one workflow apply one after the other, each
+    /// to the previous result.
     async fn change_workflow(
         &self,
         scope: Scope,

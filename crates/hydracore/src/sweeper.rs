@@ -3,7 +3,7 @@
 //!
 //! Every replica runs one; the storage backends make that safe (each
 //! workflow expires once). Work per tick is bounded so that a backlog is
-//! worked off over several ticks instead of in one long transaction.
+//! worked off over several ticks instead of in one long run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,9 @@ use std::time::Duration;
 use hydracore_storage::{Store, StoreError};
 use tokio::sync::watch;
 
-/// Workflows expired per transaction.
+/// Workflows expired per batch.
 pub const BATCH: u32 = 500;
-/// Transactions per tick, at most.
+/// Batches per tick, at most.
 const MAX_BATCHES: u32 = 20;
 
 /// One sweep: expires what is due (up to the bounds) and purges old keys.

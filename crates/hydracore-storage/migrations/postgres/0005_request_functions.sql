@@ -21,7 +21,7 @@ REVOKE EXECUTE ON FUNCTION hydracore_key_live(uuid) FROM PUBLIC;
 
 -- A workflow and its history in one round trip and one cached plan: the
 -- read agents make most. As a prepared transaction it was four round trips
--- (BEGIN with the role and tenant, SELECT, COMMIT, each its own message);
+-- (BEGIN, the role and tenant, SELECT, COMMIT, each its own message);
 -- as one message of literal SQL, one round trip but parsed and planned on
 -- every call, which cost PostgreSQL more than the round trips saved
 -- (docs/benchmarks.md). A PL/pgSQL function keeps its plans for the
@@ -105,9 +105,11 @@ REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, uuid, boolean) F
 -- write and COMMIT. The UPDATE's row lock, held to the end of the call's
 -- transaction, orders the history entries: the one appended here follows
 -- every earlier one, all of which `earlier` returns (joined as
--- HISTORY_COLUMN joins them) when p_with_history.
+-- HISTORY_COLUMN joins them, by a SELECT after the insert, which sees
+-- every committed entry) when p_with_history.
 CREATE FUNCTION hydracore_change_workflow(
     p_tenant_id        uuid,
+    p_instance_id      uuid,  -- NULL: any instance of the tenant
     p_credential_id    uuid,  -- NULL: not by key; else checked live
     p_id               uuid,
     p_expected_version bigint,
@@ -156,7 +158,9 @@ BEGIN
         updated_at = p_updated_at, last_action_at = p_last_action_at,
         next_action_at = p_next_action_at, expires_at = p_expires_at,
         completed_at = p_completed_at, version = p_version
-    WHERE w.tenant_id = p_tenant_id AND w.id = p_id AND w.version = p_expected_version;
+    WHERE w.tenant_id = p_tenant_id AND w.id = p_id
+      AND (p_instance_id IS NULL OR w.instance_id = p_instance_id)
+      AND w.version = p_expected_version;
     changed := FOUND;
     IF NOT changed THEN
         RETURN;
@@ -174,7 +178,7 @@ END
 $$;
 
 REVOKE EXECUTE ON FUNCTION hydracore_change_workflow(
-    uuid, uuid, uuid, bigint, text, text, text, uuid, bigint, jsonb, text, jsonb,
+    uuid, uuid, uuid, uuid, bigint, text, text, text, uuid, bigint, jsonb, text, jsonb,
     timestamptz, timestamptz, timestamptz, timestamptz, timestamptz, timestamptz, bigint,
     bigint, timestamptz, text, jsonb, text, text, text, text, text, text, boolean
 ) FROM PUBLIC;

@@ -6,9 +6,10 @@
 //! transaction-locally, so row-level security bounds every query they make
 //! and nothing outlives the transaction on the pooled connection; the
 //! role and tenant travel in the message that opens it (`session`).
-//! `get_workflow` and `find_credential` do the same inside one database
-//! function each (migrations 0005 and 0003; the latter with the key's hash
-//! in place of a tenant), in one round trip and with cached plans.
+//! `get_workflow`, a change's write and `find_credential` do the same
+//! inside one database function each (migrations 0005 and 0003; the last
+//! with the key's hash in place of a tenant), in one round trip and with
+//! cached plans; `change_workflow` is a get and a version-checked write.
 //! Key lookups are then answered from memory (`key_cache`): each request
 //! made with a key checks it unrevoked in its own first message.
 //! Administrative methods (instances and credential management, used by the

@@ -1,8 +1,9 @@
-//! Workflow queries on PostgreSQL. Each function but `get` runs inside a
-//! request transaction opened by the caller (role and tenant already set);
-//! `get` is one call of a database function that sets them itself. The
-//! explicit tenant conditions duplicate row-level security on purpose, so
-//! that isolation never rests on one mechanism alone.
+//! Workflow queries on PostgreSQL. `insert`, `list` and `list_suspended`
+//! run inside a request transaction opened by the caller (role and tenant
+//! already set); `get` and a change's write are one call each of a database
+//! function that sets them itself (migration 0005), outside any
+//! transaction. The explicit tenant conditions duplicate row-level security
+//! on purpose, so that isolation never rests on one mechanism alone.
 
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
@@ -115,9 +116,10 @@ async fn write_change(
     let (changed, earlier): (bool, Option<String>) = sqlx::query_as(
         "SELECT changed, earlier FROM hydracore_change_workflow($1, $2, $3, $4, $5, $6, $7, \
          $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-         $25, $26, $27, $28, $29, $30)",
+         $25, $26, $27, $28, $29, $30, $31)",
     )
     .bind(w.tenant_id)
+    .bind(scope.instance_id)
     .bind(scope.credential_id)
     .bind(w.id)
     .bind(expected_version)
@@ -199,16 +201,21 @@ pub async fn list(
         "SELECT {WORKFLOW_COLUMNS}, {HISTORY_COLUMN} FROM workflows"
     ));
     push_list_filters(&mut select, scope, query);
-    // LIMIT and OFFSET are written in (integers): as parameters, a cached
-    // generic plan must guess them (a tenth of the table) and costs so
-    // much more than a plan for LIMIT 20 that PostgreSQL plans every call
-    // afresh (a sixth of its time under load); written in, the generic
-    // plan is the ordered index scan and is reused.
+    // LIMIT is written in (an integer, 1 to 100): as a parameter, a cached
+    // generic plan must guess it (a tenth of the table) and costs so much
+    // more than a plan for LIMIT 20 that PostgreSQL plans every call afresh
+    // (a sixth of its time under load); written in, the generic plan is the
+    // ordered index scan and is reused. So is the first page's OFFSET 0;
+    // deeper pages bind theirs, so that paging does not fill sqlx's
+    // statement cache with one statement per page.
     select.push(format_args!(
-        " ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
-        query.per_page,
-        query.offset()
+        " ORDER BY created_at DESC, id DESC LIMIT {}",
+        query.per_page
     ));
+    match query.offset() {
+        0 => select.push(" OFFSET 0"),
+        offset => select.push(" OFFSET ").push_bind(offset),
+    };
     // Each row's history is a subquery of the row (`HISTORY_COLUMN`): run
     // for the page's rows only, one key range each, whatever the planner
     // makes of the table's statistics. (A join with the page's ids could be
@@ -318,18 +325,20 @@ async fn change_if(
 /// replicas may pick the same workflow: the version check lets one expire
 /// it, and the other then finds it no longer due.
 pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, StoreError> {
+    // The server's clock decides, in the query and in the recheck alike.
+    let now = Timestamp::now();
     let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
         "SELECT id, tenant_id, instance_id FROM workflows \
-         WHERE expires_at IS NOT NULL AND expires_at <= now() \
+         WHERE expires_at IS NOT NULL AND expires_at <= $1 \
          AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
-         ORDER BY expires_at LIMIT $1",
+         ORDER BY expires_at LIMIT $2",
     )
+    .bind(now.as_datetime())
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await?;
     let mut expired = 0;
     for (id, tenant_id, instance_id) in due {
-        let now = Timestamp::now();
         let still_due =
             |w: &Workflow| !w.status.is_terminal() && w.expires_at.is_some_and(|at| at <= now);
         let done = change_if(
