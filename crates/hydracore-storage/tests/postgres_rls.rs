@@ -122,6 +122,53 @@ where
     Some(outcome)
 }
 
+/// A fresh database owned, with its schema, by a new non-superuser login
+/// (`CREATEROLE`, so that its migrations can create `hydracore_app`), for
+/// `body`, which gets the login's name and URL and a superuser connection
+/// to the database; the login is dropped afterwards, even when `body`
+/// panics. Nothing when no server answers.
+async fn in_database_owned_by_a_new_login<F, Fut>(body: F)
+where
+    F: FnOnce(String, String, PgConnection) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(mut admin) = admin_connection().await else {
+        return;
+    };
+    let owner = format!("hc_owner_{}", Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE ROLE {owner} LOGIN CREATEROLE").as_str())
+        .await
+        .expect("create owner role");
+    let outcome = in_database({
+        let owner = owner.clone();
+        |url| async move {
+            let db = PgConnectOptions::from_str(&url)
+                .expect("url")
+                .get_database()
+                .map(str::to_owned)
+                .expect("database name");
+            let mut su = PgConnection::connect(&url).await.expect("superuser");
+            su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
+                .await
+                .expect("hand the database over");
+            su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
+                .await
+                .expect("and its schema");
+            let owner_url = with_user(&url, &owner);
+            body(owner, owner_url, su).await;
+        }
+    })
+    .await;
+    admin
+        .execute(format!("DROP ROLE {owner}").as_str())
+        .await
+        .expect("drop owner role");
+    if let Some(Err(e)) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 fn options(max_connections: u32) -> StoreOptions {
     StoreOptions {
         max_connections,
@@ -216,6 +263,29 @@ async fn seed_tenant(store: &dyn Store) -> Tenant {
         instance: instance.id,
         key_hash,
         workflow: workflow.id,
+    }
+}
+
+/// The tenant's scope as its agent reaches it: by its key.
+async fn keyed_scope(store: &dyn Store, t: &Tenant) -> Scope {
+    let credential = store
+        .find_credential(&t.key_hash)
+        .await
+        .expect("lookup")
+        .expect("the tenant's key");
+    t.scope().by_key(credential.id)
+}
+
+/// The first page of 20, unfiltered.
+fn first_page() -> ListQuery {
+    ListQuery {
+        customer_id: None,
+        workflow_type: None,
+        status: None,
+        reference: None,
+        instance_id: None,
+        page: 1,
+        per_page: 20,
     }
 }
 
@@ -386,15 +456,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
         let store = store(&url, 1).await;
         let a = seed_tenant(store.as_ref()).await;
         let b = seed_tenant(store.as_ref()).await;
-        let query = ListQuery {
-            customer_id: None,
-            workflow_type: None,
-            status: None,
-            reference: None,
-            instance_id: None,
-            page: 1,
-            per_page: 20,
-        };
+        let query = first_page();
         for round in 0..5 {
             for t in [&a, &b] {
                 let page = store
@@ -622,54 +684,22 @@ async fn history_is_append_only_even_for_the_owner() {
 /// tenant, while its requests stay confined.
 #[tokio::test]
 async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
-    let Some(mut admin) = admin_connection().await else {
-        return;
-    };
-    let owner = format!("hc_owner_{}", Uuid::new_v4().simple());
-    admin
-        .execute(format!("CREATE ROLE {owner} LOGIN CREATEROLE").as_str())
-        .await
-        .expect("create owner role");
-    let outcome = in_database({
-        let owner = owner.clone();
-        |url| async move {
-            let db = PgConnectOptions::from_str(&url)
-                .expect("url")
-                .get_database()
-                .map(str::to_owned)
-                .expect("database name");
-            let mut su = PgConnection::connect(&url).await.expect("superuser");
-            su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
-                .await
-                .expect("hand the database over");
-            su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
-                .await
-                .expect("and its schema");
-            let owner_url = with_user(&url, &owner);
-
-            let store = store(&owner_url, 2).await;
-            let a = seed_tenant(store.as_ref()).await;
-            let b = seed_tenant(store.as_ref()).await;
-            let instances = store.list_instances().await.expect("instances");
-            assert_eq!(instances.len(), 2);
-            assert_eq!(store.list_credentials().await.expect("keys").len(), 2);
-            let a_instance = store.get_instance(a.instance).await.expect("get instance");
-            assert_eq!(a_instance.map(|i| i.tenant_id), Some(a.id));
-            assert!(store
-                .get_workflow(Scope::tenant(a.id), b.workflow, WithHistory::No)
-                .await
-                .expect("get")
-                .is_none());
-        }
+    in_database_owned_by_a_new_login(|_owner, owner_url, _su| async move {
+        let store = store(&owner_url, 2).await;
+        let a = seed_tenant(store.as_ref()).await;
+        let b = seed_tenant(store.as_ref()).await;
+        let instances = store.list_instances().await.expect("instances");
+        assert_eq!(instances.len(), 2);
+        assert_eq!(store.list_credentials().await.expect("keys").len(), 2);
+        let a_instance = store.get_instance(a.instance).await.expect("get instance");
+        assert_eq!(a_instance.map(|i| i.tenant_id), Some(a.id));
+        assert!(store
+            .get_workflow(Scope::tenant(a.id), b.workflow, WithHistory::No)
+            .await
+            .expect("get")
+            .is_none());
     })
     .await;
-    admin
-        .execute(format!("DROP ROLE {owner}").as_str())
-        .await
-        .expect("drop owner role");
-    if let Some(Err(e)) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 /// A write transaction's first message switches the role before `BEGIN`
@@ -677,72 +707,31 @@ async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
 /// to the pool idle, not inside an aborted transaction.
 #[tokio::test]
 async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
-    let Some(mut admin) = admin_connection().await else {
-        return;
-    };
-    let owner = format!("hc_owner_{}", Uuid::new_v4().simple());
-    admin
-        .execute(format!("CREATE ROLE {owner} LOGIN CREATEROLE").as_str())
-        .await
-        .expect("create owner role");
-    let outcome = in_database({
-        let owner = owner.clone();
-        |url| async move {
-            let db = PgConnectOptions::from_str(&url)
-                .expect("url")
-                .get_database()
-                .map(str::to_owned)
-                .expect("database name");
-            let mut su = PgConnection::connect(&url).await.expect("superuser");
-            su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
-                .await
-                .expect("hand the database over");
-            su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
-                .await
-                .expect("and its schema");
-            // One connection: the failed write and the next share it.
-            let store = store(&with_user(&url, &owner), 1).await;
-            let t = seed_tenant(store.as_ref()).await;
-            su.execute(format!("REVOKE hydracore_app FROM {owner}").as_str())
-                .await
-                .expect("revoke the role");
-            let refused = store
-                .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
-                .await;
-            assert!(refused.is_err(), "the write ran without the role");
-            su.execute(format!("GRANT hydracore_app TO {owner}").as_str())
-                .await
-                .expect("grant the role back");
-            store
-                .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
-                .await
-                .expect("the same connection writes again");
-            let page = store
-                .list_workflows(
-                    t.scope(),
-                    &ListQuery {
-                        customer_id: None,
-                        workflow_type: None,
-                        status: None,
-                        reference: None,
-                        instance_id: None,
-                        page: 1,
-                        per_page: 20,
-                    },
-                )
-                .await
-                .expect("and reads");
-            assert_eq!(page.total, 2);
-        }
+    in_database_owned_by_a_new_login(|owner, owner_url, mut su| async move {
+        // One connection: the failed write and the next share it.
+        let store = store(&owner_url, 1).await;
+        let t = seed_tenant(store.as_ref()).await;
+        su.execute(format!("REVOKE hydracore_app FROM {owner}").as_str())
+            .await
+            .expect("revoke the role");
+        let refused = store
+            .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
+            .await;
+        assert!(refused.is_err(), "the write ran without the role");
+        su.execute(format!("GRANT hydracore_app TO {owner}").as_str())
+            .await
+            .expect("grant the role back");
+        store
+            .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
+            .await
+            .expect("the same connection writes again");
+        let page = store
+            .list_workflows(t.scope(), &first_page())
+            .await
+            .expect("and reads");
+        assert_eq!(page.total, 2);
     })
     .await;
-    admin
-        .execute(format!("DROP ROLE {owner}").as_str())
-        .await
-        .expect("drop owner role");
-    if let Some(Err(e)) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 /// A request dropped while its transaction is opening (a client gone, a
@@ -753,21 +742,8 @@ async fn a_request_dropped_while_its_transaction_opens_leaves_its_connection_usa
     with_database_for(|url| async move {
         let store = store(&url, 1).await;
         let t = seed_tenant(store.as_ref()).await;
-        let credential = store
-            .find_credential(&t.key_hash)
-            .await
-            .expect("lookup")
-            .expect("the tenant's key");
-        let scope = t.scope().by_key(credential.id);
-        let query = ListQuery {
-            customer_id: None,
-            workflow_type: None,
-            status: None,
-            reference: None,
-            instance_id: None,
-            page: 1,
-            per_page: 20,
-        };
+        let scope = keyed_scope(store.as_ref(), &t).await;
+        let query = first_page();
         // Holds the opening message at its key check until released.
         let mut blocker = PgConnection::connect(&url).await.expect("login");
         blocker.execute("BEGIN").await.expect("begin");
@@ -805,25 +781,13 @@ async fn every_request_with_a_revoked_key_is_refused_by_the_database() {
     with_database_for(|url| async move {
         let store = store(&url, 2).await;
         let t = seed_tenant(store.as_ref()).await;
-        let credential = store
-            .find_credential(&t.key_hash)
-            .await
-            .expect("lookup")
-            .expect("the tenant's key");
-        let scope = t.scope().by_key(credential.id);
+        let scope = keyed_scope(store.as_ref(), &t).await;
+        let credential_id = scope.credential_id.expect("a key");
         assert!(store
-            .revoke_credential(credential.id)
+            .revoke_credential(credential_id)
             .await
             .expect("revoke"));
-        let query = ListQuery {
-            customer_id: None,
-            workflow_type: None,
-            status: None,
-            reference: None,
-            instance_id: None,
-            page: 1,
-            per_page: 20,
-        };
+        let query = first_page();
         let advance = advance("called", Map::new());
         let outcomes = [
             (

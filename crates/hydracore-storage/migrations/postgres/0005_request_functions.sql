@@ -19,6 +19,26 @@ $$;
 
 REVOKE EXECUTE ON FUNCTION hydracore_key_live(uuid) FROM PUBLIC;
 
+-- What starts every request: the key check (as the login), then the role
+-- and the tenant, transaction-local (set_config(.., true) is SET LOCAL).
+-- The server sends it ahead of BEGIN; the functions below call it first.
+CREATE FUNCTION hydracore_enter(
+    p_tenant_id     uuid,  -- NULL: no tenant (sees nothing tenant-owned)
+    p_credential_id uuid   -- NULL: not by key (a JWT); else checked live
+) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $$
+BEGIN
+    IF p_credential_id IS NOT NULL THEN
+        PERFORM hydracore_key_live(p_credential_id);
+    END IF;
+    PERFORM set_config('role', 'hydracore_app', true),
+            set_config('hydracore.tenant_id', COALESCE(p_tenant_id::text, ''), true);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION hydracore_enter(uuid, uuid) FROM PUBLIC;
+
 -- A workflow and its history in one round trip and one cached plan: the
 -- read agents make most. As a prepared transaction it was four round trips
 -- (BEGIN, the role and tenant, SELECT, COMMIT, each its own message);
@@ -69,11 +89,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $$
 BEGIN
-    IF p_credential_id IS NOT NULL THEN
-        PERFORM hydracore_key_live(p_credential_id);
-    END IF;
-    PERFORM set_config('role', 'hydracore_app', true),
-            set_config('hydracore.tenant_id', p_tenant_id::text, true);
+    PERFORM hydracore_enter(p_tenant_id, p_credential_id);
     RETURN QUERY
         SELECT w.id, w.tenant_id, w.instance_id, w.customer_id, w.workflow_type,
                w.status, w.stage, w.title, w.reference, w.assigned_to, w.approver_id,
@@ -145,11 +161,7 @@ CREATE FUNCTION hydracore_change_workflow(
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $$
 BEGIN
-    IF p_credential_id IS NOT NULL THEN
-        PERFORM hydracore_key_live(p_credential_id);
-    END IF;
-    PERFORM set_config('role', 'hydracore_app', true),
-            set_config('hydracore.tenant_id', p_tenant_id::text, true);
+    PERFORM hydracore_enter(p_tenant_id, p_credential_id);
     UPDATE workflows AS w
     SET status = p_status, stage = p_stage, assigned_to = p_assigned_to,
         approver_id = p_approver_id, escalation_level = p_escalation_level,

@@ -40,30 +40,26 @@ impl Mode {
     }
 }
 
-/// The isolation level, role and tenant of a request, all transaction-local
-/// (`set_config(.., true)` is `SET LOCAL`: it ends with the transaction,
-/// whether it commits, rolls back or is dropped), so nothing outlives it
-/// on the pooled connection; before them, as the login, the check that the
-/// request's key is unrevoked (`hydracore_key_live`, migration 0005). They
-/// lead the message that starts the transaction, which saves a round trip
-/// each. The uuids are written in as hex digits and dashes.
+/// The isolation level, then `hydracore_enter` (migration 0005): the
+/// request's key checked unrevoked, the role and the tenant, all
+/// transaction-local, so nothing outlives the transaction on the pooled
+/// connection. They lead the message that starts the transaction, which
+/// saves a round trip each. The uuids are written in as hex digits and
+/// dashes.
 fn preamble(access: Access, isolation: &str) -> String {
-    let mut sql = format!("SET TRANSACTION ISOLATION LEVEL {isolation}; ");
-    let tenant = match access {
-        Access::Anonymous => String::new(),
-        Access::Scope(scope) => {
-            if let Some(credential_id) = scope.credential_id {
-                let credential_id = credential_id.hyphenated();
-                sql.push_str(&format!("SELECT hydracore_key_live('{credential_id}'); "));
-            }
-            scope.tenant_id.hyphenated().to_string()
-        }
+    let literal = |id: Option<uuid::Uuid>| {
+        id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'", id.hyphenated()))
     };
-    sql.push_str(&format!(
-        "SELECT set_config('role', '{APP_ROLE}', true), \
-         set_config('hydracore.tenant_id', '{tenant}', true)"
-    ));
-    sql
+    let (tenant, credential) = match access {
+        Access::Anonymous => (None, None),
+        Access::Scope(scope) => (Some(scope.tenant_id), scope.credential_id),
+    };
+    format!(
+        "SET TRANSACTION ISOLATION LEVEL {isolation}; \
+         SELECT hydracore_enter({}, {})",
+        literal(tenant),
+        literal(credential)
+    )
 }
 
 /// Opens a request transaction as [`APP_ROLE`], with `access` set, in one

@@ -10,6 +10,7 @@ use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{self, Change, Command};
 use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
+use sqlx::query_builder::Separated;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -35,10 +36,9 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
         .collect::<Result<Vec<_>, _>>()?;
     let mut q = QueryBuilder::<Postgres>::new(
         "WITH created AS (INSERT INTO workflows (id, tenant_id, instance_id, customer_id, \
-         workflow_type, status, stage, title, reference, assigned_to, approver_id, \
+         workflow_type, title, reference, created_at, status, stage, assigned_to, approver_id, \
          escalation_level, workflow_state, suspended_step, suspend_payload, suspended_at, \
-         created_at, updated_at, last_action_at, next_action_at, expires_at, completed_at, \
-         version) ",
+         updated_at, last_action_at, next_action_at, expires_at, completed_at, version) ",
     );
     q.push_values([w], |mut row, w| {
         row.push_bind(w.id)
@@ -46,24 +46,10 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
             .push_bind(w.instance_id)
             .push_bind(w.customer_id)
             .push_bind(w.workflow_type.as_str())
-            .push_bind(w.status.as_str())
-            .push_bind(&w.stage)
             .push_bind(&w.title)
             .push_bind(&w.reference)
-            .push_bind(&w.assigned_to)
-            .push_bind(w.approver_id)
-            .push_bind(w.escalation_level)
-            .push_bind(Json(&w.workflow_state))
-            .push_bind(&w.suspended_step)
-            .push_bind(json_param(&w.suspend_payload))
-            .push_bind(datetime(w.suspended_at))
-            .push_bind(w.created_at.as_datetime())
-            .push_bind(w.updated_at.as_datetime())
-            .push_bind(datetime(w.last_action_at))
-            .push_bind(datetime(w.next_action_at))
-            .push_bind(datetime(w.expires_at))
-            .push_bind(datetime(w.completed_at))
-            .push_bind(w.version);
+            .push_bind(w.created_at.as_datetime());
+        push_changeable(&mut row, w);
     });
     q.push(" RETURNING 1) ");
     if entries.is_empty() {
@@ -74,22 +60,56 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
              action_detail, actor, from_status, to_status, from_stage, to_stage, entry) ",
         );
         q.push_values(entries.iter().zip(&rendered), |mut row, (e, entry)| {
-            row.push_bind(w.tenant_id)
-                .push_bind(w.id)
-                .push_bind(e.seq)
-                .push_bind(e.at.as_datetime())
-                .push_bind(&e.action)
-                .push_bind(json_param(&e.action_detail))
-                .push_bind(&e.actor)
-                .push_bind(e.from_status.map(Status::as_str))
-                .push_bind(e.to_status.map(Status::as_str))
-                .push_bind(&e.from_stage)
-                .push_bind(&e.to_stage)
-                .push_bind(entry);
+            row.push_bind(w.tenant_id).push_bind(w.id);
+            push_entry(&mut row, e, entry);
         });
     }
     q.build().execute(&mut *conn).await?;
     Ok(())
+}
+
+/// The values a command may change, in the order of
+/// `hydracore_change_workflow`'s parameters and of `insert`'s columns
+/// (`status` .. `version`).
+fn push_changeable<'args>(
+    args: &mut Separated<'_, 'args, Postgres, &'static str>,
+    w: &'args Workflow,
+) {
+    args.push_bind(w.status.as_str())
+        .push_bind(&w.stage)
+        .push_bind(&w.assigned_to)
+        .push_bind(w.approver_id)
+        .push_bind(w.escalation_level)
+        .push_bind(Json(&w.workflow_state))
+        .push_bind(&w.suspended_step)
+        .push_bind(json_param(&w.suspend_payload))
+        .push_bind(datetime(w.suspended_at))
+        .push_bind(w.updated_at.as_datetime())
+        .push_bind(datetime(w.last_action_at))
+        .push_bind(datetime(w.next_action_at))
+        .push_bind(datetime(w.expires_at))
+        .push_bind(datetime(w.completed_at))
+        .push_bind(w.version);
+}
+
+/// A history entry after its workflow's keys (`seq` .. `entry`), in the
+/// order of `workflow_history`'s columns and of the change function's
+/// parameters.
+fn push_entry<'args>(
+    args: &mut Separated<'_, 'args, Postgres, &'static str>,
+    e: &'args HistoryEntry,
+    rendered: &'args str,
+) {
+    args.push_bind(e.seq)
+        .push_bind(e.at.as_datetime())
+        .push_bind(&e.action)
+        .push_bind(json_param(&e.action_detail))
+        .push_bind(&e.actor)
+        .push_bind(e.from_status.map(Status::as_str))
+        .push_bind(e.to_status.map(Status::as_str))
+        .push_bind(&e.from_stage)
+        .push_bind(&e.to_stage)
+        .push_bind(rendered);
 }
 
 /// What [`write_change`] found.
@@ -113,44 +133,21 @@ async fn write_change(
     rendered_entry: &str,
     history: WithHistory,
 ) -> Result<Written, StoreError> {
-    let (changed, earlier): (bool, Option<String>) = sqlx::query_as(
-        "SELECT changed, earlier FROM hydracore_change_workflow($1, $2, $3, $4, $5, $6, $7, \
-         $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-         $25, $26, $27, $28, $29, $30, $31)",
-    )
-    .bind(w.tenant_id)
-    .bind(scope.instance_id)
-    .bind(scope.credential_id)
-    .bind(w.id)
-    .bind(expected_version)
-    .bind(w.status.as_str())
-    .bind(&w.stage)
-    .bind(&w.assigned_to)
-    .bind(w.approver_id)
-    .bind(w.escalation_level)
-    .bind(Json(&w.workflow_state))
-    .bind(&w.suspended_step)
-    .bind(json_param(&w.suspend_payload))
-    .bind(datetime(w.suspended_at))
-    .bind(w.updated_at.as_datetime())
-    .bind(datetime(w.last_action_at))
-    .bind(datetime(w.next_action_at))
-    .bind(datetime(w.expires_at))
-    .bind(datetime(w.completed_at))
-    .bind(w.version)
-    .bind(entry.seq)
-    .bind(entry.at.as_datetime())
-    .bind(&entry.action)
-    .bind(json_param(&entry.action_detail))
-    .bind(&entry.actor)
-    .bind(entry.from_status.map(Status::as_str))
-    .bind(entry.to_status.map(Status::as_str))
-    .bind(&entry.from_stage)
-    .bind(&entry.to_stage)
-    .bind(rendered_entry)
-    .bind(history == WithHistory::Yes)
-    .fetch_one(conn)
-    .await?;
+    let mut q =
+        QueryBuilder::<Postgres>::new("SELECT changed, earlier FROM hydracore_change_workflow(");
+    {
+        let mut args = q.separated(", ");
+        args.push_bind(w.tenant_id)
+            .push_bind(scope.instance_id)
+            .push_bind(scope.credential_id)
+            .push_bind(w.id)
+            .push_bind(expected_version);
+        push_changeable(&mut args, w);
+        push_entry(&mut args, entry, rendered_entry);
+        args.push_bind(history == WithHistory::Yes);
+    }
+    q.push(")");
+    let (changed, earlier): (bool, Option<String>) = q.build_query_as().fetch_one(conn).await?;
     Ok(if changed {
         Written::Landed(earlier)
     } else {
