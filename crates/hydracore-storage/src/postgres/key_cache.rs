@@ -91,6 +91,19 @@ mod tests {
     }
 
     #[test]
+    fn a_full_cache_starts_over_and_keeps_the_newest() {
+        let cache = KeyCache::default();
+        let live = credential(false);
+        for n in 0..CAPACITY {
+            cache.insert(&n.to_le_bytes(), &live);
+        }
+        assert!(cache.get(&0_usize.to_le_bytes()).is_some());
+        cache.insert(b"newest", &live);
+        assert!(cache.get(&0_usize.to_le_bytes()).is_none());
+        assert!(cache.get(b"newest").is_some());
+    }
+
+    #[test]
     fn a_revoked_credential_is_never_remembered() {
         let cache = KeyCache::default();
         cache.insert(b"key", &credential(true));
