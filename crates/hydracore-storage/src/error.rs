@@ -67,7 +67,7 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// What `hydracore_key_live` (PostgreSQL migration 0005) raises.
+/// What `hydracore_enter` (PostgreSQL migration 0005) raises.
 const KEY_REVOKED: &str = "HC401";
 
 /// PostgreSQL states that mean "the server is not serving now" rather than

@@ -1,27 +1,12 @@
--- Whether the key a request came with is still unrevoked, checked inside
--- the request's own transaction: the server may then take the key's
--- credential from a cache (the lookup is otherwise a round trip of its
--- own on every request) while a revocation, from any replica or the
--- command line, still stops the key's next read or write. Called by the
--- login, before a request switches to hydracore_app (which sees a
--- credential only by its key). SQLSTATE HC401: the server answers 401.
-CREATE FUNCTION hydracore_key_live(p_credential_id uuid) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM credentials AS c
-                   WHERE c.id = p_credential_id AND c.revoked_at IS NULL) THEN
-        RAISE EXCEPTION 'the key of credential % is revoked', p_credential_id
-            USING ERRCODE = 'HC401';
-    END IF;
-END
-$$;
-
-REVOKE EXECUTE ON FUNCTION hydracore_key_live(uuid) FROM PUBLIC;
-
--- What starts every request: the key check (as the login), then the role
--- and the tenant, transaction-local (set_config(.., true) is SET LOCAL).
--- The server sends it ahead of BEGIN; the functions below call it first.
+-- What starts every request: the check that the key it came with is still
+-- unrevoked (as the login: hydracore_app sees a credential only by its
+-- key), then the role and the tenant, transaction-local (set_config(..,
+-- true) is SET LOCAL). The server sends it ahead of BEGIN; the functions
+-- below call it first. The key check lets the server take a key's
+-- credential from a cache (the lookup is otherwise a round trip of its own
+-- on every request) while a revocation, from any replica or the command
+-- line, still stops the key's next read or write. SQLSTATE HC401: the
+-- server answers 401.
 CREATE FUNCTION hydracore_enter(
     p_tenant_id     uuid,  -- NULL: no tenant (sees nothing tenant-owned)
     p_credential_id uuid   -- NULL: not by key (a JWT); else checked live
@@ -29,8 +14,12 @@ CREATE FUNCTION hydracore_enter(
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $$
 BEGIN
-    IF p_credential_id IS NOT NULL THEN
-        PERFORM hydracore_key_live(p_credential_id);
+    IF p_credential_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM credentials AS c
+        WHERE c.id = p_credential_id AND c.revoked_at IS NULL
+    ) THEN
+        RAISE EXCEPTION 'the key of credential % is revoked', p_credential_id
+            USING ERRCODE = 'HC401';
     END IF;
     PERFORM set_config('role', 'hydracore_app', true),
             set_config('hydracore.tenant_id', COALESCE(p_tenant_id::text, ''), true);

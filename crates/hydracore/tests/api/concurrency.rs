@@ -152,11 +152,7 @@ async fn opposite_status_changes_in_one_instance_all_land_and_keep_totals_exact(
     let (resumed, suspended) = futures::join!(join_all(resumes), join_all(suspends));
     assert!(resumed.iter().all(|s| *s == 200), "{resumed:?}");
     assert!(suspended.iter().all(|s| *s == 200), "{suspended:?}");
-    let total = |query: &'static str| {
-        let app = &app;
-        async move { app.list(&app.agent, query).await.body["total"].clone() }
-    };
-    assert_eq!(total("status=active").await, 20);
-    assert_eq!(total("status=suspended").await, 20);
-    assert_eq!(total("").await, 40);
+    assert_eq!(app.total(&app.agent, "status=active").await, 20);
+    assert_eq!(app.total(&app.agent, "status=suspended").await, 20);
+    assert_eq!(app.total(&app.agent, "").await, 40);
 }

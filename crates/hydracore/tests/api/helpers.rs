@@ -386,6 +386,11 @@ impl TestApp {
             .await
     }
 
+    /// The `total` of `agent`'s list with `query`.
+    pub async fn total(&self, agent: &Agent, query: &str) -> Value {
+        self.list(agent, query).await.body["total"].clone()
+    }
+
     pub async fn get(&self, agent: &Agent, id: &str) -> TestResponse {
         self.request(
             Method::GET,

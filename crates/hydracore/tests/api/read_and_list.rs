@@ -260,19 +260,19 @@ async fn list_totals_stay_exact_as_workflows_are_created_and_change_status() {
         .await;
     assert_eq!(aborted.status, 200, "{:?}", aborted.body);
 
-    let agent_total = |query: &'static str| {
-        let app = &app;
-        async move { app.list(&app.agent, query).await.body["total"].clone() }
-    };
-    assert_eq!(agent_total("").await, 6);
-    assert_eq!(agent_total("status=active").await, 2);
-    assert_eq!(agent_total("status=completed").await, 1);
-    assert_eq!(agent_total("status=failed").await, 1);
-    assert_eq!(agent_total("status=suspended").await, 1);
-    assert_eq!(agent_total("status=cancelled").await, 1);
-    assert_eq!(agent_total("status=expired").await, 0);
+    assert_eq!(app.total(&app.agent, "").await, 6);
+    assert_eq!(app.total(&app.agent, "status=active").await, 2);
+    assert_eq!(app.total(&app.agent, "status=completed").await, 1);
+    assert_eq!(app.total(&app.agent, "status=failed").await, 1);
+    assert_eq!(app.total(&app.agent, "status=suspended").await, 1);
+    assert_eq!(app.total(&app.agent, "status=cancelled").await, 1);
+    assert_eq!(app.total(&app.agent, "status=expired").await, 0);
     // Filters the counts cannot answer are counted, and agree.
-    assert_eq!(agent_total("status=active&workflow_type=lead").await, 0);
+    assert_eq!(
+        app.total(&app.agent, "status=active&workflow_type=lead")
+            .await,
+        0
+    );
 
     let admin_total = |query: String| {
         let (app, admin) = (&app, &admin);
