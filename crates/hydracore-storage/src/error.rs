@@ -33,6 +33,24 @@ pub enum StoreError {
     Sqlite(String),
 }
 
+impl StoreError {
+    /// Whether the connection that produced this error can serve another
+    /// request: yes when the database answered (a refused statement, a
+    /// domain rule, a row this build cannot read); no when the failure may
+    /// have left it broken or mid-conversation.
+    pub(crate) fn leaves_connection_usable(&self) -> bool {
+        match self {
+            StoreError::NotFound
+            | StoreError::KeyRevoked
+            | StoreError::Transition(_)
+            | StoreError::Config(_)
+            | StoreError::Corrupt(_) => true,
+            StoreError::Database(e) => matches!(e, sqlx::Error::Database(_)),
+            StoreError::Unavailable(_) | StoreError::Migrate(_) | StoreError::Sqlite(_) => false,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
@@ -118,5 +136,18 @@ mod tests {
         assert!(is_unavailable_sqlstate("57P03"));
         assert!(is_unavailable_sqlstate("08006"));
         assert!(!is_unavailable_sqlstate("23505"));
+    }
+
+    #[test]
+    fn only_failures_the_database_answered_leave_a_connection_reusable() {
+        let io = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "cut");
+        assert!(StoreError::NotFound.leaves_connection_usable());
+        assert!(StoreError::KeyRevoked.leaves_connection_usable());
+        assert!(StoreError::Corrupt("a bad row".into()).leaves_connection_usable());
+        assert!(!StoreError::from(sqlx::Error::Io(io())).leaves_connection_usable());
+        assert!(
+            !StoreError::Database(sqlx::Error::Protocol("odd".into())).leaves_connection_usable()
+        );
+        assert!(!StoreError::Unavailable("gone".into()).leaves_connection_usable());
     }
 }

@@ -343,8 +343,7 @@ async fn without_a_tenant_the_app_role_sees_no_rows() {
             .expect("found");
 
         let mut conn = store
-            .pool()
-            .acquire()
+            .pooled_connection()
             .await
             .expect("the store's connection");
         let mut tx = as_app_role(&mut conn).await;
@@ -546,8 +545,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
         // And the one connection, back in the pool, is the login again with
         // no tenant set.
         let mut conn = store
-            .pool()
-            .acquire()
+            .pooled_connection()
             .await
             .expect("the store's connection");
         let (user, tenant): (String, Option<String>) = sqlx::query_as(
@@ -636,7 +634,7 @@ async fn connecting_again_reruns_migrations_harmlessly() {
     with_database_for(|url| async move {
         let first = store(&url, 1).await;
         let t = seed_tenant(first.as_ref()).await;
-        first.pool().close().await;
+        first.close().await;
         let second = hydracore_storage::connect(&url, &options(2))
             .await
             .expect("second connect");
@@ -762,7 +760,7 @@ async fn a_request_dropped_while_its_transaction_opens_leaves_its_connection_usa
         let w = store
             .get_workflow(scope, t.workflow, WithHistory::Yes)
             .await
-            .expect("the one connection serves the next request");
+            .expect("the pool serves the next request");
         assert!(w.is_some());
         let page = store
             .list_workflows(scope, &query)

@@ -1,6 +1,7 @@
 //! The production backend: PostgreSQL with row-level security.
 //!
-//! Two kinds of work share one pool. Requests (the methods a handler
+//! Two kinds of work share one pool (`pool`, which also says why it is not
+//! sqlx's). Requests (the methods a handler
 //! calls with a tenant in hand, plus `ping`) run in a transaction that
 //! first switches to the NOLOGIN role [`APP_ROLE`] and sets the tenant
 //! transaction-locally, so row-level security bounds every query they make
@@ -19,6 +20,7 @@
 mod credentials;
 mod idempotency;
 mod key_cache;
+mod pool;
 mod rows;
 mod session;
 mod workflows;
@@ -33,11 +35,11 @@ use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::transition::{Change, Command};
 use hydracore_domain::{Scope, Status, Workflow};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
+use self::pool::{Checkout, Pool};
 use self::session::{Access, Mode};
 use crate::{
     Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
@@ -50,7 +52,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pool: Pool,
     keys: Arc<KeyCache>,
 }
 
@@ -62,40 +64,57 @@ impl PgStore {
         // The URL may carry a password: the message names the problem only.
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            // A connection broken while the server was away is noticed
-            // and replaced on its next checkout, so the pool heals by
-            // itself once the server is back.
-            .test_before_acquire(true)
-            .connect_with(connect)
-            .await?;
+        let pool = pool::build(connect, options.max_connections, options.acquire_timeout)?;
         let store = Self {
             pool,
             keys: Arc::new(KeyCache::default()),
         };
-        store.migrate().await?;
-        session::check_app_role(&store.pool).await?;
+        let mut c = store.checkout().await?;
+        let result = store.prepare(c.conn()).await;
+        c.settle(result)?;
         Ok(store)
+    }
+
+    /// The migrations, then the check that row-level security binds
+    /// requests.
+    async fn prepare(&self, conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+        MIGRATOR
+            .run_direct(conn)
+            .await
+            .map_err(crate::error::migrate_error)?;
+        session::check_app_role(conn).await
     }
 
     /// Runs the migrations only (they also run on every connect).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
+        let mut c = self.checkout().await?;
+        let result = MIGRATOR
+            .run_direct(c.conn())
             .await
-            .map_err(crate::error::migrate_error)
+            .map_err(crate::error::migrate_error);
+        c.settle(result)
     }
 
-    /// A request transaction for `scope`.
-    async fn begin(
+    async fn checkout(&self) -> Result<Checkout, StoreError> {
+        pool::checkout(&self.pool).await
+    }
+
+    /// Runs `body` in a request transaction for `access` on a connection
+    /// of its own: committed if it succeeds, else rolled back.
+    async fn in_transaction<T>(
         &self,
-        scope: Scope,
+        access: Access,
         mode: Mode,
-    ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let begun = session::begin(&self.pool, Access::Scope(scope), mode).await;
-        self.noting_revocation(begun)
+        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.checkout().await?;
+        let result = async {
+            let mut tx = session::begin(c.conn(), access, mode).await?;
+            let done = body(&mut tx).await;
+            session::finish(tx, done).await
+        }
+        .await;
+        c.settle(self.noting_revocation(result))
     }
 
     /// Passes `result` on; when it says the request's key is revoked, the
@@ -107,10 +126,15 @@ impl PgStore {
         result
     }
 
-    /// The pool itself, for tests that inspect what a request leaves on
-    /// its connection.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// A connection of the store's pool, for tests that inspect what a
+    /// request leaves on it. It goes back to the pool when dropped.
+    pub async fn pooled_connection(
+        &self,
+    ) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection>, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 
@@ -118,28 +142,31 @@ impl PgStore {
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         // As the application role, so readiness also proves the role works.
-        let mut tx = session::begin(&self.pool, Access::Anonymous, Mode::Read).await?;
-        sqlx::query("SELECT 1").execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.in_transaction(Access::Anonymous, Mode::Read, async |tx| {
+            sqlx::query("SELECT 1").execute(tx).await?;
+            Ok(())
+        })
+        .await
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let status = self.pool.status();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         PoolStats {
-            in_use: self.pool.size().saturating_sub(idle),
-            idle,
+            in_use: count(status.size.saturating_sub(status.available)),
+            idle: count(status.available),
         }
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.pool.close();
     }
 
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
         // Metrics span tenants: as the login, not a request.
-        let mut conn = self.pool.acquire().await?;
-        workflows::count_by_status(&mut conn).await
+        let mut c = self.checkout().await?;
+        let result = workflows::count_by_status(c.conn()).await;
+        c.settle(result)
     }
 
     async fn insert_workflow(
@@ -148,14 +175,15 @@ impl Store for PgStore {
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin(scope, Mode::Write).await?;
-        workflows::insert(&mut tx, workflow).await?;
-        if let Some(key) = idempotency_key {
-            let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
-            idempotency::complete(&mut tx, tenant, instance, key, workflow.id).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            workflows::insert(tx, workflow).await?;
+            if let Some(key) = idempotency_key {
+                let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
+                idempotency::complete(tx, tenant, instance, key, workflow.id).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn claim_idempotency_key(
@@ -165,11 +193,10 @@ impl Store for PgStore {
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, StoreError> {
-        let tenant_id = scope.tenant_id;
-        let mut tx = self.begin(scope, Mode::Write).await?;
-        let claim = idempotency::claim(&mut tx, tenant_id, instance_id, key, fingerprint).await?;
-        tx.commit().await?;
-        Ok(claim)
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            idempotency::claim(tx, scope.tenant_id, instance_id, key, fingerprint).await
+        })
+        .await
     }
 
     async fn release_idempotency_key(
@@ -180,12 +207,11 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         // Cleaning up after the caller's failed create: no key check, so
         // that a key revoked meanwhile still frees its claim.
-        let mut tx = self
-            .begin(Scope::instance(tenant_id, instance_id), Mode::Write)
-            .await?;
-        idempotency::release(&mut tx, tenant_id, instance_id, key).await?;
-        tx.commit().await?;
-        Ok(())
+        let scope = Scope::instance(tenant_id, instance_id);
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            idempotency::release(tx, tenant_id, instance_id, key).await
+        })
+        .await
     }
 
     async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
@@ -193,15 +219,20 @@ impl Store for PgStore {
         // (`workflow_counts`) until it commits, as a request's change does;
         // holding many across a batch could close a cycle with requests
         // that hold some of them, a deadlock.
-        let mut conn = self.pool.acquire().await?;
-        workflows::expire_due(&mut conn, limit).await
+        let mut c = self.checkout().await?;
+        let result = workflows::expire_due(c.conn(), limit).await;
+        c.settle(result)
     }
 
     async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let purged = idempotency::purge(&mut tx, limit).await?;
-        tx.commit().await?;
-        Ok(purged)
+        let mut c = self.checkout().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(c.conn()).await?;
+            let purged = idempotency::purge(&mut tx, limit).await;
+            session::finish(tx, purged).await
+        }
+        .await;
+        c.settle(result)
     }
 
     async fn get_workflow(
@@ -210,9 +241,9 @@ impl Store for PgStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let found = workflows::get(&mut conn, scope, id, history).await;
-        self.noting_revocation(found)
+        let mut c = self.checkout().await?;
+        let result = workflows::get(c.conn(), scope, id, history).await;
+        c.settle(self.noting_revocation(result))
     }
 
     async fn list_workflows(
@@ -220,17 +251,17 @@ impl Store for PgStore {
         scope: Scope,
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
-        let mut tx = self.begin(scope, Mode::Read).await?;
-        let page = workflows::list(&mut tx, scope, query).await?;
-        tx.commit().await?;
-        Ok(page)
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::list(tx, scope, query).await
+        })
+        .await
     }
 
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
-        let mut tx = self.begin(scope, Mode::Read).await?;
-        let suspended = workflows::list_suspended(&mut tx, scope).await?;
-        tx.commit().await?;
-        Ok(suspended)
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::list_suspended(tx, scope).await
+        })
+        .await
     }
 
     async fn change_workflow(
@@ -242,42 +273,48 @@ impl Store for PgStore {
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let change =
-            workflows::change(&mut conn, scope, id, command, actor, if_match, history).await;
-        self.noting_revocation(change)
+        let mut c = self.checkout().await?;
+        let result =
+            workflows::change(c.conn(), scope, id, command, actor, if_match, history).await;
+        c.settle(self.noting_revocation(result))
     }
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        credentials::insert_instance(&mut conn, instance).await
+        let mut c = self.checkout().await?;
+        let result = credentials::insert_instance(c.conn(), instance).await;
+        c.settle(result)
     }
 
     async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(credentials::list_instances(&mut conn, Some(id))
-            .await?
-            .pop())
+        let mut c = self.checkout().await?;
+        let result = credentials::list_instances(c.conn(), Some(id)).await;
+        c.settle(result).map(|mut found| found.pop())
     }
 
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        credentials::list_instances(&mut conn, None).await
+        let mut c = self.checkout().await?;
+        let result = credentials::list_instances(c.conn(), None).await;
+        c.settle(result)
     }
 
     async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        credentials::insert_credential(&mut tx, credential).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut c = self.checkout().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(c.conn()).await?;
+            let inserted = credentials::insert_credential(&mut tx, credential).await;
+            session::finish(tx, inserted).await
+        }
+        .await;
+        c.settle(result)
     }
 
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
         if let Some(credential) = self.keys.get(key_hash) {
             return Ok(Some(credential));
         }
-        let mut conn = self.pool.acquire().await?;
-        let found = credentials::find_credential(&mut conn, key_hash).await?;
+        let mut c = self.checkout().await?;
+        let result = credentials::find_credential(c.conn(), key_hash).await;
+        let found = c.settle(result)?;
         if let Some(credential) = &found {
             self.keys.insert(key_hash, credential);
         }
@@ -285,12 +322,14 @@ impl Store for PgStore {
     }
 
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        credentials::list_credentials(&mut conn).await
+        let mut c = self.checkout().await?;
+        let result = credentials::list_credentials(c.conn()).await;
+        c.settle(result)
     }
 
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        credentials::revoke_credential(&mut conn, id).await
+        let mut c = self.checkout().await?;
+        let result = credentials::revoke_credential(c.conn(), id).await;
+        c.settle(result)
     }
 }

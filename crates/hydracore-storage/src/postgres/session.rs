@@ -2,8 +2,7 @@
 //! under, and the start-up check that this really confines requests.
 
 use hydracore_domain::Scope;
-use sqlx::postgres::PgPool;
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::StoreError;
 
@@ -63,44 +62,51 @@ fn preamble(access: Access, isolation: &str) -> String {
 }
 
 /// Opens a request transaction as [`APP_ROLE`], with `access` set, in one
-/// round trip.
+/// round trip. End it with [`finish`].
 ///
 /// The preamble comes before `BEGIN`, in PostgreSQL's implicit transaction
 /// for a multi-statement message, which `BEGIN` then makes explicit. If a
 /// preamble statement fails, PostgreSQL ends that implicit transaction and
 /// the connection is idle again; after `BEGIN` the failure would leave it
-/// inside an aborted transaction, which sqlx would pool as it is.
-///
-/// The opening runs in a task of its own, so it completes even when the
-/// request that asked for it is dropped meanwhile (a client gone, a
-/// timeout): sqlx only rolls back a transaction it has seen begin, and a
-/// connection dropped while waiting for this message's answer would go
-/// back to the pool inside the transaction, as the application role. Run
-/// to its end, the transaction is dropped unused and sqlx rolls it back.
+/// inside an aborted transaction. (A request dropped while this runs drops
+/// its checkout unsettled, which closes the connection: `pool`.)
 pub async fn begin(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     access: Access,
     mode: Mode,
-) -> Result<Transaction<'static, Postgres>, StoreError> {
+) -> Result<Transaction<'_, Postgres>, StoreError> {
     let statement = format!("{}; BEGIN", preamble(access, mode.isolation()));
-    let pool = pool.clone();
-    let opening = tokio::spawn(async move { pool.begin_with(statement).await });
-    match opening.await {
-        Ok(begun) => Ok(begun?),
-        Err(e) => Err(StoreError::Unavailable(format!(
-            "opening a transaction failed: {e}"
-        ))),
+    Ok(conn.begin_with(statement).await?)
+}
+
+/// Commits `tx` if `result` is a success, else rolls it back, before the
+/// connection goes back to the pool: a transaction left to sqlx's drop
+/// would only be rolled back on the connection's next use, holding its
+/// locks until then.
+pub async fn finish<T>(
+    tx: Transaction<'_, Postgres>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
     }
 }
 
 /// Refuses to serve when row-level security would not bind requests: the
 /// application role must not be a superuser nor bypass RLS, and the login
 /// must be able to switch to it.
-pub async fn check_app_role(pool: &PgPool) -> Result<(), StoreError> {
+pub async fn check_app_role(conn: &mut PgConnection) -> Result<(), StoreError> {
     let role: Option<(bool, bool)> =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
             .bind(APP_ROLE)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
     match role {
         None => {
@@ -123,19 +129,17 @@ pub async fn check_app_role(pool: &PgPool) -> Result<(), StoreError> {
         }
         Some((false, false)) => {}
     }
-    match begin(pool, Access::Anonymous, Mode::Read).await {
-        Ok(tx) => Ok(tx.rollback().await?),
+    match begin(conn, Access::Anonymous, Mode::Read).await {
+        Ok(tx) => return Ok(tx.rollback().await?),
         Err(StoreError::Database(sqlx::Error::Database(db)))
-            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) =>
-        {
-            let login: String = sqlx::query_scalar("SELECT current_user::text")
-                .fetch_one(pool)
-                .await?;
-            Err(StoreError::Config(format!(
-                "refusing to start: the database login {login} cannot SET ROLE {APP_ROLE}, \
-                 the role every request runs as; run GRANT {APP_ROLE} TO {login}"
-            )))
-        }
-        Err(e) => Err(e),
+            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) => {}
+        Err(e) => return Err(e),
     }
+    let login: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    Err(StoreError::Config(format!(
+        "refusing to start: the database login {login} cannot SET ROLE {APP_ROLE}, \
+         the role every request runs as; run GRANT {APP_ROLE} TO {login}"
+    )))
 }
