@@ -7,6 +7,11 @@
 //! `pgbench` measures the PostgreSQL baseline. See docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
+// The same allocator as the server: the load generator shares the machine's
+// cores with it, so its own malloc costs come out of the server's figures.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod db;
 mod load;
 mod pgbench;
