@@ -3,6 +3,7 @@
 
 use hydracore_domain::transition::TransitionError;
 use sqlx::migrate::MigrateError;
+use sqlx::postgres::{PgDatabaseError, PgSeverity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,10 +35,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the connection that produced this error can serve another
-    /// request: yes when the database answered (a refused statement, a
-    /// domain rule, a row this build cannot read); no when the failure may
-    /// have left it broken or mid-conversation.
+    /// Whether the PostgreSQL connection that produced this error can serve
+    /// another request: yes when the database answered (a refused
+    /// statement, a domain rule, a row this build cannot read); no when the
+    /// failure may have left it broken or mid-conversation. (`Unavailable`
+    /// also covers a change that lost too many races, on a healthy
+    /// connection: closing it then is a rare, harmless waste.)
     pub(crate) fn leaves_connection_usable(&self) -> bool {
         match self {
             StoreError::NotFound
@@ -45,7 +48,24 @@ impl StoreError {
             | StoreError::Transition(_)
             | StoreError::Config(_)
             | StoreError::Corrupt(_) => true,
-            StoreError::Database(e) => matches!(e, sqlx::Error::Database(_)),
+            StoreError::Database(e) => match e {
+                // Unless the server ended the session with it (FATAL: an
+                // idle-session timeout, a conflict with recovery).
+                sqlx::Error::Database(db) => {
+                    !db.try_downcast_ref::<PgDatabaseError>().is_some_and(|pg| {
+                        matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
+                    })
+                }
+                // sqlx reads what a failed decode left unread before the
+                // connection's next statement.
+                sqlx::Error::RowNotFound
+                | sqlx::Error::ColumnNotFound(_)
+                | sqlx::Error::ColumnIndexOutOfBounds { .. }
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::TypeNotFound { .. } => true,
+                _ => false,
+            },
             StoreError::Unavailable(_) | StoreError::Migrate(_) | StoreError::Sqlite(_) => false,
         }
     }
@@ -149,5 +169,6 @@ mod tests {
             !StoreError::Database(sqlx::Error::Protocol("odd".into())).leaves_connection_usable()
         );
         assert!(!StoreError::Unavailable("gone".into()).leaves_connection_usable());
+        assert!(StoreError::Database(sqlx::Error::RowNotFound).leaves_connection_usable());
     }
 }

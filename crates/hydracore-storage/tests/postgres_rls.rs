@@ -184,6 +184,19 @@ async fn store(url: &str, max_connections: u32) -> Arc<PgStore> {
     )
 }
 
+/// The server process behind the connection the store lends next (with one
+/// connection: its only one), to tell a connection kept from one replaced.
+async fn backend_pid(store: &PgStore) -> i32 {
+    let mut conn = store
+        .pooled_connection()
+        .await
+        .expect("the store's connection");
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("backend pid")
+}
+
 /// One tenant's fixtures: an instance, its proxy key and one workflow.
 struct Tenant {
     id: Uuid,
@@ -455,6 +468,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
         let store = store(&url, 1).await;
         let a = seed_tenant(store.as_ref()).await;
         let b = seed_tenant(store.as_ref()).await;
+        let pid = backend_pid(&store).await;
         let query = first_page();
         for round in 0..5 {
             for t in [&a, &b] {
@@ -504,7 +518,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                 );
             }
         }
-        // A failed request (a transition refused inside its transaction) must
+        // A failed request (a transition refused after its read) must
         // not leave its tenant behind either.
         let suspend = Command::Suspend(SuspendWorkflow {
             step: StepName::parse("approve").expect("step"),
@@ -556,6 +570,12 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
         .expect("session state");
         assert_ne!(user, "hydracore_app");
         assert_eq!(tenant.unwrap_or_default(), "");
+        drop(conn);
+        assert_eq!(
+            backend_pid(&store).await,
+            pid,
+            "the same connection throughout"
+        );
     })
     .await;
 }
@@ -709,6 +729,7 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
         // One connection: the failed write and the next share it.
         let store = store(&owner_url, 1).await;
         let t = seed_tenant(store.as_ref()).await;
+        let pid = backend_pid(&store).await;
         su.execute(format!("REVOKE hydracore_app FROM {owner}").as_str())
             .await
             .expect("revoke the role");
@@ -722,7 +743,8 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
         store
             .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
             .await
-            .expect("the same connection writes again");
+            .expect("the connection writes again");
+        assert_eq!(backend_pid(&store).await, pid, "the same connection");
         let page = store
             .list_workflows(t.scope(), &first_page())
             .await
@@ -733,10 +755,11 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
 }
 
 /// A request dropped while its transaction is opening (a client gone, a
-/// timeout) must not leave its pooled connection inside that transaction:
-/// the next user would run in it, as the application role.
+/// timeout) must not leave its pooled connection inside that transaction,
+/// where the next user would run, as the application role: the connection
+/// is closed, and the next request gets a new one.
 #[tokio::test]
-async fn a_request_dropped_while_its_transaction_opens_leaves_its_connection_usable() {
+async fn a_request_dropped_while_its_transaction_opens_closes_its_connection() {
     with_database_for(|url| async move {
         let store = store(&url, 1).await;
         let t = seed_tenant(store.as_ref()).await;
@@ -755,6 +778,8 @@ async fn a_request_dropped_while_its_transaction_opens_leaves_its_connection_usa
         )
         .await;
         assert!(waited.is_err(), "the list did not wait for the lock");
+        let open = store.pool_stats();
+        assert_eq!((open.in_use, open.idle), (0, 0), "closed, not pooled");
         blocker.execute("ROLLBACK").await.expect("unlock");
 
         let w = store

@@ -39,7 +39,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
-use self::pool::{Checkout, Pool};
+use self::pool::Pool;
 use self::session::{Access, Mode};
 use crate::{
     Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
@@ -64,20 +64,20 @@ impl PgStore {
         // The URL may carry a password: the message names the problem only.
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-        let pool = pool::build(connect, options.max_connections, options.acquire_timeout)?;
+        let pool = Pool::new(connect, options.max_connections, options.acquire_timeout)?;
         let store = Self {
             pool,
             keys: Arc::new(KeyCache::default()),
         };
-        let mut c = store.checkout().await?;
-        let result = store.prepare(c.conn()).await;
-        c.settle(result)?;
+        store
+            .with_conn(async |conn| store.prepare(conn).await)
+            .await?;
         Ok(store)
     }
 
     /// The migrations, then the check that row-level security binds
     /// requests.
-    async fn prepare(&self, conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    async fn prepare(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
         MIGRATOR
             .run_direct(conn)
             .await
@@ -85,18 +85,15 @@ impl PgStore {
         session::check_app_role(conn).await
     }
 
-    /// Runs the migrations only (they also run on every connect).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut c = self.checkout().await?;
-        let result = MIGRATOR
-            .run_direct(c.conn())
-            .await
-            .map_err(crate::error::migrate_error);
-        c.settle(result)
-    }
-
-    async fn checkout(&self) -> Result<Checkout, StoreError> {
-        pool::checkout(&self.pool).await
+    /// Runs `op` on a connection of its own, which goes back to the pool
+    /// or is closed by how `op` ends (`pool`).
+    async fn with_conn<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.pool.checkout().await?;
+        let result = op(c.conn()).await;
+        c.settle(self.noting_revocation(result))
     }
 
     /// Runs `body` in a request transaction for `access` on a connection
@@ -107,14 +104,26 @@ impl PgStore {
         mode: Mode,
         body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = async {
-            let mut tx = session::begin(c.conn(), access, mode).await?;
+        self.with_conn(async |conn| {
+            let mut tx = session::begin(conn, access, mode).await?;
             let done = body(&mut tx).await;
             session::finish(tx, done).await
-        }
-        .await;
-        c.settle(self.noting_revocation(result))
+        })
+        .await
+    }
+
+    /// Runs `body` in a transaction as the login (administrative work,
+    /// which spans tenants): committed if it succeeds, else rolled back.
+    async fn in_login_transaction<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_conn(async |conn| {
+            let mut tx = sqlx::Connection::begin(conn).await?;
+            let done = body(&mut tx).await;
+            session::finish(tx, done).await
+        })
+        .await
     }
 
     /// Passes `result` on; when it says the request's key is revoked, the
@@ -130,11 +139,8 @@ impl PgStore {
     /// request leaves on it. It goes back to the pool when dropped.
     pub async fn pooled_connection(
         &self,
-    ) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection>, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    ) -> Result<impl std::ops::DerefMut<Target = PgConnection>, StoreError> {
+        self.pool.lend().await
     }
 }
 
@@ -150,23 +156,22 @@ impl Store for PgStore {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let status = self.pool.status();
+        let (in_use, idle) = self.pool.stats();
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         PoolStats {
-            in_use: count(status.size.saturating_sub(status.available)),
-            idle: count(status.available),
+            in_use: count(in_use),
+            idle: count(idle),
         }
     }
 
     async fn close(&self) {
-        self.pool.close();
+        self.pool.close().await;
     }
 
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
         // Metrics span tenants: as the login, not a request.
-        let mut c = self.checkout().await?;
-        let result = workflows::count_by_status(c.conn()).await;
-        c.settle(result)
+        self.with_conn(async |conn| workflows::count_by_status(conn).await)
+            .await
     }
 
     async fn insert_workflow(
@@ -219,20 +224,13 @@ impl Store for PgStore {
         // (`workflow_counts`) until it commits, as a request's change does;
         // holding many across a batch could close a cycle with requests
         // that hold some of them, a deadlock.
-        let mut c = self.checkout().await?;
-        let result = workflows::expire_due(c.conn(), limit).await;
-        c.settle(result)
+        self.with_conn(async |conn| workflows::expire_due(conn, limit).await)
+            .await
     }
 
     async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(c.conn()).await?;
-            let purged = idempotency::purge(&mut tx, limit).await;
-            session::finish(tx, purged).await
-        }
-        .await;
-        c.settle(result)
+        self.in_login_transaction(async |tx| idempotency::purge(tx, limit).await)
+            .await
     }
 
     async fn get_workflow(
@@ -241,9 +239,8 @@ impl Store for PgStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = workflows::get(c.conn(), scope, id, history).await;
-        c.settle(self.noting_revocation(result))
+        self.with_conn(async |conn| workflows::get(conn, scope, id, history).await)
+            .await
     }
 
     async fn list_workflows(
@@ -273,48 +270,40 @@ impl Store for PgStore {
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
-        let mut c = self.checkout().await?;
-        let result =
-            workflows::change(c.conn(), scope, id, command, actor, if_match, history).await;
-        c.settle(self.noting_revocation(result))
+        self.with_conn(async |conn| {
+            workflows::change(conn, scope, id, command, actor, if_match, history).await
+        })
+        .await
     }
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {
-        let mut c = self.checkout().await?;
-        let result = credentials::insert_instance(c.conn(), instance).await;
-        c.settle(result)
+        self.with_conn(async |conn| credentials::insert_instance(conn, instance).await)
+            .await
     }
 
     async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = credentials::list_instances(c.conn(), Some(id)).await;
-        c.settle(result).map(|mut found| found.pop())
+        self.with_conn(async |conn| credentials::list_instances(conn, Some(id)).await)
+            .await
+            .map(|mut found| found.pop())
     }
 
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = credentials::list_instances(c.conn(), None).await;
-        c.settle(result)
+        self.with_conn(async |conn| credentials::list_instances(conn, None).await)
+            .await
     }
 
     async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
-        let mut c = self.checkout().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(c.conn()).await?;
-            let inserted = credentials::insert_credential(&mut tx, credential).await;
-            session::finish(tx, inserted).await
-        }
-        .await;
-        c.settle(result)
+        self.in_login_transaction(async |tx| credentials::insert_credential(tx, credential).await)
+            .await
     }
 
     async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
         if let Some(credential) = self.keys.get(key_hash) {
             return Ok(Some(credential));
         }
-        let mut c = self.checkout().await?;
-        let result = credentials::find_credential(c.conn(), key_hash).await;
-        let found = c.settle(result)?;
+        let found = self
+            .with_conn(async |conn| credentials::find_credential(conn, key_hash).await)
+            .await?;
         if let Some(credential) = &found {
             self.keys.insert(key_hash, credential);
         }
@@ -322,14 +311,12 @@ impl Store for PgStore {
     }
 
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = credentials::list_credentials(c.conn()).await;
-        c.settle(result)
+        self.with_conn(async |conn| credentials::list_credentials(conn).await)
+            .await
     }
 
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
-        let mut c = self.checkout().await?;
-        let result = credentials::revoke_credential(c.conn(), id).await;
-        c.settle(result)
+        self.with_conn(async |conn| credentials::revoke_credential(conn, id).await)
+            .await
     }
 }

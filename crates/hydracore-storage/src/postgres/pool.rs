@@ -3,27 +3,34 @@
 //!
 //! Not sqlx's own pool: it pings the server when it lends a connection
 //! (`test_before_acquire`) and again, unconditionally, when it takes one
-//! back, so a request of one statement cost three round trips, and `get`
-//! measured about a fifth slower for it (docs/benchmarks.md, round 3).
-//! Here a connection is pinged only when it was last lent more than
-//! [`IDLE_BEFORE_PING`] ago: under load never, when quiet always, so that
-//! connections a database restart cut while idle are replaced before a
-//! request meets them. One that may be broken or mid-conversation is never
-//! put back: each checkout ends in [`Checkout::settle`], and a checkout
-//! dropped before that (its request cancelled mid-statement) closes its
-//! connection.
+//! back, so a request of one statement cost three round trips; `get` did
+//! about a fifth better without them (docs/benchmarks.md, round 3).
+//!
+//! Here a connection is pinged before it is lent only when it came back
+//! more than [`IDLE_BEFORE_PING`] ago, so that connections a database
+//! restart cut while idle are replaced before a request meets them. The
+//! pool lends the connection returned last (LIFO): under load a few
+//! connections stay busy and are never pinged; when quiet, the one lent is
+//! the freshest. A connection cut while in steady use fails the request
+//! that meets it (503) and is replaced.
+//!
+//! A connection that may be broken or mid-conversation is never put back:
+//! each checkout ends in [`Checkout::settle`], and a checkout dropped before
+//! that (its request cancelled mid-statement) closes its connection. The
+//! server process behind it can outlive it until its statement ends, so a
+//! replica may briefly hold more server connections than its pool size.
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant};
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult, Timeouts};
+use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleResult, Timeouts};
 use deadpool::Runtime;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 
 use crate::StoreError;
 
-/// A connection last lent this long ago is pinged before it is lent
-/// again. Under load each is lent again within a millisecond or two.
+/// A connection returned this long ago is pinged before it is lent again.
 const IDLE_BEFORE_PING: Duration = Duration::from_millis(50);
 
 /// A connection this old is closed rather than lent again, so that
@@ -31,64 +38,127 @@ const IDLE_BEFORE_PING: Duration = Duration::from_millis(50);
 /// default).
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-#[derive(Debug)]
 pub struct Manager {
     options: PgConnectOptions,
 }
 
+/// Without the connect options, which hold the password.
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager").finish_non_exhaustive()
+    }
+}
+
+/// A pooled connection and when it last came back to the pool.
+#[derive(Debug)]
+pub struct Pooled {
+    conn: PgConnection,
+    returned_at: Instant,
+}
+
 impl managed::Manager for Manager {
-    type Type = PgConnection;
+    type Type = Pooled;
     type Error = sqlx::Error;
 
-    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
-        PgConnection::connect_with(&self.options).await
+    async fn create(&self) -> Result<Pooled, sqlx::Error> {
+        let conn = PgConnection::connect_with(&self.options).await?;
+        Ok(Pooled {
+            conn,
+            returned_at: Instant::now(),
+        })
     }
 
-    async fn recycle(
-        &self,
-        conn: &mut PgConnection,
-        metrics: &Metrics,
-    ) -> RecycleResult<sqlx::Error> {
+    async fn recycle(&self, pooled: &mut Pooled, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
         if metrics.age() >= MAX_LIFETIME {
             return Err(managed::RecycleError::message("past its lifetime"));
         }
-        if metrics.last_used() >= IDLE_BEFORE_PING {
-            conn.ping().await?;
+        if pooled.returned_at.elapsed() >= IDLE_BEFORE_PING {
+            pooled.conn.ping().await?;
         }
         Ok(())
     }
 }
 
-pub type Pool = managed::Pool<Manager>;
-
-/// A pool of at most `max_connections`, in which waiting for a connection,
-/// opening one and checking an idle one each give up after `timeout`.
-pub fn build(
-    options: PgConnectOptions,
-    max_connections: u32,
+/// A pool of at most `max_connections`, in which a checkout (waiting,
+/// opening a connection or checking an idle one, all told) gives up after
+/// `timeout`.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: managed::Pool<Manager>,
     timeout: Duration,
-) -> Result<Pool, StoreError> {
-    let size = usize::try_from(max_connections.max(1)).unwrap_or(usize::MAX);
-    Pool::builder(Manager { options })
-        .max_size(size)
-        .timeouts(Timeouts {
-            wait: Some(timeout),
-            create: Some(timeout),
-            recycle: Some(timeout),
-        })
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| StoreError::Config(format!("PostgreSQL pool: {e}")))
 }
 
-/// Lends a connection; see [`Checkout`] for how to give it back.
-pub async fn checkout(pool: &Pool) -> Result<Checkout, StoreError> {
-    match pool.get().await {
-        Ok(conn) => Ok(Checkout(Some(conn))),
-        Err(PoolError::Backend(e)) => Err(e.into()),
-        Err(e) => Err(StoreError::Unavailable(format!(
-            "no PostgreSQL connection: {e}"
-        ))),
+impl Pool {
+    pub fn new(
+        options: PgConnectOptions,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let size = usize::try_from(max_connections.max(1)).unwrap_or(usize::MAX);
+        let inner = managed::Pool::builder(Manager { options })
+            .max_size(size)
+            .queue_mode(QueueMode::Lifo)
+            .timeouts(Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Config(format!("PostgreSQL pool: {e}")))?;
+        Ok(Self { inner, timeout })
+    }
+
+    /// Lends a connection; see [`Checkout`] for how to give it back.
+    pub async fn checkout(&self) -> Result<Checkout, StoreError> {
+        self.get().await.map(|conn| Checkout(Some(conn)))
+    }
+
+    /// A connection that goes back to the pool when dropped, whatever was
+    /// done with it: for tests that inspect what requests leave behind.
+    pub async fn lend(&self) -> Result<Lent, StoreError> {
+        self.get().await.map(Lent)
+    }
+
+    async fn get(&self) -> Result<Object<Manager>, StoreError> {
+        // deadpool bounds each step of a checkout on its own; after a
+        // failed check of an idle connection it tries the next, so only
+        // this bounds the whole.
+        match tokio::time::timeout(self.timeout, self.inner.get()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(PoolError::Backend(e))) => Err(e.into()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "no PostgreSQL connection: {e}"
+            ))),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no PostgreSQL connection within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// (connections lent out, connections idle)
+    pub fn stats(&self) -> (usize, usize) {
+        let status = self.inner.status();
+        (
+            status.size.saturating_sub(status.available),
+            status.available,
+        )
+    }
+
+    /// Closes the idle connections, lends no more, then waits until
+    /// every lent one has come back and been closed.
+    pub async fn close(&self) {
+        for idle in self.inner.retain(|_, _| false).removed {
+            // Says goodbye (Terminate) rather than just dropping the socket.
+            let _ = idle.conn.close().await;
+        }
+        self.inner.close();
+        // Checked-out connections are closed as they come back: the pool
+        // is then over its size (0). Nothing signals that, so look often.
+        while self.inner.status().size > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -100,23 +170,25 @@ pub struct Checkout(Option<Object<Manager>>);
 impl Checkout {
     pub fn conn(&mut self) -> &mut PgConnection {
         // Only `settle` and `drop` take the object, and both consume self.
-        self.0
-            .as_deref_mut()
-            .unwrap_or_else(|| unreachable!("a checkout holds its connection until settled"))
+        match self.0.as_deref_mut() {
+            Some(pooled) => &mut pooled.conn,
+            None => unreachable!("a checkout holds its connection until settled"),
+        }
     }
 
-    /// Passes `result` on, returning the connection to the pool when the
-    /// server itself answered (success, a refused statement, a domain
-    /// rule) and closing it when the failure may have left it broken or
-    /// mid-conversation (I/O, protocol, a pool or decoding failure).
+    /// Passes `result` on, returning the connection to the pool when it
+    /// can serve another request ([`StoreError::leaves_connection_usable`])
+    /// and closing it otherwise.
     pub fn settle<T>(mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         let reusable = match &result {
             Ok(_) => true,
             Err(e) => e.leaves_connection_usable(),
         };
         if reusable {
-            // Dropping the object returns it to the pool.
-            self.0.take();
+            if let Some(mut pooled) = self.0.take() {
+                pooled.returned_at = Instant::now();
+                // Dropping the object returns it to the pool.
+            }
         }
         result
     }
@@ -129,5 +201,23 @@ impl Drop for Checkout {
             // socket, and the server rolls back whatever it had open.
             drop(Object::take(conn));
         }
+    }
+}
+
+/// See [`Pool::lend`].
+#[derive(Debug)]
+pub struct Lent(Object<Manager>);
+
+impl std::ops::Deref for Lent {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.0.conn
     }
 }
