@@ -1,12 +1,12 @@
 //! The production backend: PostgreSQL with row-level security.
 //!
 //! Two kinds of work share one pool (`pool`, which also says why it is not
-//! sqlx's). Requests (the methods a handler
-//! calls with a tenant in hand, plus `ping`) run in a transaction that
-//! first switches to the NOLOGIN role [`APP_ROLE`] and sets the tenant
-//! transaction-locally, so row-level security bounds every query they make
-//! and nothing outlives the transaction on the pooled connection; the
-//! role and tenant travel in the message that opens it (`session`).
+//! sqlx's). Requests (the methods a handler calls with a tenant in hand,
+//! plus `ping`) run in a transaction that first switches to the NOLOGIN
+//! role [`APP_ROLE`] and sets the tenant transaction-locally, so row-level
+//! security bounds every query they make and nothing outlives the
+//! transaction on the pooled connection; the role and tenant travel in the
+//! message that opens it (`session`).
 //! `get_workflow`, a change's write and `find_credential` do the same
 //! inside one database function each (migrations 0005 and 0003; the last
 //! with the key's hash in place of a tenant), in one round trip and with
