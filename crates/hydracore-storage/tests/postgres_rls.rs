@@ -122,51 +122,68 @@ where
     Some(outcome)
 }
 
-/// A fresh database owned, with its schema, by a new non-superuser login
-/// (`CREATEROLE`, so that its migrations can create `hydracore_app`), for
-/// `body`, which gets the login's name and URL and a superuser connection
-/// to the database; the login is dropped afterwards, even when `body`
-/// panics. Nothing when no server answers.
-async fn in_database_owned_by_a_new_login<F, Fut>(body: F)
+/// A new login role (`CREATE ROLE <name> LOGIN <attributes>`) and a fresh
+/// database for `body`, which gets the login's name and the database's
+/// (superuser) URL; both are dropped afterwards, even when `body` panics
+/// (the panic is then raised again). Nothing when no server answers.
+async fn with_a_new_login<F, Fut>(attributes: &str, body: F)
 where
-    F: FnOnce(String, String, PgConnection) -> Fut + Send + 'static,
+    F: FnOnce(String, String) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let Some(mut admin) = admin_connection().await else {
         return;
     };
-    let owner = format!("hc_owner_{}", Uuid::new_v4().simple());
+    // Generated here, never from input: safe to splice into DDL.
+    let login = format!("hc_login_{}", Uuid::new_v4().simple());
     admin
-        .execute(format!("CREATE ROLE {owner} LOGIN CREATEROLE").as_str())
+        .execute(format!("CREATE ROLE {login} LOGIN {attributes}").as_str())
         .await
-        .expect("create owner role");
+        .expect("create the login role");
     let outcome = in_database({
-        let owner = owner.clone();
-        |url| async move {
-            let db = PgConnectOptions::from_str(&url)
-                .expect("url")
-                .get_database()
-                .map(str::to_owned)
-                .expect("database name");
-            let mut su = PgConnection::connect(&url).await.expect("superuser");
-            su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
-                .await
-                .expect("hand the database over");
-            su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
-                .await
-                .expect("and its schema");
-            let owner_url = with_user(&url, &owner);
-            body(owner, owner_url, su).await;
-        }
+        let login = login.clone();
+        |url| body(login, url)
     })
     .await;
     admin
-        .execute(format!("DROP ROLE {owner}").as_str())
+        .execute(format!("DROP ROLE {login}").as_str())
         .await
-        .expect("drop owner role");
+        .expect("drop the login role");
     if let Some(Err(e)) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+fn database_name(url: &str) -> String {
+    PgConnectOptions::from_str(url)
+        .expect("url")
+        .get_database()
+        .map(str::to_owned)
+        .expect("database name")
+}
+
+/// A fresh database owned, with its schema, by a new non-superuser login
+/// (`CREATEROLE`, so that its migrations can create `hydracore_app`), for
+/// `body`, which gets the login's name and URL and a superuser connection
+/// to the database; as [`with_a_new_login`] otherwise.
+async fn in_database_owned_by_a_new_login<F, Fut>(body: F)
+where
+    F: FnOnce(String, String, PgConnection) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_a_new_login("CREATEROLE", |owner, url| async move {
+        let db = database_name(&url);
+        let mut su = PgConnection::connect(&url).await.expect("superuser");
+        su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
+            .await
+            .expect("hand the database over");
+        su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
+            .await
+            .expect("and its schema");
+        let owner_url = with_user(&url, &owner);
+        body(owner, owner_url, su).await;
+    })
+    .await;
 }
 
 fn options(max_connections: u32) -> StoreOptions {
@@ -1094,57 +1111,35 @@ async fn an_app_role_that_bypasses_rls_is_refused_at_start() {
 /// A login that may not become hydracore_app is told what to grant.
 #[tokio::test]
 async fn a_login_that_cannot_switch_to_the_app_role_is_refused_at_start() {
-    let Some(mut admin) = admin_connection().await else {
-        return;
-    };
-    let login = format!("hc_login_{}", Uuid::new_v4().simple());
-    admin
-        .execute(format!("CREATE ROLE {login} LOGIN").as_str())
-        .await
-        .expect("create login role");
-    let outcome = in_database({
-        let login = login.clone();
-        |url| async move {
-            let db = PgConnectOptions::from_str(&url)
-                .expect("url")
-                .get_database()
-                .map(str::to_owned)
-                .expect("database name");
-            // Another test may be the first to migrate: make sure the role
-            // exists, as an administrator would have made it.
-            drop(store(&url, 1).await);
-            let mut su = PgConnection::connect(&url).await.expect("superuser");
-            // A clean database owned by the login, migrated by it.
-            let own_db = format!("{db}_own");
-            su.execute(format!("CREATE DATABASE {own_db} OWNER {login}").as_str())
-                .await
-                .expect("create owned database");
-            let login_url = with_user(&with_database(&url, &own_db), &login);
-            let outcome = PgStore::connect(&login_url, &options(1)).await;
-            su.execute(format!("DROP DATABASE {own_db} WITH (FORCE)").as_str())
-                .await
-                .expect("drop owned database");
-            match outcome {
-                Err(StoreError::Config(message)) => {
-                    assert!(
-                        message.contains("cannot SET ROLE hydracore_app"),
-                        "{message}"
-                    );
-                    assert!(
-                        message.contains(&format!("GRANT hydracore_app TO {login}")),
-                        "{message}"
-                    );
-                }
-                other => panic!("expected a refusal, got {other:?}"),
+    with_a_new_login("", |login, url| async move {
+        let db = database_name(&url);
+        // Another test may be the first to migrate: make sure the role
+        // exists, as an administrator would have made it.
+        drop(store(&url, 1).await);
+        let mut su = PgConnection::connect(&url).await.expect("superuser");
+        // A clean database owned by the login, migrated by it.
+        let own_db = format!("{db}_own");
+        su.execute(format!("CREATE DATABASE {own_db} OWNER {login}").as_str())
+            .await
+            .expect("create owned database");
+        let login_url = with_user(&with_database(&url, &own_db), &login);
+        let outcome = PgStore::connect(&login_url, &options(1)).await;
+        su.execute(format!("DROP DATABASE {own_db} WITH (FORCE)").as_str())
+            .await
+            .expect("drop owned database");
+        match outcome {
+            Err(StoreError::Config(message)) => {
+                assert!(
+                    message.contains("cannot SET ROLE hydracore_app"),
+                    "{message}"
+                );
+                assert!(
+                    message.contains(&format!("GRANT hydracore_app TO {login}")),
+                    "{message}"
+                );
             }
+            other => panic!("expected a refusal, got {other:?}"),
         }
     })
     .await;
-    admin
-        .execute(format!("DROP ROLE {login}").as_str())
-        .await
-        .expect("drop login role");
-    if let Some(Err(e)) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
