@@ -155,10 +155,11 @@ async fn write_change(
     })
 }
 
-/// One call of `hydracore_workflow` (migration 0005), outside any
+/// One call of `hydracore_workflow` (migrations 0005, 0006), outside any
 /// transaction: it checks the request's key, switches to the application
-/// role and sets the tenant for its own implicit transaction, and its plan
-/// stays cached on the connection.
+/// role and sets the tenant for its own implicit transaction, and its
+/// plans (one with the history, one without) stay cached on the
+/// connection.
 pub async fn get(
     conn: &mut PgConnection,
     scope: Scope,
