@@ -4,11 +4,13 @@
 -- As one statement, `CASE WHEN p_with_history` let the plan PostgreSQL
 -- makes for a call's own values drop the history subquery when the
 -- history was not wanted. Such a plan looks far cheaper than the generic
--- one, so PostgreSQL planned the statement afresh on every read without
--- history: the read every change (advance, suspend, resume, abort)
--- starts with. pgbench on the call alone: 3,848-6,731 calls/s without the
--- history against 7,891-9,581 with it; with the two statements, 10,050-
--- 10,789 without (docs/benchmarks.md, round 4).
+-- one, so once most of a connection's calls were reads without history,
+-- PostgreSQL's plan cache planned every call afresh. Every change
+-- (advance, suspend, resume, abort, the sweeper's expiry) starts with such
+-- a read: under a load of changes alone the planner was 8.6 % of all
+-- samples. pgbench on the call alone: 3,848-6,731 calls/s without the
+-- history against 7,501-9,581 with it; with the two statements, 10,050-
+-- 10,789 without (docs/benchmarks.md, round 4, step 14).
 --
 -- Forcing generic plans for every request instead (plan_cache_mode, set
 -- by hydracore_enter) was tried: it gave this read the same gain, but
