@@ -70,26 +70,6 @@ pub async fn claim(
     Ok(claim)
 }
 
-pub async fn complete(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    instance_id: Uuid,
-    key: &IdempotencyKey,
-    workflow_id: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET workflow_id = $1 \
-         WHERE tenant_id = $2 AND instance_id = $3 AND key = $4",
-    )
-    .bind(workflow_id)
-    .bind(tenant_id)
-    .bind(instance_id)
-    .bind(key.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 pub async fn release(
     conn: &mut PgConnection,
     tenant_id: Uuid,

@@ -7,10 +7,10 @@
 //! security bounds every query they make and nothing outlives the
 //! transaction on the pooled connection; the role and tenant travel in the
 //! message that opens it (`session`).
-//! `get_workflow`, a change's write and `find_credential` do the same
-//! inside one database function each (migrations 0005 and 0003; the last
-//! with the key's hash in place of a tenant), in one round trip and with
-//! cached plans; `change_workflow` is a get and a version-checked write.
+//! `insert_workflow`, `get_workflow`, a change's write and
+//! `find_credential` do the same inside one database function each
+//! (migrations 0003, 0005 and 0007; `find_credential` with the key's hash
+//! in place of a tenant), in one round trip and with cached plans; `change_workflow` is a get and a version-checked write.
 //! Key lookups are then answered from memory (`key_cache`): each request
 //! made with a key checks it unrevoked in its own first message.
 //! Administrative methods (instances and credential management, used by the
@@ -180,15 +180,8 @@ impl Store for PgStore {
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError> {
-        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
-            workflows::insert(tx, workflow).await?;
-            if let Some(key) = idempotency_key {
-                let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
-                idempotency::complete(tx, tenant, instance, key, workflow.id).await?;
-            }
-            Ok(())
-        })
-        .await
+        self.with_conn(async |conn| workflows::create(conn, scope, workflow, idempotency_key).await)
+            .await
     }
 
     async fn claim_idempotency_key(

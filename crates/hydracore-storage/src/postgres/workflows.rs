@@ -1,10 +1,11 @@
-//! Workflow queries on PostgreSQL. `insert`, `list` and `list_suspended`
-//! run inside a request transaction opened by the caller (role and tenant
-//! already set); `get` and a change's write are one call each of a database
-//! function that sets them itself (migration 0005), outside any
-//! transaction. The explicit tenant conditions duplicate row-level security
+//! Workflow queries on PostgreSQL. `list` and `list_suspended` run inside
+//! a request transaction opened by the caller (role and tenant already
+//! set); `create`, `get` and a change's write are one call each of a
+//! database function that sets them itself (migrations 0005 to 0007),
+//! outside any transaction. The explicit tenant conditions duplicate row-level security
 //! on purpose, so that isolation never rests on one mechanism alone.
 
+use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
@@ -19,10 +20,15 @@ use super::rows::{datetime, json_param, rendered, WorkflowRow, HISTORY_COLUMN, W
 use crate::filters::{counts_answer, push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
-/// The workflow and the entries it was created with, in one statement: the
-/// history's foreign key is checked at the statement's end, when the
-/// workflow row is there.
-pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
+/// The workflow, the entries it was created with and, with
+/// `idempotency_key`, that key's claim completed: one call of
+/// `hydracore_create_workflow` (migration 0007), outside any transaction.
+pub async fn create(
+    conn: &mut PgConnection,
+    scope: Scope,
+    w: &Workflow,
+    idempotency_key: Option<&IdempotencyKey>,
+) -> Result<(), StoreError> {
     // A new workflow carries the entries it was created with; a rendered
     // history only ever comes out of storage.
     let History::Entries(entries) = &w.history else {
@@ -34,14 +40,12 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
         .iter()
         .map(crate::render_entry)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut q = QueryBuilder::<Postgres>::new(
-        "WITH created AS (INSERT INTO workflows (id, tenant_id, instance_id, customer_id, \
-         workflow_type, title, reference, created_at, status, stage, assigned_to, approver_id, \
-         escalation_level, workflow_state, suspended_step, suspend_payload, suspended_at, \
-         updated_at, last_action_at, next_action_at, expires_at, completed_at, version) ",
-    );
-    q.push_values([w], |mut row, w| {
-        row.push_bind(w.id)
+    let column = |f: fn(&HistoryEntry) -> Option<&str>| entries.iter().map(f).collect::<Vec<_>>();
+    let mut q = QueryBuilder::<Postgres>::new("SELECT hydracore_create_workflow(");
+    {
+        let mut args = q.separated(", ");
+        args.push_bind(scope.credential_id)
+            .push_bind(w.id)
             .push_bind(w.tenant_id)
             .push_bind(w.instance_id)
             .push_bind(w.customer_id)
@@ -49,28 +53,37 @@ pub async fn insert(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
             .push_bind(&w.title)
             .push_bind(&w.reference)
             .push_bind(w.created_at.as_datetime());
-        push_changeable(&mut row, w);
-    });
-    q.push(" RETURNING 1) ");
-    if entries.is_empty() {
-        q.push("SELECT 1");
-    } else {
-        q.push(
-            "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-             action_detail, actor, from_status, to_status, from_stage, to_stage, entry) ",
-        );
-        q.push_values(entries.iter().zip(&rendered), |mut row, (e, entry)| {
-            row.push_bind(w.tenant_id).push_bind(w.id);
-            push_entry(&mut row, e, entry);
-        });
+        push_changeable(&mut args, w);
+        args.push_bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
+            .push_bind(
+                entries
+                    .iter()
+                    .map(|e| e.at.as_datetime())
+                    .collect::<Vec<_>>(),
+            )
+            .push_bind(column(|e| Some(&e.action)))
+            .push_bind(
+                entries
+                    .iter()
+                    .map(|e| json_param(&e.action_detail))
+                    .collect::<Vec<_>>(),
+            )
+            .push_bind(column(|e| e.actor.as_deref()))
+            .push_bind(column(|e| e.from_status.map(Status::as_str)))
+            .push_bind(column(|e| e.to_status.map(Status::as_str)))
+            .push_bind(column(|e| e.from_stage.as_deref()))
+            .push_bind(column(|e| e.to_stage.as_deref()))
+            .push_bind(rendered)
+            .push_bind(idempotency_key.map(IdempotencyKey::as_str));
     }
-    q.build().execute(&mut *conn).await?;
+    q.push(")");
+    q.build().execute(conn).await?;
     Ok(())
 }
 
-/// The values a command may change, in the order of
-/// `hydracore_change_workflow`'s parameters and of `insert`'s columns
-/// (`status` .. `version`).
+/// The values a command may change, in the order of the parameters of
+/// `hydracore_change_workflow` and `hydracore_create_workflow` (`status`
+/// .. `version`).
 fn push_changeable<'args>(
     args: &mut Separated<'_, 'args, Postgres, &'static str>,
     w: &'args Workflow,
