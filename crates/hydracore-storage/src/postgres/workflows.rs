@@ -44,10 +44,10 @@ pub async fn create(
     let mut q = QueryBuilder::<Postgres>::new("SELECT hydracore_create_workflow(");
     {
         let mut args = q.separated(", ");
-        args.push_bind(scope.credential_id)
-            .push_bind(w.id)
-            .push_bind(w.tenant_id)
+        args.push_bind(w.tenant_id)
             .push_bind(w.instance_id)
+            .push_bind(scope.credential_id)
+            .push_bind(w.id)
             .push_bind(w.customer_id)
             .push_bind(w.workflow_type.as_str())
             .push_bind(&w.title)
