@@ -10,7 +10,8 @@
 //! `insert_workflow`, `get_workflow`, a change's write and
 //! `find_credential` do the same inside one database function each
 //! (migrations 0003, 0005 and 0007; `find_credential` with the key's hash
-//! in place of a tenant), in one round trip and with cached plans; `change_workflow` is a get and a version-checked write.
+//! in place of a tenant), in one round trip and with cached plans;
+//! `change_workflow` is a get and a version-checked write.
 //! Key lookups are then answered from memory (`key_cache`): each request
 //! made with a key checks it unrevoked in its own first message.
 //! Administrative methods (instances and credential management, used by the

@@ -2,8 +2,9 @@
 //! a request transaction opened by the caller (role and tenant already
 //! set); `create`, `get` and a change's write are one call each of a
 //! database function that sets them itself (migrations 0005 to 0007),
-//! outside any transaction. The explicit tenant conditions duplicate row-level security
-//! on purpose, so that isolation never rests on one mechanism alone.
+//! outside any transaction. The explicit tenant conditions duplicate
+//! row-level security on purpose, so that isolation never rests on one
+//! mechanism alone.
 
 use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::precondition::IfMatch;
