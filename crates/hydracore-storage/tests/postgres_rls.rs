@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::request::{AdvanceWorkflow, CreateWorkflow, ListQuery, SuspendWorkflow};
 use hydracore_domain::transition::{self, Command};
 use hydracore_domain::History;
@@ -475,6 +476,19 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
                 .await,
             Err(StoreError::NotFound)
         ));
+        // Nor can a create made for A write B's workflow; B keeps one.
+        let created = store
+            .insert_workflow(a.scope(), &new_workflow(b.id, b.instance, Map::new()), None)
+            .await;
+        assert!(
+            matches!(created, Err(StoreError::Corrupt(_))),
+            "{created:?}"
+        );
+        let page = store
+            .list_workflows(Scope::tenant(b.id), &first_page())
+            .await
+            .expect("B's list");
+        assert_eq!(page.total, 1);
     })
     .await;
 }
@@ -737,15 +751,18 @@ async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
     .await;
 }
 
-/// A write transaction's first message switches the role before `BEGIN`
-/// (`session::begin`): when the switch fails, the connection must go back
-/// to the pool idle, not inside an aborted transaction.
+/// A write switches the role first: in the message that opens its
+/// transaction, before `BEGIN` (`session::begin`, an idempotency claim), or
+/// first thing in a database function's call (a create). When the switch
+/// fails, the connection must go back to the pool idle, not inside an
+/// aborted transaction.
 #[tokio::test]
 async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
     in_database_owned_by_a_new_login(|owner, owner_url, mut su| async move {
-        // One connection: the failed write and the next share it.
+        // One connection: the failed writes and the next share it.
         let store = store(&owner_url, 1).await;
         let t = seed_tenant(store.as_ref()).await;
+        let key = IdempotencyKey::parse("retry-1").expect("key");
         let pid = backend_pid(&store).await;
         su.execute(format!("REVOKE hydracore_app FROM {owner}").as_str())
             .await
@@ -753,7 +770,11 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
         let refused = store
             .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
             .await;
-        assert!(refused.is_err(), "the write ran without the role");
+        assert!(refused.is_err(), "the create ran without the role");
+        let refused = store
+            .claim_idempotency_key(t.scope(), t.instance, &key, b"body")
+            .await;
+        assert!(refused.is_err(), "the claim ran without the role");
         su.execute(format!("GRANT hydracore_app TO {owner}").as_str())
             .await
             .expect("grant the role back");
@@ -761,6 +782,12 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
             .insert_workflow(t.scope(), &new_workflow(t.id, t.instance, Map::new()), None)
             .await
             .expect("the connection writes again");
+        assert!(matches!(
+            store
+                .claim_idempotency_key(t.scope(), t.instance, &key, b"body")
+                .await,
+            Ok(Claim::Fresh)
+        ));
         assert_eq!(backend_pid(&store).await, pid, "the same connection");
         let page = store
             .list_workflows(t.scope(), &first_page())

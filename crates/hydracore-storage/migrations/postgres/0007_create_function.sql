@@ -6,11 +6,13 @@
 --
 -- The entries come as one array per column, in `seq` order, and are
 -- inserted after the workflow, so the history's foreign key finds it.
--- Row-level security checks the tenant of every row written, as it did.
--- The tenant comes first, as in the other request functions, so that
--- Citus can route a call by it (docs/scaling.md).
+-- p_tenant_id is the request's tenant: the call enters it and writes
+-- every row in it, under row-level security, so a create can only ever
+-- write into its own request's tenant. It comes first, as in the other
+-- request functions, so that Citus can route a call by it
+-- (docs/scaling.md).
 CREATE FUNCTION hydracore_create_workflow(
-    p_tenant_id        uuid,
+    p_tenant_id        uuid,  -- the request's tenant
     p_instance_id      uuid,
     p_credential_id    uuid,  -- NULL: not by key; else checked live
     p_id               uuid,

@@ -37,6 +37,15 @@ pub async fn create(
             "a new workflow must carry its history entries".into(),
         ));
     };
+    // The call enters the request's tenant and writes the rows in it, so
+    // the workflow must be of that tenant: anything else is a bug here, not
+    // a request another tenant could make.
+    if w.tenant_id != scope.tenant_id {
+        return Err(StoreError::Corrupt(format!(
+            "workflow {} is of another tenant than its create request",
+            w.id
+        )));
+    }
     let rendered = entries
         .iter()
         .map(crate::render_entry)
@@ -45,7 +54,7 @@ pub async fn create(
     let mut q = QueryBuilder::<Postgres>::new("SELECT hydracore_create_workflow(");
     {
         let mut args = q.separated(", ");
-        args.push_bind(w.tenant_id)
+        args.push_bind(scope.tenant_id)
             .push_bind(w.instance_id)
             .push_bind(scope.credential_id)
             .push_bind(w.id)
