@@ -14,10 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
-use hydracore_domain::request::{AdvanceWorkflow, CreateWorkflow, ListQuery, SuspendWorkflow};
-use hydracore_domain::transition::{self, Command};
+use hydracore_domain::precondition::IfMatch;
+use hydracore_domain::request::{
+    AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
+};
+use hydracore_domain::transition::{self, Command, TransitionError};
 use hydracore_domain::History;
-use hydracore_domain::{ActionName, Scope, StepName, Timestamp, Workflow, WorkflowType};
+use hydracore_domain::{ActionName, Scope, Status, StepName, Timestamp, Workflow, WorkflowType};
 use hydracore_storage::postgres::PgStore;
 use hydracore_storage::{
     Credential, CredentialKind, Instance, NewCredential, Store, StoreError, StoreOptions,
@@ -648,11 +651,169 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
         let seqs: Vec<i64> = w.history.entries().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=51).collect::<Vec<_>>());
         assert_eq!(w.version, 51);
-        assert_eq!(w.version, 51);
         let merged = (0..50)
             .filter(|i| w.workflow_state.get(&format!("k{i}")) == Some(&json!(i)))
             .count();
         assert_eq!(merged, 50);
+    })
+    .await;
+}
+
+/// Two replicas of one database: each remembers the records it wrote
+/// last, and must still build every change on the other's.
+#[tokio::test]
+async fn each_replica_changes_a_workflow_on_top_of_the_others_changes() {
+    with_database_for(|url| async move {
+        let (a, b) = (store(&url, 2).await, store(&url, 2).await);
+        let t = seed_tenant(a.as_ref()).await;
+        let scope = t.scope();
+        for (i, replica) in [&a, &a, &b, &a, &b, &b, &a].into_iter().enumerate() {
+            let mut state = Map::new();
+            state.insert(format!("k{i}"), json!(i));
+            let change = replica
+                .change_workflow(
+                    scope,
+                    t.workflow,
+                    &advance("tick", state),
+                    "agent",
+                    None,
+                    WithHistory::Yes,
+                )
+                .await
+                .expect("advance");
+            let seqs: Vec<i64> = change
+                .workflow
+                .history
+                .entries()
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            let version = i64::try_from(i).expect("small") + 2;
+            assert_eq!(seqs, (1..=version).collect::<Vec<_>>(), "change {i}");
+            assert_eq!(change.workflow.version, version);
+            let kept = (0..=i)
+                .filter(|k| change.workflow.workflow_state.get(&format!("k{k}")) == Some(&json!(k)))
+                .count();
+            assert_eq!(kept, i + 1, "change {i} kept every earlier change's state");
+        }
+    })
+    .await;
+}
+
+/// A replica's remembered record can be out of date; a 409 or 412 must
+/// come from the stored one, and a command the stored record allows must
+/// land.
+#[tokio::test]
+async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() {
+    with_database_for(|url| async move {
+        let (a, b) = (store(&url, 2).await, store(&url, 2).await);
+        let t = seed_tenant(a.as_ref()).await;
+        let scope = t.scope();
+        let change = |replica: &Arc<PgStore>, command: Command, if_match: Option<IfMatch>| {
+            let replica = Arc::clone(replica);
+            async move {
+                replica
+                    .change_workflow(
+                        scope,
+                        t.workflow,
+                        &command,
+                        "agent",
+                        if_match.as_ref(),
+                        WithHistory::No,
+                    )
+                    .await
+            }
+        };
+        let suspend = || {
+            Command::Suspend(SuspendWorkflow {
+                step: StepName::parse("approve").expect("step"),
+                payload: json!({"amount": 10}),
+            })
+        };
+        let resume = || {
+            Command::Resume(ResumeWorkflow {
+                resume_data: Map::new(),
+            })
+        };
+
+        // A wrote version 1 (active); B suspends it. A's own record would
+        // refuse a resume; the stored one allows it.
+        change(&b, suspend(), None).await.expect("B suspends");
+        let resumed = change(&a, resume(), None)
+            .await
+            .expect("A resumes B's suspension");
+        assert_eq!(resumed.workflow.version, 3);
+        assert_eq!(resumed.workflow.status, Status::Active);
+
+        // A suspends it (version 4) and B resumes it: A's own record would
+        // refuse A's next suspend, the stored one allows it.
+        change(&a, suspend(), None).await.expect("A suspends");
+        change(&b, resume(), None).await.expect("B resumes");
+        let suspended = change(&a, suspend(), None).await.expect("A suspends again");
+        assert_eq!(suspended.workflow.version, 6);
+        // And the other way round: A's record allows a suspend that the
+        // stored record refuses.
+        change(&b, resume(), None).await.expect("B resumes");
+        change(&b, suspend(), None).await.expect("B suspends");
+        let suspended_again = change(&a, suspend(), None).await;
+        assert!(
+            matches!(
+                suspended_again,
+                Err(StoreError::Transition(TransitionError::AlreadySuspended))
+            ),
+            "{suspended_again:?}"
+        );
+        change(&b, resume(), None).await.expect("B resumes");
+
+        // At version 9, If-Match 9 lands for A, whose record is at 6.
+        let landed = change(
+            &a,
+            advance("tick", Map::new()),
+            Some(IfMatch::parse("\"9\"")),
+        )
+        .await
+        .expect("If-Match of the stored version");
+        assert_eq!(landed.workflow.version, 10);
+        // B advances to 11: A's If-Match 10, which its own record would
+        // allow, is refused with the stored version.
+        change(&b, advance("tick", Map::new()), None)
+            .await
+            .expect("B advances");
+        let stale_condition = change(
+            &a,
+            advance("tick", Map::new()),
+            Some(IfMatch::parse("\"10\"")),
+        )
+        .await;
+        assert!(
+            matches!(
+                stale_condition,
+                Err(StoreError::Transition(TransitionError::VersionMismatch {
+                    current: 11
+                }))
+            ),
+            "{stale_condition:?}"
+        );
+
+        // B aborts it; A's next command finds it terminal.
+        change(&b, Command::Abort, None).await.expect("B aborts");
+        let after_abort = change(&a, advance("tick", Map::new()), None).await;
+        assert!(
+            matches!(
+                after_abort,
+                Err(StoreError::Transition(TransitionError::Terminal(
+                    Status::Cancelled
+                )))
+            ),
+            "{after_abort:?}"
+        );
+        let stored = b
+            .get_workflow(scope, t.workflow, WithHistory::Yes)
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(stored.version, 12);
+        assert_eq!(stored.history.len(), 12);
     })
     .await;
 }

@@ -11,7 +11,9 @@
 //! `find_credential` do the same inside one database function each
 //! (migrations 0003, 0005 and 0007; `find_credential` with the key's hash
 //! in place of a tenant), in one round trip and with cached plans;
-//! `change_workflow` is a get and a version-checked write.
+//! `change_workflow` is a get and a version-checked write, or the write
+//! alone when it can start from the record this replica wrote last
+//! (`last_written`).
 //! Key lookups are then answered from memory (`key_cache`): each request
 //! made with a key checks it unrevoked in its own first message.
 //! Administrative methods (instances and credential management, used by the
@@ -21,6 +23,7 @@
 mod credentials;
 mod idempotency;
 mod key_cache;
+mod last_written;
 mod pool;
 mod rows;
 mod session;
@@ -40,6 +43,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
+use self::last_written::LastWritten;
 use self::pool::Pool;
 use self::session::{Access, Mode};
 use crate::{
@@ -55,6 +59,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: Pool,
     keys: Arc<KeyCache>,
+    last_written: Arc<LastWritten>,
 }
 
 impl PgStore {
@@ -69,6 +74,7 @@ impl PgStore {
         let store = Self {
             pool,
             keys: Arc::new(KeyCache::default()),
+            last_written: Arc::new(LastWritten::default()),
         };
         store
             .with_conn(async |conn| store.prepare(conn).await)
@@ -181,8 +187,12 @@ impl Store for PgStore {
         workflow: &Workflow,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<(), StoreError> {
-        self.with_conn(async |conn| workflows::create(conn, scope, workflow, idempotency_key).await)
-            .await
+        self.with_conn(async |conn| {
+            workflows::create(conn, scope, workflow, idempotency_key).await
+        })
+        .await?;
+        self.last_written.remember(workflow);
+        Ok(())
     }
 
     async fn claim_idempotency_key(
@@ -218,7 +228,7 @@ impl Store for PgStore {
         // (`workflow_counts`) until it commits, as a request's change does;
         // holding many across a batch could close a cycle with requests
         // that hold some of them, a deadlock.
-        self.with_conn(async |conn| workflows::expire_due(conn, limit).await)
+        self.with_conn(async |conn| workflows::expire_due(conn, limit, &self.last_written).await)
             .await
     }
 
@@ -265,7 +275,18 @@ impl Store for PgStore {
         history: WithHistory,
     ) -> Result<Change, StoreError> {
         self.with_conn(async |conn| {
-            workflows::change(conn, scope, id, command, actor, if_match, history).await
+            let last_written = &self.last_written;
+            workflows::change(
+                conn,
+                scope,
+                id,
+                command,
+                actor,
+                if_match,
+                history,
+                last_written,
+            )
+            .await
         })
         .await
     }

@@ -17,6 +17,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::last_written::LastWritten;
 use super::rows::{datetime, json_param, rendered, WorkflowRow, HISTORY_COLUMN, WORKFLOW_COLUMNS};
 use crate::filters::{counts_answer, push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
@@ -275,7 +276,10 @@ const MAX_ATTEMPTS: usize = 1_000;
 /// only if the workflow is still at the version read, else all three steps
 /// run again on the newer record. Concurrent commands on one workflow thus
 /// still apply one after the other, each to the previous result. Each step
-/// is its own statement and transaction.
+/// is its own statement and transaction. When this replica wrote the
+/// workflow last, the first attempt starts from that record instead of a
+/// read (`last_written`).
+#[allow(clippy::too_many_arguments)]
 pub async fn change(
     conn: &mut PgConnection,
     scope: Scope,
@@ -284,60 +288,115 @@ pub async fn change(
     actor: &str,
     if_match: Option<&IfMatch>,
     history: WithHistory,
+    last_written: &LastWritten,
 ) -> Result<Change, StoreError> {
-    change_if(conn, scope, id, command, actor, if_match, history, |_| true)
+    // A record of another instance is not this request's to start from:
+    // its read answers 404.
+    let guess = last_written
+        .guess(scope.tenant_id, id)
+        .filter(|w| scope.instance_id.is_none_or(|i| i == w.instance_id));
+    let attempt = Attempt {
+        scope,
+        id,
+        command,
+        actor,
+        if_match,
+        history,
+    };
+    attempt
+        .run(conn, guess, last_written, |_| true)
         .await?
         .ok_or(StoreError::NotFound)
 }
 
-/// [`change`], as long as each read of the workflow is `wanted`; `None`
-/// once one is not.
-#[allow(clippy::too_many_arguments)]
-async fn change_if(
-    conn: &mut PgConnection,
+/// One command on one workflow, as [`change`] and the sweeper make it.
+struct Attempt<'a> {
     scope: Scope,
     id: Uuid,
-    command: &Command,
-    actor: &str,
-    if_match: Option<&IfMatch>,
+    command: &'a Command,
+    actor: &'a str,
+    if_match: Option<&'a IfMatch>,
     history: WithHistory,
-    wanted: impl Fn(&Workflow) -> bool,
-) -> Result<Option<Change>, StoreError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let current = get(conn, scope, id, WithHistory::No)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if !wanted(&current) {
-            return Ok(None);
-        }
-        let expected_version = current.version;
-        let mut change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
-        let rendered_entry = crate::render_entry(&change.entry)?;
-        let written = write_change(
-            conn,
-            scope,
-            expected_version,
-            &change.workflow,
-            &change.entry,
-            &rendered_entry,
-            history,
-        )
-        .await?;
-        let Written::Landed(earlier) = written else {
-            continue;
-        };
-        if history == WithHistory::Yes {
-            let joined = match earlier {
-                Some(earlier) => format!("{earlier},{rendered_entry}"),
-                None => rendered_entry,
+}
+
+impl Attempt<'_> {
+    /// [`change`], starting from `guess` if given, as long as each record
+    /// read is `wanted`; `None` once one is not.
+    async fn run(
+        &self,
+        conn: &mut PgConnection,
+        mut guess: Option<Workflow>,
+        last_written: &LastWritten,
+        wanted: impl Fn(&Workflow) -> bool,
+    ) -> Result<Option<Change>, StoreError> {
+        let Attempt { scope, id, .. } = *self;
+        for _ in 0..MAX_ATTEMPTS {
+            let guessed = guess.is_some();
+            let current = match guess.take() {
+                Some(remembered) => remembered,
+                None => get(conn, scope, id, WithHistory::No)
+                    .await?
+                    .ok_or(StoreError::NotFound)?,
             };
-            change.workflow.history = rendered(&joined)?;
+            // Whatever a remembered record says against the command is
+            // checked again on the stored one, which alone is answered.
+            if !wanted(&current) {
+                if guessed {
+                    continue;
+                }
+                return Ok(None);
+            }
+            let expected_version = current.version;
+            let applied = transition::apply(
+                current,
+                self.command,
+                self.actor,
+                self.if_match,
+                Timestamp::now(),
+            );
+            let mut change = match applied {
+                Ok(change) => change,
+                Err(_) if guessed => continue,
+                Err(refused) => return Err(refused.into()),
+            };
+            let rendered_entry = crate::render_entry(&change.entry)?;
+            let written = write_change(
+                conn,
+                scope,
+                expected_version,
+                &change.workflow,
+                &change.entry,
+                &rendered_entry,
+                self.history,
+            )
+            .await;
+            // A write that failed may still have landed: the next change
+            // reads.
+            let earlier = match written {
+                Ok(Written::Landed(earlier)) => earlier,
+                Ok(Written::Stale) => {
+                    last_written.forget(scope.tenant_id, id);
+                    continue;
+                }
+                Err(e) => {
+                    last_written.forget(scope.tenant_id, id);
+                    return Err(e);
+                }
+            };
+            last_written.remember(&change.workflow);
+            if self.history == WithHistory::Yes {
+                let joined = match earlier {
+                    Some(earlier) => format!("{earlier},{rendered_entry}"),
+                    None => rendered_entry,
+                };
+                change.workflow.history = rendered(&joined)?;
+            }
+            return Ok(Some(change));
         }
-        return Ok(Some(change));
+        Err(StoreError::Unavailable(format!(
+            "workflow {id} changed {MAX_ATTEMPTS} times while one change was being applied"
+        )))
     }
-    Err(StoreError::Unavailable(format!(
-        "workflow {id} changed {MAX_ATTEMPTS} times while one change was being applied"
-    )))
 }
 
 /// Expires up to `limit` overdue live workflows, each in a change of its
@@ -345,7 +404,11 @@ async fn change_if(
 /// application role in the workflow's tenant). Sweepers of several
 /// replicas may pick the same workflow: the version check lets one expire
 /// it, and the other then finds it no longer due.
-pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, StoreError> {
+pub async fn expire_due(
+    conn: &mut PgConnection,
+    limit: u32,
+    last_written: &LastWritten,
+) -> Result<u64, StoreError> {
     // The server's clock decides, in the query and in the recheck alike.
     let now = Timestamp::now();
     let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
@@ -362,18 +425,16 @@ pub async fn expire_due(conn: &mut PgConnection, limit: u32) -> Result<u64, Stor
     for (id, tenant_id, instance_id) in due {
         let still_due =
             |w: &Workflow| !w.status.is_terminal() && w.expires_at.is_some_and(|at| at <= now);
-        let done = change_if(
-            conn,
-            Scope::instance(tenant_id, instance_id),
+        let attempt = Attempt {
+            scope: Scope::instance(tenant_id, instance_id),
             id,
-            &Command::Expire,
-            transition::SYSTEM_ACTOR,
-            None,
-            WithHistory::No,
-            still_due,
-        )
-        .await;
-        match done {
+            command: &Command::Expire,
+            actor: transition::SYSTEM_ACTOR,
+            if_match: None,
+            history: WithHistory::No,
+        };
+        // Always from a read: the sweeper's list is already the database's.
+        match attempt.run(conn, None, last_written, still_due).await {
             Ok(Some(_)) => expired += 1,
             Ok(None) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e),
