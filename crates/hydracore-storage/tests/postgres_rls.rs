@@ -492,6 +492,17 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
             .await
             .expect("B's list");
         assert_eq!(page.total, 1);
+        // A list of B's instance made as A finds nothing, total included.
+        let b_instance = ListQuery {
+            instance_id: Some(b.instance),
+            status: Some(Status::Active),
+            ..first_page()
+        };
+        let page = store
+            .list_workflows(cross, &b_instance)
+            .await
+            .expect("list");
+        assert_eq!((page.total, page.workflows.len()), (0, 0));
     })
     .await;
 }
@@ -1016,6 +1027,11 @@ async fn every_request_with_a_revoked_key_is_refused_by_the_database() {
             .await
             .expect("revoke"));
         let query = first_page();
+        // Confined to one instance and status: one database call of its own.
+        let status_query = ListQuery {
+            status: Some(Status::Active),
+            ..first_page()
+        };
         let advance = advance("called", Map::new());
         let outcomes = [
             (
@@ -1026,6 +1042,10 @@ async fn every_request_with_a_revoked_key_is_refused_by_the_database() {
                     .err(),
             ),
             ("list", store.list_workflows(scope, &query).await.err()),
+            (
+                "status list",
+                store.list_workflows(scope, &status_query).await.err(),
+            ),
             ("suspended", store.list_suspended(scope).await.err()),
             (
                 "change",

@@ -252,6 +252,13 @@ impl Store for PgStore {
         scope: Scope,
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
+        if let Some(confined) = workflows::one_instance_in_one_status(scope, query) {
+            return self
+                .with_conn(async |conn| {
+                    workflows::list_one_status(conn, scope, confined, query).await
+                })
+                .await;
+        }
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list(tx, scope, query).await
         })

@@ -14,7 +14,7 @@ use hydracore_domain::transition::{self, Change, Command};
 use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
 use sqlx::query_builder::Separated;
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::last_written::LastWritten;
@@ -200,6 +200,54 @@ pub async fn get(
         .await?
         .map(WorkflowRow::into_domain)
         .transpose()
+}
+
+/// The instance and the status a list is confined to, when nothing else
+/// filters it: its total then comes from `workflow_counts`, and the list
+/// is one call of [`list_one_status`]. Others run [`list`].
+pub fn one_instance_in_one_status(scope: Scope, query: &ListQuery) -> Option<(Uuid, Status)> {
+    if !counts_answer(query) {
+        return None;
+    }
+    let instance_id = match (scope.instance_id, query.instance_id) {
+        (Some(id), None) | (None, Some(id)) => id,
+        (Some(id), Some(filter)) if id == filter => id,
+        _ => return None,
+    };
+    Some((instance_id, query.status?))
+}
+
+/// One call of `hydracore_list_workflows` (migration 0008), outside any
+/// transaction: the key check, the role and tenant, and the page with its
+/// total in one statement (one snapshot).
+pub async fn list_one_status(
+    conn: &mut PgConnection,
+    scope: Scope,
+    (instance_id, status): (Uuid, Status),
+    query: &ListQuery,
+) -> Result<WorkflowPage, StoreError> {
+    let rows = sqlx::query("SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6)")
+        .bind(scope.tenant_id)
+        .bind(instance_id)
+        .bind(scope.credential_id)
+        .bind(status.as_str())
+        .bind(query.per_page)
+        .bind(query.offset())
+        .fetch_all(conn)
+        .await?;
+    let mut page = WorkflowPage {
+        total: 0,
+        workflows: Vec::with_capacity(rows.len()),
+    };
+    for row in rows {
+        page.total = row.try_get("total")?;
+        // A page past the end is the total's row alone, the rest NULL.
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            page.workflows
+                .push(WorkflowRow::from_row(&row)?.into_domain()?);
+        }
+    }
+    Ok(page)
 }
 
 /// Callers run this in one snapshot (repeatable read), so the page and its

@@ -98,6 +98,57 @@ async fn a_list_is_newest_first_with_the_exact_total_and_pages() {
 }
 
 #[tokio::test]
+async fn a_status_list_pages_newest_first_with_its_exact_total() {
+    let app = TestApp::spawn().await;
+    let mut active = Vec::new();
+    for _ in 0..5 {
+        active.push(app.create_workflow(&app.agent).await);
+    }
+    let suspended = app.create_workflow(&app.agent).await;
+    let response = app
+        .suspend(&app.agent, &suspended, json!({"step": "approve"}))
+        .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    active.reverse();
+    let page = |query: &'static str| {
+        let app = &app;
+        async move {
+            let response = app.list(&app.agent, query).await;
+            assert_eq!(response.status, 200, "{:?}", response.body);
+            let ids: Vec<String> = response.body["workflows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids, response.body)
+        }
+    };
+    let (first, body) = page("status=active&per_page=2").await;
+    assert_eq!(
+        (first, body["total"].clone()),
+        (active[0..2].to_vec(), json!(5))
+    );
+    assert_eq!(body["workflows"][0]["history"][0]["action"], "created");
+    let (third, body) = page("status=active&per_page=2&page=3").await;
+    assert_eq!(
+        (third, body["total"].clone()),
+        (active[4..5].to_vec(), json!(5))
+    );
+    let (beyond, body) = page("status=active&per_page=2&page=99").await;
+    assert_eq!((beyond, body["total"].clone()), (vec![], json!(5)));
+    let (none, body) = page("status=completed").await;
+    assert_eq!((none, body["total"].clone()), (vec![], json!(0)));
+    let (only, body) = page("status=suspended").await;
+    assert_eq!(
+        (only, body["total"].clone()),
+        (vec![suspended.clone()], json!(1))
+    );
+    assert_eq!(body["workflows"][0]["suspended_step"], "approve");
+    assert_eq!(body["workflows"][0]["history"][1]["action"], "suspended");
+}
+
+#[tokio::test]
 async fn a_list_filters_by_customer_type_status_and_reference() {
     let app = TestApp::spawn().await;
     let customer = Uuid::new_v4();
