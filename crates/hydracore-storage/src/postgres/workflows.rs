@@ -1,8 +1,8 @@
 //! Workflow queries on PostgreSQL. `list` and `list_suspended` run inside
 //! a request transaction opened by the caller (role and tenant already
-//! set); `create`, `get` and a change's write are one call each of a
-//! database function that sets them itself (migrations 0005 to 0007),
-//! outside any transaction. The explicit tenant conditions duplicate
+//! set); `create`, `get`, a change's write and `list_one_status` are one
+//! call each of a database function that sets them itself (migrations
+//! 0005 to 0008), outside any transaction. The explicit tenant conditions duplicate
 //! row-level security on purpose, so that isolation never rests on one
 //! mechanism alone.
 
