@@ -747,84 +747,110 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
             })
         };
 
-        // A wrote version 1 (active); B suspends it. A's own record would
-        // refuse a resume; the stored one allows it.
-        change(&b, suspend(), None).await.expect("B suspends");
-        let resumed = change(&a, resume(), None)
-            .await
-            .expect("A resumes B's suspension");
-        assert_eq!(resumed.workflow.version, 3);
-        assert_eq!(resumed.workflow.status, Status::Active);
+        let tick = || advance("tick", Map::new());
+        let if_match = |version: i64| Some(IfMatch::parse(&format!("\"{version}\"")));
+        let refused = |outcome: Result<_, StoreError>, expected: TransitionError| match outcome {
+            Err(StoreError::Transition(e)) => assert_eq!(e, expected),
+            other => panic!("expected {expected:?}, got {other:?}"),
+        };
 
-        // A suspends it (version 4) and B resumes it: A's own record would
-        // refuse A's next suspend, the stored one allows it.
+        // Commands A's own record would refuse, which the stored one
+        // allows. A wrote version 1 (active); B suspends it: A resumes.
+        change(&b, suspend(), None).await.expect("B suspends");
+        let resumed = change(&a, resume(), None).await.expect("A resumes");
+        assert_eq!(
+            (resumed.workflow.version, resumed.workflow.status),
+            (3, Status::Active)
+        );
+        // A suspends (4), B resumes (5): A suspends again.
         change(&a, suspend(), None).await.expect("A suspends");
         change(&b, resume(), None).await.expect("B resumes");
         let suspended = change(&a, suspend(), None).await.expect("A suspends again");
         assert_eq!(suspended.workflow.version, 6);
-        // And the other way round: A's record allows a suspend that the
-        // stored record refuses.
-        change(&b, resume(), None).await.expect("B resumes");
+        // A resumes (7), B advances (8): A's If-Match 8 lands.
+        change(&a, resume(), None).await.expect("A resumes");
+        change(&b, tick(), None).await.expect("B advances");
+        let landed = change(&a, tick(), if_match(8)).await.expect("If-Match 8");
+        assert_eq!(landed.workflow.version, 9);
+
+        // Commands A's own record would allow, which the stored one
+        // refuses. B advances (10): A's If-Match 9 is refused with 10.
+        change(&b, tick(), None).await.expect("B advances");
+        let outcome = change(&a, tick(), if_match(9)).await;
+        refused(outcome, TransitionError::VersionMismatch { current: 10 });
+        // A advances (11), B suspends (12): A's suspend is refused.
+        change(&a, tick(), None).await.expect("A advances");
         change(&b, suspend(), None).await.expect("B suspends");
-        let suspended_again = change(&a, suspend(), None).await;
-        assert!(
-            matches!(
-                suspended_again,
-                Err(StoreError::Transition(TransitionError::AlreadySuspended))
-            ),
-            "{suspended_again:?}"
-        );
+        let outcome = change(&a, suspend(), None).await;
+        refused(outcome, TransitionError::AlreadySuspended);
+        // B resumes (13), A advances (14), B aborts (15): A finds it
+        // terminal.
         change(&b, resume(), None).await.expect("B resumes");
-
-        // At version 9, If-Match 9 lands for A, whose record is at 6.
-        let landed = change(
-            &a,
-            advance("tick", Map::new()),
-            Some(IfMatch::parse("\"9\"")),
-        )
-        .await
-        .expect("If-Match of the stored version");
-        assert_eq!(landed.workflow.version, 10);
-        // B advances to 11: A's If-Match 10, which its own record would
-        // allow, is refused with the stored version.
-        change(&b, advance("tick", Map::new()), None)
-            .await
-            .expect("B advances");
-        let stale_condition = change(
-            &a,
-            advance("tick", Map::new()),
-            Some(IfMatch::parse("\"10\"")),
-        )
-        .await;
-        assert!(
-            matches!(
-                stale_condition,
-                Err(StoreError::Transition(TransitionError::VersionMismatch {
-                    current: 11
-                }))
-            ),
-            "{stale_condition:?}"
-        );
-
-        // B aborts it; A's next command finds it terminal.
+        change(&a, tick(), None).await.expect("A advances");
         change(&b, Command::Abort, None).await.expect("B aborts");
-        let after_abort = change(&a, advance("tick", Map::new()), None).await;
-        assert!(
-            matches!(
-                after_abort,
-                Err(StoreError::Transition(TransitionError::Terminal(
-                    Status::Cancelled
-                )))
-            ),
-            "{after_abort:?}"
-        );
+        let outcome = change(&a, tick(), None).await;
+        refused(outcome, TransitionError::Terminal(Status::Cancelled));
         let stored = b
             .get_workflow(scope, t.workflow, WithHistory::Yes)
             .await
             .expect("get")
             .expect("found");
-        assert_eq!(stored.version, 12);
-        assert_eq!(stored.history.len(), 12);
+        assert_eq!(stored.version, 15);
+        assert_eq!(stored.history.len(), 15);
+    })
+    .await;
+}
+
+/// A record changed without this replica, at the version this replica
+/// wrote (after a failover that lost its write, another replica can write
+/// that version anew): its next change must build on the stored record.
+#[tokio::test]
+async fn a_replica_builds_on_a_record_rewritten_at_the_version_it_wrote() {
+    with_database_for(|url| async move {
+        let a = store(&url, 2).await;
+        let t = seed_tenant(a.as_ref()).await;
+        let mut state = Map::new();
+        state.insert("mine".into(), json!(1));
+        a.change_workflow(
+            t.scope(),
+            t.workflow,
+            &advance("tick", state),
+            "agent",
+            None,
+            WithHistory::No,
+        )
+        .await
+        .expect("A advances to version 2");
+        // Version 2 written again, as another replica's write would be.
+        let mut login = PgConnection::connect(&url).await.expect("login");
+        sqlx::query(
+            "UPDATE workflows SET workflow_state = '{\"theirs\": 1}', updated_at = now() \
+             WHERE id = $1 AND version = 2",
+        )
+        .bind(t.workflow)
+        .execute(&mut login)
+        .await
+        .expect("rewrite version 2");
+        let mut state = Map::new();
+        state.insert("next".into(), json!(1));
+        let change = a
+            .change_workflow(
+                t.scope(),
+                t.workflow,
+                &advance("tick", state),
+                "agent",
+                None,
+                WithHistory::No,
+            )
+            .await
+            .expect("A advances to version 3");
+        let keys: Vec<&str> = change
+            .workflow
+            .workflow_state
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!((change.workflow.version, keys), (3, vec!["theirs", "next"]));
     })
     .await;
 }

@@ -16,7 +16,8 @@
 -- as it did for the list statements before LIMIT was written into them
 -- (docs/benchmarks.md, step 10). The generic plan is the ordered scan of
 -- workflows_by_instance_status whatever the LIMIT, and the function's SET
--- keeps it for the function's own statements only.
+-- keeps it for the call alone (this statement and hydracore_enter's key
+-- check, a primary-key read), not for the connection.
 CREATE FUNCTION hydracore_list_workflows(
     p_tenant_id     uuid,
     p_instance_id   uuid,

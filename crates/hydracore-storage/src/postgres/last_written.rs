@@ -5,9 +5,11 @@
 //! from the remembered record and saves a round trip. If anyone else
 //! (another replica, the sweeper of one, the command line) changed the
 //! workflow since, the write finds another version and writes nothing, and
-//! the change starts over from a read. A remembered record is never
-//! answered as a read, and neither is a refusal (409, 412) worked out from
-//! one: those come only from a record read from the database.
+//! the change starts over from a read. (The write compares the version
+//! and `updated_at`: migration 0009 says why the version alone is not
+//! enough.) A remembered record is never answered as a read, and neither
+//! is a refusal (409, 412) worked out from one: those come only from a
+//! record read from the database.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -18,9 +20,11 @@ use quick_cache::Weighter;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// What the remembered records may take, by [`approximate_bytes`]. A
-/// record can hold up to a megabyte of state; most hold a few hundred
-/// bytes, so this keeps the last tens of thousands.
+/// What the remembered records may take, by [`approximate_bytes`], an
+/// estimate (it leaves out the allocator's rounding and spare capacity).
+/// The cache divides it among its shards (a few per CPU); a record heavier
+/// than a shard's share is not kept. Most records weigh a few kilobytes,
+/// so this keeps the last thousands.
 const BUDGET_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A typical record, for sizing the cache's table.
@@ -75,8 +79,13 @@ impl LastWritten {
 
     /// Remembers `workflow` as just written (its history is not kept).
     /// Of two changes of one workflow landing at once, the older may be
-    /// remembered last: the next change then finds it stale and reads.
+    /// remembered last: the next change then finds it stale and reads. A
+    /// workflow in a terminal status never changes again: it is forgotten.
     pub fn remember(&self, workflow: &Workflow) {
+        if workflow.status.is_terminal() {
+            self.forget(workflow.tenant_id, workflow.id);
+            return;
+        }
         let workflow = Workflow {
             history: History::default(),
             ..workflow.clone()
@@ -179,6 +188,16 @@ mod tests {
             guessed
         );
         last.forget(w.tenant_id, w.id);
+        assert!(last.guess(w.tenant_id, w.id).is_none());
+    }
+
+    #[test]
+    fn a_workflow_in_a_terminal_status_is_forgotten() {
+        let last = LastWritten::default();
+        let mut w = workflow(Uuid::new_v4(), 10);
+        last.remember(&w);
+        w.status = hydracore_domain::Status::Cancelled;
+        last.remember(&w);
         assert!(last.guess(w.tenant_id, w.id).is_none());
     }
 

@@ -282,21 +282,16 @@ impl Store for PgStore {
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, StoreError> {
-        self.with_conn(async |conn| {
-            let last_written = &self.last_written;
-            workflows::change(
-                conn,
-                scope,
-                id,
-                command,
-                actor,
-                if_match,
-                history,
-                last_written,
-            )
+        let attempt = workflows::Attempt {
+            scope,
+            id,
+            command,
+            actor,
+            if_match,
+            history,
+        };
+        self.with_conn(async |conn| attempt.change(conn, &self.last_written).await)
             .await
-        })
-        .await
     }
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {

@@ -136,6 +136,14 @@ fn push_entry<'args>(
         .push_bind(rendered);
 }
 
+/// How a change's write knows the record it was made from: by its version
+/// and the instant of the write that made it (migration 0009 says when
+/// the version alone is not enough).
+struct Unchanged {
+    version: i64,
+    updated_at: Timestamp,
+}
+
 /// What [`write_change`] found.
 enum Written {
     /// The change landed; with the history wanted, the entries before it
@@ -146,12 +154,13 @@ enum Written {
 }
 
 /// Writes back every column a command may change and appends `entry`, if
-/// the workflow is still at `expected_version`: one call of
-/// `hydracore_change_workflow` (migration 0005).
+/// the workflow is still the record the change was made from (`from`: its
+/// version and `updated_at`): one call of `hydracore_change_workflow`
+/// (migration 0009).
 async fn write_change(
     conn: &mut PgConnection,
     scope: Scope,
-    expected_version: i64,
+    from: &Unchanged,
     w: &Workflow,
     entry: &HistoryEntry,
     rendered_entry: &str,
@@ -165,7 +174,8 @@ async fn write_change(
             .push_bind(scope.instance_id)
             .push_bind(scope.credential_id)
             .push_bind(w.id)
-            .push_bind(expected_version);
+            .push_bind(from.version)
+            .push_bind(from.updated_at.as_datetime());
         push_changeable(&mut args, w);
         push_entry(&mut args, entry, rendered_entry);
         args.push_bind(history == WithHistory::Yes);
@@ -320,55 +330,40 @@ pub async fn list_suspended(
 /// to retry (503).
 const MAX_ATTEMPTS: usize = 1_000;
 
-/// Reads, checks and changes one workflow, optimistically: the write lands
-/// only if the workflow is still at the version read, else all three steps
-/// run again on the newer record. Concurrent commands on one workflow thus
-/// still apply one after the other, each to the previous result. Each step
-/// is its own statement and transaction. When this replica wrote the
-/// workflow last, the first attempt starts from that record instead of a
-/// read (`last_written`).
-#[allow(clippy::too_many_arguments)]
-pub async fn change(
-    conn: &mut PgConnection,
-    scope: Scope,
-    id: Uuid,
-    command: &Command,
-    actor: &str,
-    if_match: Option<&IfMatch>,
-    history: WithHistory,
-    last_written: &LastWritten,
-) -> Result<Change, StoreError> {
-    // A record of another instance is not this request's to start from:
-    // its read answers 404.
-    let guess = last_written
-        .guess(scope.tenant_id, id)
-        .filter(|w| scope.instance_id.is_none_or(|i| i == w.instance_id));
-    let attempt = Attempt {
-        scope,
-        id,
-        command,
-        actor,
-        if_match,
-        history,
-    };
-    attempt
-        .run(conn, guess, last_written, |_| true)
-        .await?
-        .ok_or(StoreError::NotFound)
-}
-
-/// One command on one workflow, as [`change`] and the sweeper make it.
-struct Attempt<'a> {
-    scope: Scope,
-    id: Uuid,
-    command: &'a Command,
-    actor: &'a str,
-    if_match: Option<&'a IfMatch>,
-    history: WithHistory,
+/// One command on one workflow, as a request and the sweeper make it.
+pub struct Attempt<'a> {
+    pub scope: Scope,
+    pub id: Uuid,
+    pub command: &'a Command,
+    pub actor: &'a str,
+    pub if_match: Option<&'a IfMatch>,
+    pub history: WithHistory,
 }
 
 impl Attempt<'_> {
-    /// [`change`], starting from `guess` if given, as long as each record
+    /// Reads, checks and changes the workflow, optimistically: the write
+    /// lands only if the workflow is still the record read, else all three
+    /// steps run again on the newer record. Concurrent commands on one
+    /// workflow thus still apply one after the other, each to the previous
+    /// result. Each step is its own statement and transaction. When this
+    /// replica wrote the workflow last, the first attempt starts from that
+    /// record instead of a read (`last_written`).
+    pub async fn change(
+        &self,
+        conn: &mut PgConnection,
+        last_written: &LastWritten,
+    ) -> Result<Change, StoreError> {
+        // A record of another instance is not this request's to start
+        // from: its read answers 404.
+        let guess = last_written
+            .guess(self.scope.tenant_id, self.id)
+            .filter(|w| self.scope.instance_id.is_none_or(|i| i == w.instance_id));
+        self.run(conn, guess, last_written, |_| true)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// [`Attempt::change`], starting from `guess` if given, as long as each record
     /// read is `wanted`; `None` once one is not.
     async fn run(
         &self,
@@ -394,7 +389,10 @@ impl Attempt<'_> {
                 }
                 return Ok(None);
             }
-            let expected_version = current.version;
+            let from = Unchanged {
+                version: current.version,
+                updated_at: current.updated_at,
+            };
             let applied = transition::apply(
                 current,
                 self.command,
@@ -411,7 +409,7 @@ impl Attempt<'_> {
             let written = write_change(
                 conn,
                 scope,
-                expected_version,
+                &from,
                 &change.workflow,
                 &change.entry,
                 &rendered_entry,

@@ -386,12 +386,7 @@ async fn the_dashboard_lists_the_whole_tenant_and_filters_by_instance_and_refere
                 )
                 .await;
             assert_eq!(r.status, 200, "{query}: {}", r.body);
-            let ids: Vec<String> = r.body["workflows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|w| w["id"].as_str().unwrap().to_owned())
-                .collect();
+            let ids = r.workflow_ids();
             assert_eq!(r.body["total"], ids.len());
             ids
         }

@@ -55,6 +55,18 @@ impl TestResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The ids of a list answer's workflows, in its order.
+    pub fn workflow_ids(&self) -> Vec<String> {
+        self.body["workflows"]
+            .as_array()
+            .map(|page| {
+                page.iter()
+                    .filter_map(|w| w["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The `type` and `loc` of each 422 item, for compact assertions.
     pub fn validation_errors(&self) -> Vec<(String, Value)> {
         self.body["detail"]

@@ -63,17 +63,9 @@ async fn a_list_is_newest_first_with_the_exact_total_and_pages() {
     assert_eq!(first.body["total"], 5);
     assert_eq!(first.body["page"], 1);
     assert_eq!(first.body["per_page"], 2);
-    let page_ids = |body: &serde_json::Value| -> Vec<String> {
-        body["workflows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(page_ids(&first.body), ids[0..2]);
+    assert_eq!(first.workflow_ids(), ids[0..2]);
     let third = app.list(&app.agent, "per_page=2&page=3").await;
-    assert_eq!(page_ids(&third.body), ids[4..5]);
+    assert_eq!(third.workflow_ids(), ids[4..5]);
     assert_eq!(third.body["total"], 5);
     let beyond = app.list(&app.agent, "per_page=2&page=99").await;
     assert_eq!(
@@ -115,13 +107,7 @@ async fn a_status_list_pages_newest_first_with_its_exact_total() {
         async move {
             let response = app.list(&app.agent, query).await;
             assert_eq!(response.status, 200, "{:?}", response.body);
-            let ids: Vec<String> = response.body["workflows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|w| w["id"].as_str().unwrap().to_owned())
-                .collect();
-            (ids, response.body)
+            (response.workflow_ids(), response.body)
         }
     };
     let (first, body) = page("status=active&per_page=2").await;
@@ -174,12 +160,7 @@ async fn a_list_filters_by_customer_type_status_and_reference() {
         async move {
             let r = app.list(&app.agent, &query).await;
             assert_eq!(r.status, 200, "{query}: {:?}", r.body);
-            let ids: Vec<String> = r.body["workflows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|w| w["id"].as_str().unwrap().to_owned())
-                .collect();
+            let ids = r.workflow_ids();
             assert_eq!(r.body["total"], ids.len());
             ids
         }
