@@ -18,7 +18,7 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
-use hydracore_domain::transition::{self, Command, TransitionError};
+use hydracore_domain::transition::{self, Change, Command, TransitionError};
 use hydracore_domain::History;
 use hydracore_domain::{ActionName, Scope, Status, StepName, Timestamp, Workflow, WorkflowType};
 use hydracore_storage::postgres::PgStore;
@@ -337,6 +337,20 @@ fn advance(action: &str, state: Map<String, Value>) -> Command {
         status: None,
         workflow_state: Some(state),
     }))
+}
+
+/// `command` on the tenant's workflow through `store` (a replica), as its
+/// agent.
+async fn change_on(
+    store: &PgStore,
+    t: &Tenant,
+    command: &Command,
+    if_match: Option<&IfMatch>,
+    history: WithHistory,
+) -> Result<Change, StoreError> {
+    store
+        .change_workflow(t.scope(), t.workflow, command, "agent", if_match, history)
+        .await
 }
 
 async fn count_rows(conn: &mut PgConnection, table: &str) -> i64 {
@@ -677,19 +691,10 @@ async fn each_replica_changes_a_workflow_on_top_of_the_others_changes() {
     with_database_for(|url| async move {
         let (a, b) = (store(&url, 2).await, store(&url, 2).await);
         let t = seed_tenant(a.as_ref()).await;
-        let scope = t.scope();
         for (i, replica) in [&a, &a, &b, &a, &b, &b, &a].into_iter().enumerate() {
             let mut state = Map::new();
             state.insert(format!("k{i}"), json!(i));
-            let change = replica
-                .change_workflow(
-                    scope,
-                    t.workflow,
-                    &advance("tick", state),
-                    "agent",
-                    None,
-                    WithHistory::Yes,
-                )
+            let change = change_on(replica, &t, &advance("tick", state), None, WithHistory::Yes)
                 .await
                 .expect("advance");
             let seqs: Vec<i64> = change
@@ -719,21 +724,9 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
     with_database_for(|url| async move {
         let (a, b) = (store(&url, 2).await, store(&url, 2).await);
         let t = seed_tenant(a.as_ref()).await;
-        let scope = t.scope();
         let change = |replica: &Arc<PgStore>, command: Command, if_match: Option<IfMatch>| {
-            let replica = Arc::clone(replica);
-            async move {
-                replica
-                    .change_workflow(
-                        scope,
-                        t.workflow,
-                        &command,
-                        "agent",
-                        if_match.as_ref(),
-                        WithHistory::No,
-                    )
-                    .await
-            }
+            let (replica, t) = (Arc::clone(replica), &t);
+            async move { change_on(&replica, t, &command, if_match.as_ref(), WithHistory::No).await }
         };
         let suspend = || {
             Command::Suspend(SuspendWorkflow {
@@ -791,7 +784,7 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
         let outcome = change(&a, tick(), None).await;
         refused(outcome, TransitionError::Terminal(Status::Cancelled));
         let stored = b
-            .get_workflow(scope, t.workflow, WithHistory::Yes)
+            .get_workflow(t.scope(), t.workflow, WithHistory::Yes)
             .await
             .expect("get")
             .expect("found");
@@ -811,16 +804,9 @@ async fn a_replica_builds_on_a_record_rewritten_at_the_version_it_wrote() {
         let t = seed_tenant(a.as_ref()).await;
         let mut state = Map::new();
         state.insert("mine".into(), json!(1));
-        a.change_workflow(
-            t.scope(),
-            t.workflow,
-            &advance("tick", state),
-            "agent",
-            None,
-            WithHistory::No,
-        )
-        .await
-        .expect("A advances to version 2");
+        change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
+            .await
+            .expect("A advances to version 2");
         // Version 2 written again, as another replica's write would be.
         let mut login = PgConnection::connect(&url).await.expect("login");
         sqlx::query(
@@ -833,15 +819,7 @@ async fn a_replica_builds_on_a_record_rewritten_at_the_version_it_wrote() {
         .expect("rewrite version 2");
         let mut state = Map::new();
         state.insert("next".into(), json!(1));
-        let change = a
-            .change_workflow(
-                t.scope(),
-                t.workflow,
-                &advance("tick", state),
-                "agent",
-                None,
-                WithHistory::No,
-            )
+        let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
             .await
             .expect("A advances to version 3");
         let keys: Vec<&str> = change
