@@ -1,11 +1,11 @@
 //! The records this replica wrote last, as guesses for the next change's
-//! read. A change is a read and a write made at the version read
-//! (`workflows::change`). When this replica made the workflow's latest
-//! write, that read returns what it already holds, so the change starts
-//! from the remembered record and saves a round trip. If anyone else
-//! (another replica, the sweeper of one, the command line) changed the
-//! workflow since, the write finds another version and writes nothing, and
-//! the change starts over from a read. (The write compares the version
+//! read. A change is a read and a write made at the record read
+//! (`workflows::Attempt::change`). When this replica made the workflow's
+//! latest write, that read returns what it already holds, so the change
+//! starts from the remembered record and saves a round trip. If anyone
+//! else (another replica, the sweeper of one, the command line) changed
+//! the workflow since, the write finds another record and writes nothing,
+//! and the change starts over from a read. (The write compares the version
 //! and `updated_at`: migration 0009 says why the version alone is not
 //! enough.) A remembered record is never answered as a read, and neither
 //! is a refusal (409, 412) worked out from one: those come only from a

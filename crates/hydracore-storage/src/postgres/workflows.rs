@@ -2,9 +2,9 @@
 //! a request transaction opened by the caller (role and tenant already
 //! set); `create`, `get`, a change's write and `list_one_status` are one
 //! call each of a database function that sets them itself (migrations
-//! 0005 to 0008), outside any transaction. The explicit tenant conditions duplicate
-//! row-level security on purpose, so that isolation never rests on one
-//! mechanism alone.
+//! 0005 to 0009), outside any transaction. The explicit tenant conditions
+//! duplicate row-level security on purpose, so that isolation never rests
+//! on one mechanism alone.
 
 use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::precondition::IfMatch;
