@@ -1231,18 +1231,26 @@ async fn postgres_answers_like_sqlite() {
                 };
                 answers.push(answer);
             }
+            // With an instance and a status alone, PostgreSQL lists in one
+            // call (migration 0008); the rest in a transaction.
+            let active = Some(Status::Active);
             let queries = [
-                (None, None, 1, 3),
-                (None, None, 2, 3),
-                (None, None, 3, 3),
-                (Some(instances[1]), None, 1, 20),
-                (None, Some("R1"), 1, 2),
+                (None, None, None, 1, 3),
+                (None, None, None, 2, 3),
+                (None, None, None, 3, 3),
+                (Some(instances[1]), None, None, 1, 20),
+                (None, Some("R1"), None, 1, 2),
+                (Some(instances[0]), None, active, 1, 2),
+                (Some(instances[0]), None, active, 2, 2),
+                (Some(instances[0]), None, active, 9, 2),
+                (Some(instances[1]), None, Some(Status::Suspended), 1, 20),
+                (None, None, active, 1, 3),
             ];
-            for (instance_id, reference, page, per_page) in queries {
+            for (instance_id, reference, status, page, per_page) in queries {
                 let q = ListQuery {
                     customer_id: None,
                     workflow_type: None,
-                    status: None,
+                    status,
                     reference: reference.map(str::to_owned),
                     instance_id,
                     page,
