@@ -363,8 +363,8 @@ impl Attempt<'_> {
             .ok_or(StoreError::NotFound)
     }
 
-    /// [`Attempt::change`], starting from `guess` if given, as long as each record
-    /// read is `wanted`; `None` once one is not.
+    /// [`Attempt::change`], starting from `guess` if given, as long as
+    /// each record read is `wanted`; `None` once one is not.
     async fn run(
         &self,
         conn: &mut PgConnection,
@@ -381,29 +381,26 @@ impl Attempt<'_> {
                     .await?
                     .ok_or(StoreError::NotFound)?,
             };
-            // Whatever a remembered record says against the command is
-            // checked again on the stored one, which alone is answered.
-            if !wanted(&current) {
-                if guessed {
-                    continue;
-                }
-                return Ok(None);
-            }
             let from = Unchanged {
                 version: current.version,
                 updated_at: current.updated_at,
             };
-            let applied = transition::apply(
-                current,
-                self.command,
-                self.actor,
-                self.if_match,
-                Timestamp::now(),
-            );
+            let applied = wanted(&current).then(|| {
+                transition::apply(
+                    current,
+                    self.command,
+                    self.actor,
+                    self.if_match,
+                    Timestamp::now(),
+                )
+            });
             let mut change = match applied {
-                Ok(change) => change,
-                Err(_) if guessed => continue,
-                Err(refused) => return Err(refused.into()),
+                Some(Ok(change)) => change,
+                // Whatever a remembered record says against the command is
+                // checked again on the stored one, which alone is answered.
+                _ if guessed => continue,
+                None => return Ok(None),
+                Some(Err(refused)) => return Err(refused.into()),
             };
             let rendered_entry = crate::render_entry(&change.entry)?;
             let written = write_change(
