@@ -1,17 +1,21 @@
-//! Closed-loop load: each connection is a task with its own HTTP client
-//! (one keep-alive connection) that sends its next request as soon as the
+//! Closed-loop load: each connection is a task with its own keep-alive
+//! connection (`http1`) that sends its next request as soon as the
 //! previous one is answered.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
+use http::header::HeaderName;
+use http::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::http1::{Call, Connection};
 use crate::stats::{Outcome, Recorder};
 
 /// An instance and its proxy key.
@@ -71,9 +75,9 @@ pub struct WorkerSetup {
 }
 
 pub struct Worker {
-    client: reqwest::Client,
-    base_url: String,
-    workflows_url: String,
+    connection: Connection,
+    /// The instance's workflows, `/internal/v1/instances/{id}/workflows`.
+    workflows_path: String,
     auth: String,
     admin_auth: Option<String>,
     mix: Vec<(u32, Action)>,
@@ -99,24 +103,16 @@ const WORKFLOW_TYPES: [&str; 6] = [
 
 impl Worker {
     pub fn new(setup: WorkerSetup) -> anyhow::Result<Worker> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("building the HTTP client")?;
         let total_weight = setup.mix.iter().map(|(w, _)| w).sum();
         if total_weight == 0 {
             bail!("an empty workload mix");
         }
-        let base_url = setup.base_url.trim_end_matches('/').to_owned();
         Ok(Worker {
-            client,
-            workflows_url: format!(
-                "{base_url}/internal/v1/instances/{}/workflows",
+            connection: Connection::new(setup.base_url.trim_end_matches('/'))?,
+            workflows_path: format!(
+                "/internal/v1/instances/{}/workflows",
                 setup.agent.instance_id
             ),
-            base_url,
             auth: format!("Bearer {}", setup.agent.key),
             admin_auth: setup.admin_jwt.map(|jwt| format!("Bearer {jwt}")),
             mix: setup.mix,
@@ -162,27 +158,33 @@ impl Worker {
     }
 
     async fn create_for_setup(&mut self) -> anyhow::Result<Uuid> {
-        let body = self.create_body();
-        let response = self
-            .client
-            .post(&self.workflows_url)
-            .header("Authorization", &self.auth)
-            .json(&body)
-            .send()
+        let json = self.create_body();
+        let call = Call {
+            method: Method::POST,
+            path: &self.workflows_path,
+            auth: &self.auth,
+            extra: None,
+            json: Some(json),
+            keep_body: true,
+        };
+        let (status, body) = self
+            .connection
+            .send(call)
             .await
             .context("creating a workflow")?;
-        let status = response.status();
-        let text = response.text().await.context("reading a create answer")?;
-        if status.as_u16() != 201 {
-            bail!("creating a workflow answered {status}: {text}");
+        if status != 201 {
+            bail!(
+                "creating a workflow answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
-        created_id(text.as_bytes()).context("a create answer without an id")
+        created_id(&body).context("a create answer without an id")
     }
 
-    fn create_body(&mut self) -> Value {
+    fn create_body(&mut self) -> Vec<u8> {
         let n: u32 = self.rng.gen_range(0..1_000_000);
         let workflow_type = WORKFLOW_TYPES[self.rng.gen_range(0..WORKFLOW_TYPES.len())];
-        json!({
+        to_json(&json!({
             "customer_id": Uuid::new_v4(),
             "workflow_type": workflow_type,
             "stage": "intake",
@@ -195,17 +197,17 @@ impl Worker {
                 "property": {"ref": format!("P-{n}"), "address": "3 Harbour Lane"},
                 "contacts": ["sms", "email"],
             },
-        })
+        }))
     }
 
-    fn advance_body(&mut self) -> Value {
+    fn advance_body(&mut self) -> Vec<u8> {
         self.steps += 1;
-        json!({
+        to_json(&json!({
             "action": "contacted",
             "stage": "chasing",
             "action_detail": {"channel": "sms", "attempt": self.steps},
             "workflow_state": {"last_contact": "sms", "attempts": self.steps},
-        })
+        }))
     }
 
     fn pick(&mut self) -> Action {
@@ -230,12 +232,10 @@ impl Worker {
     pub async fn step(&mut self) -> (&'static str, Outcome) {
         match self.pick() {
             Action::Create => {
-                let body = self.create_body();
-                let request = self.client.post(&self.workflows_url).json(&body);
-                let (outcome, body) = self.exchange(request, true).await;
-                if let (Outcome::Status(201), Some(id)) =
-                    (outcome, body.as_deref().and_then(created_id))
-                {
+                let json = self.create_body();
+                let path = self.workflows_path.clone();
+                let (outcome, body) = self.exchange(Method::POST, &path, None, Some(json)).await;
+                if let (Outcome::Status(201), Some(id)) = (outcome, created_id(&body)) {
                     // New workflows join the pool (up to 4 times its size).
                     let cap = self.pool_size.max(1) * 4;
                     if self.pool.len() < cap {
@@ -249,47 +249,50 @@ impl Worker {
             }
             Action::Advance => {
                 let id = self.pooled();
-                let body = self.advance_body();
-                let request = self
-                    .client
-                    .patch(format!("{}/{id}", self.workflows_url))
-                    .json(&body);
-                ("advance", self.exchange(request, false).await.0)
+                let json = self.advance_body();
+                let path = format!("{}/{id}", self.workflows_path);
+                (
+                    "advance",
+                    self.exchange(Method::PATCH, &path, None, Some(json))
+                        .await
+                        .0,
+                )
             }
             Action::Get => {
                 let id = self.pooled();
-                let request = self.client.get(format!("{}/{id}", self.workflows_url));
-                ("get", self.exchange(request, false).await.0)
+                let path = format!("{}/{id}", self.workflows_path);
+                ("get", self.exchange(Method::GET, &path, None, None).await.0)
             }
             Action::List => {
-                let request = self
-                    .client
-                    .get(format!("{}?status=active&per_page=20", self.workflows_url));
-                ("list", self.exchange(request, false).await.0)
+                let path = format!("{}?status=active&per_page=20", self.workflows_path);
+                (
+                    "list",
+                    self.exchange(Method::GET, &path, None, None).await.0,
+                )
             }
             Action::SuspendResume => {
                 let Some((id, suspended)) = self.suspend_resume else {
                     return ("suspend", Outcome::Transport);
                 };
-                let (op, request) = if suspended {
+                let (op, path, json) = if suspended {
                     (
                         "resume",
-                        self.client
-                            .post(format!("{}/{id}/resume", self.workflows_url))
-                            .json(&json!({"resume_data": {"plan_approved": true}})),
+                        format!("{}/{id}/resume", self.workflows_path),
+                        json!({"resume_data": {"plan_approved": true}}),
                     )
                 } else {
                     (
                         "suspend",
-                        self.client
-                            .post(format!("{}/{id}/suspend", self.workflows_url))
-                            .json(&json!({
-                                "step": "approve_payment_plan",
-                                "payload": {"plan": [400, 400, 400]},
-                            })),
+                        format!("{}/{id}/suspend", self.workflows_path),
+                        json!({
+                            "step": "approve_payment_plan",
+                            "payload": {"plan": [400, 400, 400]},
+                        }),
                     )
                 };
-                let (outcome, _) = self.exchange(request, false).await;
+                let (outcome, _) = self
+                    .exchange(Method::POST, &path, None, Some(to_json(&json)))
+                    .await;
                 // A success flips the state; so does a 409, which says the
                 // workflow already is where the other call would take it.
                 if matches!(outcome, Outcome::Status(200..=299 | 409)) {
@@ -303,64 +306,80 @@ impl Worker {
                 } else {
                     self.sample[self.rng.gen_range(0..self.sample.len())]
                 };
-                let request = self.client.get(format!("{}/{id}", self.workflows_url));
-                ("get", self.exchange(request, false).await.0)
+                let path = format!("{}/{id}", self.workflows_path);
+                ("get", self.exchange(Method::GET, &path, None, None).await.0)
             }
             Action::ListTenant => {
-                let request = self.client.get(format!(
-                    "{}/v1/workflows?status=active&per_page=20",
-                    self.base_url
-                ));
                 let auth = self.admin_auth.as_deref().unwrap_or(&self.auth);
+                let call = Call {
+                    method: Method::GET,
+                    path: "/v1/workflows?status=active&per_page=20",
+                    auth,
+                    extra: None,
+                    json: None,
+                    keep_body: false,
+                };
                 (
                     "list_tenant",
-                    self.exchange_as(request, false, auth).await.0,
+                    outcome_of(self.connection.send(call).await).0,
                 )
             }
             Action::AdvanceMinimal => {
                 let id = self.fixed.unwrap_or_else(Uuid::nil);
-                let body = self.advance_body();
-                let request = self
-                    .client
-                    .patch(format!("{}/{id}", self.workflows_url))
-                    .header("Prefer", "return=minimal")
-                    .json(&body);
-                ("advance", self.exchange(request, false).await.0)
+                let json = self.advance_body();
+                let path = format!("{}/{id}", self.workflows_path);
+                let prefer = Some((HeaderName::from_static("prefer"), "return=minimal"));
+                (
+                    "advance",
+                    self.exchange(Method::PATCH, &path, prefer, Some(json))
+                        .await
+                        .0,
+                )
             }
         }
     }
 
-    /// Sends `request` with the right credential and reads the whole answer
-    /// (kept only when `keep_body`).
+    /// Sends a request with the agent's key and reads the whole answer. Only
+    /// a create's body (a POST to the collection) is kept: its id joins
+    /// the pool.
     async fn exchange(
-        &self,
-        request: reqwest::RequestBuilder,
-        keep_body: bool,
-    ) -> (Outcome, Option<Vec<u8>>) {
-        self.exchange_as(request, keep_body, &self.auth).await
-    }
-
-    async fn exchange_as(
-        &self,
-        request: reqwest::RequestBuilder,
-        keep_body: bool,
-        auth: &str,
-    ) -> (Outcome, Option<Vec<u8>>) {
-        let response = match request.header("Authorization", auth).send().await {
-            Ok(response) => response,
-            Err(_) => return (Outcome::Transport, None),
+        &mut self,
+        method: Method,
+        path: &str,
+        extra: Option<(HeaderName, &'static str)>,
+        json: Option<Vec<u8>>,
+    ) -> (Outcome, Bytes) {
+        let call = Call {
+            keep_body: method == Method::POST && path == self.workflows_path,
+            method,
+            path,
+            auth: &self.auth,
+            extra,
+            json,
         };
-        let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(bytes) => (Outcome::Status(status), keep_body.then(|| bytes.to_vec())),
-            Err(_) => (Outcome::Transport, None),
-        }
+        outcome_of(self.connection.send(call).await)
     }
 }
 
+/// An answer's outcome, and its body (empty when there was no answer).
+fn outcome_of(answer: anyhow::Result<(u16, Bytes)>) -> (Outcome, Bytes) {
+    match answer {
+        Ok((status, body)) => (Outcome::Status(status), body),
+        Err(_) => (Outcome::Transport, Bytes::new()),
+    }
+}
+
+fn to_json(value: &Value) -> Vec<u8> {
+    // A Value made by json! always serialises.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
 fn created_id(body: &[u8]) -> Option<Uuid> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    value.get("id")?.as_str()?.parse().ok()
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: Uuid,
+    }
+    serde_json::from_slice::<Created>(body).ok().map(|c| c.id)
 }
 
 /// Prepares `workers` concurrently (their pools), in order.

@@ -13,6 +13,7 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod db;
+mod http1;
 mod load;
 mod pgbench;
 mod seed;
