@@ -833,6 +833,42 @@ async fn a_replica_builds_on_a_record_rewritten_at_the_version_it_wrote() {
     .await;
 }
 
+/// The other tests pass whether or not a change reads first; this one
+/// tells the two apart. A hand edit that keeps `version` and `updated_at`
+/// (which docs/scaling.md forbids) is invisible to the write's condition,
+/// so only a change that started from its own last write loses it.
+#[tokio::test]
+async fn a_replica_changes_its_last_written_record_without_reading_it_again() {
+    with_database_for(|url| async move {
+        let a = store(&url, 2).await;
+        let t = seed_tenant(a.as_ref()).await;
+        let mut state = Map::new();
+        state.insert("mine".into(), json!(1));
+        change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
+            .await
+            .expect("A advances to version 2");
+        let mut login = PgConnection::connect(&url).await.expect("login");
+        sqlx::query("UPDATE workflows SET workflow_state = '{\"unseen\": 1}' WHERE id = $1")
+            .bind(t.workflow)
+            .execute(&mut login)
+            .await
+            .expect("edit the state by hand, version and updated_at kept");
+        let mut state = Map::new();
+        state.insert("next".into(), json!(1));
+        let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
+            .await
+            .expect("A advances to version 3");
+        let keys: Vec<&str> = change
+            .workflow
+            .workflow_state
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!((change.workflow.version, keys), (3, vec!["tenant", "mine", "next"]));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_database_migrated_by_a_newer_build_is_refused() {
     with_database_for(|url| async move {
