@@ -132,6 +132,19 @@ async fn a_status_list_pages_newest_first_with_its_exact_total() {
     );
     assert_eq!(body["workflows"][0]["suspended_step"], "approve");
     assert_eq!(body["workflows"][0]["history"][1]["action"], "suspended");
+
+    // The dashboard's list of one instance in one status pages alike.
+    let admin = Credential::Bearer(app.admin_jwt(app.agent.tenant_id, "alice"));
+    let path = format!(
+        "/v1/workflows?instance_id={}&status=active&per_page=2&page=2",
+        app.agent.instance_id
+    );
+    let response = app.dashboard(Method::GET, &path, &admin, Body::None).await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(
+        (response.workflow_ids(), response.body["total"].clone()),
+        (active[2..4].to_vec(), json!(5))
+    );
 }
 
 #[tokio::test]
