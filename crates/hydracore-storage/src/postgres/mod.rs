@@ -9,7 +9,7 @@
 //! message that opens it (`session`).
 //! `insert_workflow`, `get_workflow`, a change's write, a list of one
 //! instance in one status and `find_credential` do the same inside one
-//! database function each (migrations 0003, 0005 and 0007 to 0009;
+//! database function each (migrations 0003, 0005 and 0007 to 0010;
 //! `find_credential` with the key's hash
 //! in place of a tenant), in one round trip and with cached plans;
 //! `change_workflow` is a get and a version-checked write, or the write
