@@ -6,11 +6,10 @@
 -- request paid for a statement that calls it, a function start and its two
 -- statements: executor start-up was a ninth of PostgreSQL's samples under
 -- the agent mix and PL/pgSQL a third (docs/benchmarks.md, round 5). The
--- read alone, by pgbench, 8 alternating rounds of 3 s each: 6,935-8,665
--- calls/s (mean 7,843) calling hydracore_enter, 7,531-9,162 (mean 8,429)
--- with this statement in its place; hydracore_enter rewritten as one
--- statement but still called gained nothing (7,033-9,108, mean 7,673),
--- so the call itself is the cost (round 6).
+-- read alone, by pgbench in alternating 3 s runs: this statement in place
+-- of the call was faster in 10 of 12 pairs, mean 7,958 -> 8,585 calls/s;
+-- hydracore_enter rewritten as one statement but still called gained
+-- nothing (round 6).
 --
 -- The role and the tenant are set in the statement's target list, which
 -- runs only when its WHERE (the key check) holds, so a revoked key sets
