@@ -1,5 +1,5 @@
 //! Closed-loop load: each connection is a task with its own keep-alive
-//! connection (`http1`) that sends its next request as soon as the
+//! connection (`client`) that sends its next request as soon as the
 //! previous one is answered.
 
 use std::sync::Arc;
@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
 use http::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::http1::{Call, Connection};
+use crate::client::{Call, Connection};
 use crate::stats::{Outcome, Recorder};
 
 /// An instance and its proxy key.
@@ -78,8 +78,8 @@ pub struct Worker {
     connection: Connection,
     /// The instance's workflows, `/internal/v1/instances/{id}/workflows`.
     workflows_path: String,
-    auth: String,
-    admin_auth: Option<String>,
+    auth: HeaderValue,
+    admin_auth: Option<HeaderValue>,
     mix: Vec<(u32, Action)>,
     total_weight: u32,
     pool_size: usize,
@@ -113,8 +113,8 @@ impl Worker {
                 "/internal/v1/instances/{}/workflows",
                 setup.agent.instance_id
             ),
-            auth: format!("Bearer {}", setup.agent.key),
-            admin_auth: setup.admin_jwt.map(|jwt| format!("Bearer {jwt}")),
+            auth: bearer(&setup.agent.key)?,
+            admin_auth: setup.admin_jwt.as_deref().map(bearer).transpose()?,
             mix: setup.mix,
             total_weight,
             pool_size: setup.pool_size,
@@ -159,17 +159,12 @@ impl Worker {
 
     async fn create_for_setup(&mut self) -> anyhow::Result<Uuid> {
         let json = self.create_body();
-        let call = Call {
-            method: Method::POST,
-            path: &self.workflows_path,
-            auth: &self.auth,
-            extra: None,
-            json: Some(json),
-            keep_body: true,
-        };
+        let call = Call::new(Method::POST, &self.workflows_path)
+            .json(json)
+            .keep_body();
         let (status, body) = self
             .connection
-            .send(call)
+            .send(call, &self.auth)
             .await
             .context("creating a workflow")?;
         if status != 201 {
@@ -184,7 +179,7 @@ impl Worker {
     fn create_body(&mut self) -> Vec<u8> {
         let n: u32 = self.rng.gen_range(0..1_000_000);
         let workflow_type = WORKFLOW_TYPES[self.rng.gen_range(0..WORKFLOW_TYPES.len())];
-        to_json(&json!({
+        json!({
             "customer_id": Uuid::new_v4(),
             "workflow_type": workflow_type,
             "stage": "intake",
@@ -197,17 +192,21 @@ impl Worker {
                 "property": {"ref": format!("P-{n}"), "address": "3 Harbour Lane"},
                 "contacts": ["sms", "email"],
             },
-        }))
+        })
+        .to_string()
+        .into_bytes()
     }
 
     fn advance_body(&mut self) -> Vec<u8> {
         self.steps += 1;
-        to_json(&json!({
+        json!({
             "action": "contacted",
             "stage": "chasing",
             "action_detail": {"channel": "sms", "attempt": self.steps},
             "workflow_state": {"last_contact": "sms", "attempts": self.steps},
-        }))
+        })
+        .to_string()
+        .into_bytes()
     }
 
     fn pick(&mut self) -> Action {
@@ -233,8 +232,10 @@ impl Worker {
         match self.pick() {
             Action::Create => {
                 let json = self.create_body();
-                let path = self.workflows_path.clone();
-                let (outcome, body) = self.exchange(Method::POST, &path, None, Some(json)).await;
+                let call = Call::new(Method::POST, &self.workflows_path)
+                    .json(json)
+                    .keep_body();
+                let (outcome, body) = outcome_of(self.connection.send(call, &self.auth).await);
                 if let (Outcome::Status(201), Some(id)) = (outcome, created_id(&body)) {
                     // New workflows join the pool (up to 4 times its size).
                     let cap = self.pool_size.max(1) * 4;
@@ -251,24 +252,17 @@ impl Worker {
                 let id = self.pooled();
                 let json = self.advance_body();
                 let path = format!("{}/{id}", self.workflows_path);
-                (
-                    "advance",
-                    self.exchange(Method::PATCH, &path, None, Some(json))
-                        .await
-                        .0,
-                )
+                let call = Call::new(Method::PATCH, &path).json(json);
+                ("advance", self.send(call).await.0)
             }
             Action::Get => {
                 let id = self.pooled();
                 let path = format!("{}/{id}", self.workflows_path);
-                ("get", self.exchange(Method::GET, &path, None, None).await.0)
+                ("get", self.send(Call::new(Method::GET, &path)).await.0)
             }
             Action::List => {
                 let path = format!("{}?status=active&per_page=20", self.workflows_path);
-                (
-                    "list",
-                    self.exchange(Method::GET, &path, None, None).await.0,
-                )
+                ("list", self.send(Call::new(Method::GET, &path)).await.0)
             }
             Action::SuspendResume => {
                 let Some((id, suspended)) = self.suspend_resume else {
@@ -290,9 +284,8 @@ impl Worker {
                         }),
                     )
                 };
-                let (outcome, _) = self
-                    .exchange(Method::POST, &path, None, Some(to_json(&json)))
-                    .await;
+                let call = Call::new(Method::POST, &path).json(json.to_string().into_bytes());
+                let (outcome, _) = self.send(call).await;
                 // A success flips the state; so does a 409, which says the
                 // workflow already is where the other call would take it.
                 if matches!(outcome, Outcome::Status(200..=299 | 409)) {
@@ -307,59 +300,43 @@ impl Worker {
                     self.sample[self.rng.gen_range(0..self.sample.len())]
                 };
                 let path = format!("{}/{id}", self.workflows_path);
-                ("get", self.exchange(Method::GET, &path, None, None).await.0)
+                ("get", self.send(Call::new(Method::GET, &path)).await.0)
             }
             Action::ListTenant => {
-                let auth = self.admin_auth.as_deref().unwrap_or(&self.auth);
-                let call = Call {
-                    method: Method::GET,
-                    path: "/v1/workflows?status=active&per_page=20",
-                    auth,
-                    extra: None,
-                    json: None,
-                    keep_body: false,
-                };
+                let call = Call::new(Method::GET, "/v1/workflows?status=active&per_page=20");
+                let auth = self.admin_auth.as_ref().unwrap_or(&self.auth);
                 (
                     "list_tenant",
-                    outcome_of(self.connection.send(call).await).0,
+                    outcome_of(self.connection.send(call, auth).await).0,
                 )
             }
             Action::AdvanceMinimal => {
                 let id = self.fixed.unwrap_or_else(Uuid::nil);
                 let json = self.advance_body();
                 let path = format!("{}/{id}", self.workflows_path);
-                let prefer = Some((HeaderName::from_static("prefer"), "return=minimal"));
-                (
-                    "advance",
-                    self.exchange(Method::PATCH, &path, prefer, Some(json))
-                        .await
-                        .0,
-                )
+                let call = Call::new(Method::PATCH, &path)
+                    .json(json)
+                    .header(PREFER, HeaderValue::from_static("return=minimal"));
+                ("advance", self.send(call).await.0)
             }
         }
     }
 
-    /// Sends a request with the agent's key and reads the whole answer. Only
-    /// a create's body (a POST to the collection) is kept: its id joins
-    /// the pool.
-    async fn exchange(
-        &mut self,
-        method: Method,
-        path: &str,
-        extra: Option<(HeaderName, &'static str)>,
-        json: Option<Vec<u8>>,
-    ) -> (Outcome, Bytes) {
-        let call = Call {
-            keep_body: method == Method::POST && path == self.workflows_path,
-            method,
-            path,
-            auth: &self.auth,
-            extra,
-            json,
-        };
-        outcome_of(self.connection.send(call).await)
+    /// Sends `call` with the agent's key.
+    async fn send(&mut self, call: Call<'_>) -> (Outcome, Bytes) {
+        outcome_of(self.connection.send(call, &self.auth).await)
     }
 }
+
+/// `Authorization: Bearer <token>`, kept out of debug output.
+fn bearer(token: &str) -> anyhow::Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("a token that is no header value")?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+const PREFER: HeaderName = HeaderName::from_static("prefer");
 
 /// An answer's outcome, and its body (empty when there was no answer).
 fn outcome_of(answer: anyhow::Result<(u16, Bytes)>) -> (Outcome, Bytes) {
@@ -367,11 +344,6 @@ fn outcome_of(answer: anyhow::Result<(u16, Bytes)>) -> (Outcome, Bytes) {
         Ok((status, body)) => (Outcome::Status(status), body),
         Err(_) => (Outcome::Transport, Bytes::new()),
     }
-}
-
-fn to_json(value: &Value) -> Vec<u8> {
-    // A Value made by json! always serialises.
-    serde_json::to_vec(value).unwrap_or_default()
 }
 
 fn created_id(body: &[u8]) -> Option<Uuid> {

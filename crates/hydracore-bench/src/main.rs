@@ -12,8 +12,8 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod client;
 mod db;
-mod http1;
 mod load;
 mod pgbench;
 mod seed;

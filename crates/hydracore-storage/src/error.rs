@@ -105,7 +105,8 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// What `hydracore_enter` (PostgreSQL migration 0005) raises.
+/// What the key check raises: `hydracore_enter` (PostgreSQL migration 0005)
+/// and its copies in the request functions (0010).
 const KEY_REVOKED: &str = "HC401";
 
 /// PostgreSQL states that mean "the server is not serving now" rather than

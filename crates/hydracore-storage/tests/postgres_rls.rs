@@ -848,11 +848,13 @@ async fn a_replica_changes_its_last_written_record_without_reading_it_again() {
             .await
             .expect("A advances to version 2");
         let mut login = PgConnection::connect(&url).await.expect("login");
-        sqlx::query("UPDATE workflows SET workflow_state = '{\"unseen\": 1}' WHERE id = $1")
-            .bind(t.workflow)
-            .execute(&mut login)
-            .await
-            .expect("edit the state by hand, version and updated_at kept");
+        let edited =
+            sqlx::query("UPDATE workflows SET workflow_state = '{\"unseen\": 1}' WHERE id = $1")
+                .bind(t.workflow)
+                .execute(&mut login)
+                .await
+                .expect("edit the state by hand, version and updated_at kept");
+        assert_eq!(edited.rows_affected(), 1);
         let mut state = Map::new();
         state.insert("next".into(), json!(1));
         let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
@@ -864,7 +866,10 @@ async fn a_replica_changes_its_last_written_record_without_reading_it_again() {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!((change.workflow.version, keys), (3, vec!["tenant", "mine", "next"]));
+        assert_eq!(
+            (change.workflow.version, keys),
+            (3, vec!["tenant", "mine", "next"])
+        );
     })
     .await;
 }

@@ -4,17 +4,24 @@
 --
 -- hydracore_enter is a PL/pgSQL function of two statements, so each
 -- request paid for a statement that calls it, a function start and its two
--- statements: executor start-up was a ninth of PostgreSQL's samples under
--- the agent mix and PL/pgSQL a third (docs/benchmarks.md, round 5). The
+-- statements: under the agent mix, executor start-up was a ninth of all
+-- CPU samples and PL/pgSQL a third (docs/benchmarks.md, round 5). The
 -- read alone, by pgbench in alternating 3 s runs: this statement in place
 -- of the call was faster in 10 of 12 pairs, mean 7,958 -> 8,585 calls/s;
 -- hydracore_enter rewritten as one statement but still called gained
 -- nothing (round 6).
 --
 -- The role and the tenant are set in the statement's target list, which
--- runs only when its WHERE (the key check) holds, so a revoked key sets
--- neither before the call fails. hydracore_enter stays: the server sends
--- it ahead of every request transaction (postgres/session.rs).
+-- runs only when its WHERE (the key check) holds. Nothing rests on that
+-- order: when the key is revoked the statement yields no row and the call
+-- raises before any other statement, and the raise rolls back whatever
+-- set_config did. The check reads `credentials` as the login, since a
+-- statement's row-level security is fixed when it is planned.
+--
+-- hydracore_enter stays: the server sends it ahead of every request
+-- transaction (postgres/session.rs), and 0005's change function calls it
+-- for replicas of older builds. The check is now written five times, there
+-- and in each function here; a change to one is a change to all.
 --
 -- The bodies are otherwise those of 0006, 0009, 0007 and 0008.
 

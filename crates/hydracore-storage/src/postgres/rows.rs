@@ -17,7 +17,7 @@ pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, wor
 /// A workflow's stored history entries joined with commas, oldest first:
 /// selected beside [`WORKFLOW_COLUMNS`] for a page, so the records and
 /// their histories come in one statement (one snapshot, one round trip).
-/// `hydracore_workflow` (migrations 0005, 0006) selects the same for one
+/// `hydracore_workflow` (migrations 0005, 0006, 0010) selects the same for one
 /// record.
 pub const HISTORY_COLUMN: &str = "(SELECT string_agg(h.entry, ',' ORDER BY h.seq) \
     FROM workflow_history AS h \

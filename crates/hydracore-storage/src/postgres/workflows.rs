@@ -2,7 +2,8 @@
 //! a request transaction opened by the caller (role and tenant already
 //! set); `create`, `get`, a change's write and `list_one_status` are one
 //! call each of a database function that sets them itself (migrations
-//! 0005 to 0009), outside any transaction. The explicit tenant conditions
+//! 0005 to 0009; their definitions now in force are 0010's), outside any
+//! transaction. The explicit tenant conditions
 //! duplicate row-level security on purpose, so that isolation never rests
 //! on one mechanism alone.
 
@@ -189,7 +190,7 @@ async fn write_change(
     })
 }
 
-/// One call of `hydracore_workflow` (migrations 0005, 0006), outside any
+/// One call of `hydracore_workflow` (migrations 0005, 0006, 0010), outside any
 /// transaction: it checks the request's key, switches to the application
 /// role and sets the tenant for its own implicit transaction, and its
 /// plans (one with the history, one without) stay cached on the
@@ -227,7 +228,7 @@ pub fn one_instance_in_one_status(scope: Scope, query: &ListQuery) -> Option<(Uu
     Some((instance_id, query.status?))
 }
 
-/// One call of `hydracore_list_workflows` (migration 0008), outside any
+/// One call of `hydracore_list_workflows` (migrations 0008, 0010), outside any
 /// transaction: the key check, the role and tenant, and the page with its
 /// total in one statement (one snapshot).
 pub async fn list_one_status(
