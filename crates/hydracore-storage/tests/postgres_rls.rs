@@ -794,41 +794,43 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
     .await;
 }
 
+/// A replica advances its workflow (to version 2, state key "mine"),
+/// `edit` changes the row by hand, and the replica advances it again (key
+/// "next"): the state's keys after that.
+async fn state_keys_after_a_hand_edit(url: &str, edit: &str) -> Vec<String> {
+    let a = store(url, 2).await;
+    let t = seed_tenant(a.as_ref()).await;
+    let mut state = Map::new();
+    state.insert("mine".into(), json!(1));
+    change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
+        .await
+        .expect("A advances to version 2");
+    let mut login = PgConnection::connect(url).await.expect("login");
+    let edited = sqlx::query(edit)
+        .bind(t.workflow)
+        .execute(&mut login)
+        .await
+        .expect("the hand edit");
+    assert_eq!(edited.rows_affected(), 1, "{edit}");
+    let mut state = Map::new();
+    state.insert("next".into(), json!(1));
+    let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
+        .await
+        .expect("A advances to version 3");
+    assert_eq!(change.workflow.version, 3);
+    change.workflow.workflow_state.keys().cloned().collect()
+}
+
 /// A record changed without this replica, at the version this replica
 /// wrote (after a failover that lost its write, another replica can write
 /// that version anew): its next change must build on the stored record.
 #[tokio::test]
 async fn a_replica_builds_on_a_record_rewritten_at_the_version_it_wrote() {
     with_database_for(|url| async move {
-        let a = store(&url, 2).await;
-        let t = seed_tenant(a.as_ref()).await;
-        let mut state = Map::new();
-        state.insert("mine".into(), json!(1));
-        change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
-            .await
-            .expect("A advances to version 2");
-        // Version 2 written again, as another replica's write would be.
-        let mut login = PgConnection::connect(&url).await.expect("login");
-        sqlx::query(
-            "UPDATE workflows SET workflow_state = '{\"theirs\": 1}', updated_at = now() \
-             WHERE id = $1 AND version = 2",
-        )
-        .bind(t.workflow)
-        .execute(&mut login)
-        .await
-        .expect("rewrite version 2");
-        let mut state = Map::new();
-        state.insert("next".into(), json!(1));
-        let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
-            .await
-            .expect("A advances to version 3");
-        let keys: Vec<&str> = change
-            .workflow
-            .workflow_state
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!((change.workflow.version, keys), (3, vec!["theirs", "next"]));
+        let rewrite = "UPDATE workflows SET workflow_state = '{\"theirs\": 1}', \
+                       updated_at = now() WHERE id = $1 AND version = 2";
+        let keys = state_keys_after_a_hand_edit(&url, rewrite).await;
+        assert_eq!(keys, ["theirs", "next"]);
     })
     .await;
 }
@@ -840,36 +842,9 @@ async fn a_replica_builds_on_a_record_rewritten_at_the_version_it_wrote() {
 #[tokio::test]
 async fn a_replica_changes_its_last_written_record_without_reading_it_again() {
     with_database_for(|url| async move {
-        let a = store(&url, 2).await;
-        let t = seed_tenant(a.as_ref()).await;
-        let mut state = Map::new();
-        state.insert("mine".into(), json!(1));
-        change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
-            .await
-            .expect("A advances to version 2");
-        let mut login = PgConnection::connect(&url).await.expect("login");
-        let edited =
-            sqlx::query("UPDATE workflows SET workflow_state = '{\"unseen\": 1}' WHERE id = $1")
-                .bind(t.workflow)
-                .execute(&mut login)
-                .await
-                .expect("edit the state by hand, version and updated_at kept");
-        assert_eq!(edited.rows_affected(), 1);
-        let mut state = Map::new();
-        state.insert("next".into(), json!(1));
-        let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
-            .await
-            .expect("A advances to version 3");
-        let keys: Vec<&str> = change
-            .workflow
-            .workflow_state
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            (change.workflow.version, keys),
-            (3, vec!["tenant", "mine", "next"])
-        );
+        let edit = "UPDATE workflows SET workflow_state = '{\"unseen\": 1}' WHERE id = $1";
+        let keys = state_keys_after_a_hand_edit(&url, edit).await;
+        assert_eq!(keys, ["tenant", "mine", "next"]);
     })
     .await;
 }
