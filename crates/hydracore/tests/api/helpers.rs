@@ -55,16 +55,19 @@ impl TestResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The ids of a list answer's workflows, in its order.
+    /// The ids of a list answer's workflows, in its order. An answer
+    /// without a `workflows` array, or a workflow without an id, fails the
+    /// test: an empty page must be an empty array.
     pub fn workflow_ids(&self) -> Vec<String> {
-        self.body["workflows"]
-            .as_array()
-            .map(|page| {
-                page.iter()
-                    .filter_map(|w| w["id"].as_str().map(str::to_owned))
-                    .collect()
+        let Some(page) = self.body["workflows"].as_array() else {
+            panic!("not a list answer: {}", self.body);
+        };
+        page.iter()
+            .map(|w| match w["id"].as_str() {
+                Some(id) => id.to_owned(),
+                None => panic!("a listed workflow without an id: {w}"),
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// The `type` and `loc` of each 422 item, for compact assertions.
