@@ -28,6 +28,10 @@ pub enum StoreError {
     Migrate(#[from] MigrateError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A failure of a call on the pipelined PostgreSQL connections
+    /// (`postgres::pipelined`), which use tokio-postgres.
+    #[error("database error: {0}")]
+    Pipelined(tokio_postgres::Error),
     /// A failure of a SQLite connection (the writer's or a reader's), as
     /// text: one failed commit fails every write of its batch.
     #[error("database error: {0}")]
@@ -48,6 +52,9 @@ impl StoreError {
             | StoreError::Transition(_)
             | StoreError::Config(_)
             | StoreError::Corrupt(_) => true,
+            // Never from a pooled connection: the pipelined ones are
+            // replaced by their own rule (closed or not).
+            StoreError::Pipelined(_) => true,
             StoreError::Database(e) => match e {
                 // Unless the server ended the session with it (FATAL: an
                 // idle-session timeout, a conflict with recovery).
@@ -101,6 +108,19 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(e.to_string())
             }
             other => StoreError::Database(other),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let cut = e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        match e.code().map(tokio_postgres::error::SqlState::code) {
+            Some(KEY_REVOKED) => StoreError::KeyRevoked,
+            Some(code) if is_unavailable_sqlstate(code) => StoreError::Unavailable(e.to_string()),
+            None if cut => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Pipelined(e),
         }
     }
 }

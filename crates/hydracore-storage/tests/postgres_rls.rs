@@ -1106,6 +1106,13 @@ async fn connections_the_server_dropped_are_replaced_without_a_restart() {
         let store = store(&url, 2).await;
         let t = seed_tenant(store.as_ref()).await;
         store.ping().await.expect("ping");
+        // Opens the pipelined connections, so that the cut meets them too.
+        for _ in 0..4 {
+            store
+                .get_workflow(t.scope(), t.workflow, WithHistory::No)
+                .await
+                .expect("get before the cut");
+        }
         // What a server restart does to a pool: every connection it holds
         // is cut while idle.
         let mut su = PgConnection::connect(&url).await.expect("login");
@@ -1124,6 +1131,39 @@ async fn connections_the_server_dropped_are_replaced_without_a_restart() {
             .await
             .expect("get after the cut");
         assert!(w.is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn gets_and_one_status_lists_share_connections_outside_the_pool() {
+    with_database_for(|url| async move {
+        let store = store(&url, 1).await;
+        let t = seed_tenant(store.as_ref()).await;
+        let status_query = ListQuery {
+            status: Some(Status::Active),
+            instance_id: Some(t.instance),
+            ..first_page()
+        };
+        // The pool's only connection is taken for the whole test.
+        let held = store.pooled_connection().await.expect("the pool's one");
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let (store, scope, id) = (Arc::clone(&store), t.scope(), t.workflow);
+            let (tenant, query) = (Scope::tenant(t.id), status_query.clone());
+            reads.spawn(async move {
+                if i % 2 == 0 {
+                    let w = store.get_workflow(scope, id, WithHistory::Yes).await;
+                    assert_eq!(w.expect("get").expect("found").history.len(), 1);
+                } else {
+                    let page = store.list_workflows(tenant, &query).await;
+                    assert_eq!(page.expect("status list").total, 1);
+                }
+            });
+        }
+        let all = tokio::time::timeout(Duration::from_secs(10), reads.join_all()).await;
+        assert_eq!(all.expect("64 reads while the pool is empty").len(), 64);
+        drop(held);
     })
     .await;
 }

@@ -11,7 +11,10 @@
 //! instance in one status and `find_credential` do the same inside one
 //! database function each (migrations 0003, 0005 and 0007 to 0010;
 //! `find_credential` with the key's hash
-//! in place of a tenant), in one round trip and with cached plans;
+//! in place of a tenant), in one round trip and with cached plans. The
+//! reads among them (a get, a change's read, the list) do not take a
+//! pooled connection: they go on a few connections that carry many calls
+//! at once (`pipelined`, which says why).
 //! `change_workflow` is a get and a version-checked write, or the write
 //! alone when it can start from the record this replica wrote last
 //! (`last_written`).
@@ -25,6 +28,7 @@ mod credentials;
 mod idempotency;
 mod key_cache;
 mod last_written;
+mod pipelined;
 mod pool;
 mod rows;
 mod session;
@@ -45,6 +49,7 @@ use uuid::Uuid;
 
 use self::key_cache::KeyCache;
 use self::last_written::LastWritten;
+use self::pipelined::Pipelined;
 use self::pool::Pool;
 use self::session::{Access, Mode};
 use crate::{
@@ -59,6 +64,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: Pool,
+    reads: Arc<Pipelined>,
     keys: Arc<KeyCache>,
     last_written: Arc<LastWritten>,
 }
@@ -71,9 +77,16 @@ impl PgStore {
         // The URL may carry a password: the message names the problem only.
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let pipelined = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
         let pool = Pool::new(connect, options.max_connections, options.acquire_timeout)?;
         let store = Self {
             pool,
+            reads: Arc::new(Pipelined::new(
+                pipelined,
+                pipelined_connections(options.max_connections),
+                options.acquire_timeout,
+            )),
             keys: Arc::new(KeyCache::default()),
             last_written: Arc::new(LastWritten::default()),
         };
@@ -152,6 +165,13 @@ impl PgStore {
     }
 }
 
+/// The pipelined connections beside a pool of `max_connections`: a
+/// quarter as many, at least two, so that the database can run calls on
+/// two cores (docs/scaling.md counts them in a replica's connections).
+fn pipelined_connections(max_connections: u32) -> usize {
+    usize::try_from(max_connections / 4).map_or(2, |n| n.max(2))
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -173,6 +193,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.reads.close();
         self.pool.close().await;
     }
 
@@ -229,8 +250,10 @@ impl Store for PgStore {
         // (`workflow_counts`) until it commits, as a request's change does;
         // holding many across a batch could close a cycle with requests
         // that hold some of them, a deadlock.
-        self.with_conn(async |conn| workflows::expire_due(conn, limit, &self.last_written).await)
-            .await
+        self.with_conn(async |conn| {
+            workflows::expire_due(conn, &self.reads, limit, &self.last_written).await
+        })
+        .await
     }
 
     async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
@@ -244,8 +267,8 @@ impl Store for PgStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        self.with_conn(async |conn| workflows::get(conn, scope, id, history).await)
-            .await
+        let conn = self.reads.conn().await?;
+        self.noting_revocation(workflows::get(&conn, scope, id, history).await)
     }
 
     async fn list_workflows(
@@ -254,11 +277,10 @@ impl Store for PgStore {
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
         if let Some(confined) = workflows::one_instance_in_one_status(scope, query) {
-            return self
-                .with_conn(async |conn| {
-                    workflows::list_one_status(conn, scope, confined, query).await
-                })
-                .await;
+            let conn = self.reads.conn().await?;
+            return self.noting_revocation(
+                workflows::list_one_status(&conn, scope, confined, query).await,
+            );
         }
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list(tx, scope, query).await
@@ -290,7 +312,7 @@ impl Store for PgStore {
             if_match,
             history,
         };
-        self.with_conn(async |conn| attempt.change(conn, &self.last_written).await)
+        self.with_conn(async |conn| attempt.change(conn, &self.reads, &self.last_written).await)
             .await
     }
 

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use hydracore_domain::{History, Status, Timestamp, Workflow, WorkflowType};
 use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+// `try_get` of sqlx's rows, for `workflow_row!`.
+use sqlx::Row as _;
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -23,7 +26,9 @@ pub const HISTORY_COLUMN: &str = "(SELECT string_agg(h.entry, ',' ORDER BY h.seq
     FROM workflow_history AS h \
     WHERE h.tenant_id = workflows.tenant_id AND h.workflow_id = workflows.id) AS history";
 
-#[derive(sqlx::FromRow)]
+/// A workflow as stored, read by [`WorkflowRow::from_pool`] (sqlx) or
+/// [`WorkflowRow::from_pipelined`] (tokio-postgres): one list of columns
+/// for both drivers, in `workflow_row!`.
 pub struct WorkflowRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -37,9 +42,9 @@ pub struct WorkflowRow {
     assigned_to: Option<String>,
     approver_id: Option<Uuid>,
     escalation_level: i64,
-    workflow_state: Json<Value>,
+    workflow_state: Value,
     suspended_step: Option<String>,
-    suspend_payload: Option<Json<Value>>,
+    suspend_payload: Option<Value>,
     suspended_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -49,11 +54,60 @@ pub struct WorkflowRow {
     completed_at: Option<DateTime<Utc>>,
     version: i64,
     /// [`HISTORY_COLUMN`], when selected.
-    #[sqlx(default)]
     history: Option<String>,
 }
 
+/// Both drivers' rows have a `try_get` by column name whose value type is
+/// inferred from the field, so one expansion reads either.
+macro_rules! workflow_row {
+    ($row:expr, $with_history:expr) => {{
+        let row = $row;
+        WorkflowRow {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            instance_id: row.try_get("instance_id")?,
+            customer_id: row.try_get("customer_id")?,
+            workflow_type: row.try_get("workflow_type")?,
+            status: row.try_get("status")?,
+            stage: row.try_get("stage")?,
+            title: row.try_get("title")?,
+            reference: row.try_get("reference")?,
+            assigned_to: row.try_get("assigned_to")?,
+            approver_id: row.try_get("approver_id")?,
+            escalation_level: row.try_get("escalation_level")?,
+            workflow_state: row.try_get("workflow_state")?,
+            suspended_step: row.try_get("suspended_step")?,
+            suspend_payload: row.try_get("suspend_payload")?,
+            suspended_at: row.try_get("suspended_at")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            last_action_at: row.try_get("last_action_at")?,
+            next_action_at: row.try_get("next_action_at")?,
+            expires_at: row.try_get("expires_at")?,
+            completed_at: row.try_get("completed_at")?,
+            version: row.try_get("version")?,
+            history: if $with_history {
+                row.try_get("history")?
+            } else {
+                None
+            },
+        }
+    }};
+}
+
 impl WorkflowRow {
+    /// A row from the pool's connections; `with_history` when the query
+    /// selected [`HISTORY_COLUMN`].
+    pub fn from_pool(row: &PgRow, with_history: bool) -> Result<Self, StoreError> {
+        Ok(workflow_row!(row, with_history))
+    }
+
+    /// A row of `hydracore_workflow` or `hydracore_list_workflows`, which
+    /// always have the history column (NULL when not wanted).
+    pub fn from_pipelined(row: &tokio_postgres::Row) -> Result<Self, StoreError> {
+        Ok(workflow_row!(row, true))
+    }
+
     pub fn into_domain(self) -> Result<Workflow, StoreError> {
         Ok(Workflow {
             id: self.id,
@@ -69,7 +123,7 @@ impl WorkflowRow {
             assigned_to: self.assigned_to,
             approver_id: self.approver_id,
             escalation_level: self.escalation_level,
-            workflow_state: json_object(self.workflow_state.0)?,
+            workflow_state: json_object(self.workflow_state)?,
             suspended_step: self.suspended_step,
             suspend_payload: json_value(self.suspend_payload),
             suspended_at: timestamp_opt(self.suspended_at)?,
@@ -124,8 +178,8 @@ fn json_object(value: Value) -> Result<Map<String, Value>, StoreError> {
 }
 
 /// SQL `NULL` is JSON `null`.
-fn json_value(value: Option<Json<Value>>) -> Value {
-    value.map(|json| json.0).unwrap_or_default()
+fn json_value(value: Option<Value>) -> Value {
+    value.unwrap_or_default()
 }
 
 /// JSON `null` is stored as SQL `NULL`, as the SQLite backend does, so a

@@ -3,7 +3,8 @@
 //! set); `create`, `get`, a change's write and `list_one_status` are one
 //! call each of a database function that sets them itself (migrations
 //! 0005 to 0009; their definitions now in force are 0010's), outside any
-//! transaction. The explicit tenant conditions
+//! transaction; `get` and `list_one_status` on a pipelined connection
+//! (`pipelined`), the others on a pooled one. The explicit tenant conditions
 //! duplicate row-level security on purpose, so that isolation never rests
 //! on one mechanism alone.
 
@@ -15,10 +16,11 @@ use hydracore_domain::transition::{self, Change, Command};
 use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
 use sqlx::query_builder::Separated;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::last_written::LastWritten;
+use super::pipelined::{Conn, Pipelined};
 use super::rows::{datetime, json_param, rendered, WorkflowRow, HISTORY_COLUMN, WORKFLOW_COLUMNS};
 use crate::filters::{counts_answer, push_list_filters, push_scope};
 use crate::{StoreError, WithHistory, WorkflowPage};
@@ -190,26 +192,32 @@ async fn write_change(
     })
 }
 
-/// One call of `hydracore_workflow` (migrations 0005, 0006, 0010), outside any
-/// transaction: it checks the request's key, switches to the application
-/// role and sets the tenant for its own implicit transaction, and its
-/// plans (one with the history, one without) stay cached on the
-/// connection.
+/// `hydracore_workflow` (migrations 0005, 0006, 0010): it checks the
+/// request's key, switches to the application role and sets the tenant
+/// for its own implicit transaction, and its plans (one with the history,
+/// one without) stay cached on the connection.
+pub const GET: &str = "SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5)";
+
+/// One call of [`GET`] on a pipelined connection.
 pub async fn get(
-    conn: &mut PgConnection,
+    conn: &Conn,
     scope: Scope,
     id: Uuid,
     history: WithHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    sqlx::query_as::<_, WorkflowRow>("SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5)")
-        .bind(scope.tenant_id)
-        .bind(scope.instance_id)
-        .bind(scope.credential_id)
-        .bind(id)
-        .bind(history == WithHistory::Yes)
-        .fetch_optional(conn)
+    conn.client
+        .query_opt(
+            &conn.get,
+            &[
+                &scope.tenant_id,
+                &scope.instance_id,
+                &scope.credential_id,
+                &id,
+                &(history == WithHistory::Yes),
+            ],
+        )
         .await?
-        .map(WorkflowRow::into_domain)
+        .map(|row| WorkflowRow::from_pipelined(&row)?.into_domain())
         .transpose()
 }
 
@@ -228,23 +236,31 @@ pub fn one_instance_in_one_status(scope: Scope, query: &ListQuery) -> Option<(Uu
     Some((instance_id, query.status?))
 }
 
-/// One call of `hydracore_list_workflows` (migrations 0008, 0010), outside any
-/// transaction: the key check, the role and tenant, and the page with its
-/// total in one statement (one snapshot).
+/// `hydracore_list_workflows` (migrations 0008, 0010): the key check, the
+/// role and tenant, and the page with its total in one statement (one
+/// snapshot).
+pub const LIST_ONE_STATUS: &str = "SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6)";
+
+/// One call of [`LIST_ONE_STATUS`] on a pipelined connection.
 pub async fn list_one_status(
-    conn: &mut PgConnection,
+    conn: &Conn,
     scope: Scope,
     (instance_id, status): (Uuid, Status),
     query: &ListQuery,
 ) -> Result<WorkflowPage, StoreError> {
-    let rows = sqlx::query("SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6)")
-        .bind(scope.tenant_id)
-        .bind(instance_id)
-        .bind(scope.credential_id)
-        .bind(status.as_str())
-        .bind(query.per_page)
-        .bind(query.offset())
-        .fetch_all(conn)
+    let rows = conn
+        .client
+        .query(
+            &conn.list_one_status,
+            &[
+                &scope.tenant_id,
+                &instance_id,
+                &scope.credential_id,
+                &status.as_str(),
+                &query.per_page,
+                &query.offset(),
+            ],
+        )
         .await?;
     let mut page = WorkflowPage {
         total: 0,
@@ -253,9 +269,9 @@ pub async fn list_one_status(
     for row in rows {
         page.total = row.try_get("total")?;
         // A page past the end is the total's row alone, the rest NULL.
-        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+        if row.try_get::<_, Option<Uuid>>("id")?.is_some() {
             page.workflows
-                .push(WorkflowRow::from_row(&row)?.into_domain()?);
+                .push(WorkflowRow::from_pipelined(&row)?.into_domain()?);
         }
     }
     Ok(page)
@@ -301,10 +317,10 @@ pub async fn list(
     // for the page's rows only, one key range each, whatever the planner
     // makes of the table's statistics. (A join with the page's ids could be
     // planned as a hash join over the whole tenant's history.)
-    let rows: Vec<WorkflowRow> = select.build_query_as().fetch_all(&mut *conn).await?;
+    let rows = select.build().fetch_all(&mut *conn).await?;
     let workflows = rows
-        .into_iter()
-        .map(WorkflowRow::into_domain)
+        .iter()
+        .map(|row| WorkflowRow::from_pool(row, true)?.into_domain())
         .collect::<Result<Vec<_>, _>>()?;
     Ok(WorkflowPage { total, workflows })
 }
@@ -319,9 +335,9 @@ pub async fn list_suspended(
     push_scope(&mut q, scope);
     // SQLite sorts NULL first in ascending order; PostgreSQL must be told.
     q.push(" ORDER BY suspended_at ASC NULLS FIRST, id ASC");
-    let rows: Vec<WorkflowRow> = q.build_query_as().fetch_all(conn).await?;
-    rows.into_iter()
-        .map(|row| row.into_domain().map(SuspendedWorkflow::from))
+    let rows = q.build().fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| Ok(WorkflowRow::from_pool(row, false)?.into_domain()?.into()))
         .collect()
 }
 
@@ -352,6 +368,7 @@ impl Attempt<'_> {
     pub async fn change(
         &self,
         conn: &mut PgConnection,
+        reads: &Pipelined,
         last_written: &LastWritten,
     ) -> Result<Change, StoreError> {
         // A record of another instance is not this request's to start
@@ -359,16 +376,18 @@ impl Attempt<'_> {
         let guess = last_written
             .guess(self.scope.tenant_id, self.id)
             .filter(|w| self.scope.instance_id.is_none_or(|i| i == w.instance_id));
-        self.run(conn, guess, last_written, |_| true)
+        self.run(conn, reads, guess, last_written, |_| true)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
     /// [`Attempt::change`], starting from `guess` if given, as long as
-    /// each record read is `wanted`; `None` once one is not.
+    /// each record read is `wanted`; `None` once one is not. Reads go
+    /// through `reads`, writes through `conn`.
     async fn run(
         &self,
         conn: &mut PgConnection,
+        reads: &Pipelined,
         mut guess: Option<Workflow>,
         last_written: &LastWritten,
         wanted: impl Fn(&Workflow) -> bool,
@@ -378,7 +397,7 @@ impl Attempt<'_> {
             let guessed = guess.is_some();
             let current = match guess.take() {
                 Some(remembered) => remembered,
-                None => get(conn, scope, id, WithHistory::No)
+                None => get(&*reads.conn().await?, scope, id, WithHistory::No)
                     .await?
                     .ok_or(StoreError::NotFound)?,
             };
@@ -450,6 +469,7 @@ impl Attempt<'_> {
 /// it, and the other then finds it no longer due.
 pub async fn expire_due(
     conn: &mut PgConnection,
+    reads: &Pipelined,
     limit: u32,
     last_written: &LastWritten,
 ) -> Result<u64, StoreError> {
@@ -478,7 +498,10 @@ pub async fn expire_due(
             history: WithHistory::No,
         };
         // Always from a read: the sweeper's list is already the database's.
-        match attempt.run(conn, None, last_written, still_due).await {
+        match attempt
+            .run(conn, reads, None, last_written, still_due)
+            .await
+        {
             Ok(Some(_)) => expired += 1,
             Ok(None) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e),

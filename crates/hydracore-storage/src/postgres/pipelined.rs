@@ -1,0 +1,138 @@
+//! A few PostgreSQL connections shared by every request, each carrying
+//! many calls at once: the reads that are one function call each (a get,
+//! and a list of one instance in one status).
+//!
+//! Why beside the pool: a pooled connection carries one call at a time,
+//! so its server process wakes for each call and sleeps after it, and on
+//! a machine whose cores the database, the service and its clients share,
+//! those wake-ups and round trips cost more than a short call's work.
+//! tokio-postgres writes each call as soon as it is made, behind any the
+//! connection already carries, and the server process reads the next call
+//! as it finishes one. `pgbench` on this project's machine: a one-row
+//! read did 2.9 to 4.0 times as many statements per second four to a
+//! pipeline as one at a time (docs/benchmarks.md, round 7).
+//!
+//! Each call is its own implicit transaction (a Sync of its own), in which
+//! the function checks the request's key and sets the role and tenant
+//! transaction-locally, so nothing of one request reaches the next on the
+//! same connection, as on the pool. A call that fails leaves its
+//! connection usable; a request dropped mid-call leaves its answer to be
+//! read and discarded. A connection the server closed is replaced by the
+//! next call that finds it closed; the calls it carried when cut fail
+//! with [`StoreError::Unavailable`].
+//!
+//! Calls queue behind each other on a connection, so only short,
+//! index-bounded reads go here; writes and transactions use the pool.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+use crate::StoreError;
+
+/// One connection and the statements prepared on it.
+pub struct Conn {
+    pub client: Client,
+    /// [`super::workflows::GET`]
+    pub get: Statement,
+    /// [`super::workflows::LIST_ONE_STATUS`]
+    pub list_one_status: Statement,
+}
+
+/// One connection's place: the connection while it is open, and a lock
+/// that lets one caller at a time open it again.
+#[derive(Default)]
+struct Slot {
+    open: Mutex<Option<Arc<Conn>>>,
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn open(&self) -> Option<Arc<Conn>> {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.as_ref().filter(|c| !c.client.is_closed()).cloned()
+    }
+
+    fn set(&self, conn: Option<Arc<Conn>>) {
+        *self.open.lock().unwrap_or_else(PoisonError::into_inner) = conn;
+    }
+}
+
+/// Without the config, which holds the password.
+impl std::fmt::Debug for Pipelined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipelined")
+            .field("connections", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Pipelined {
+    config: Config,
+    slots: Box<[Slot]>,
+    next: AtomicUsize,
+    /// Bounds the opening of a connection, as the pool bounds a checkout.
+    timeout: Duration,
+}
+
+impl Pipelined {
+    /// `count` connections, opened when first needed.
+    pub fn new(config: Config, count: usize, timeout: Duration) -> Self {
+        Self {
+            config,
+            slots: (0..count.max(1)).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            timeout,
+        }
+    }
+
+    /// The next connection in turn, opened first if it is not open.
+    pub async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[turn];
+        if let Some(conn) = slot.open() {
+            return Ok(conn);
+        }
+        let _one = slot.opening.lock().await;
+        // Whoever held the lock before may have opened it.
+        if let Some(conn) = slot.open() {
+            return Ok(conn);
+        }
+        let conn = match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(opened) => Arc::new(opened?),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "no PostgreSQL connection within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        slot.set(Some(conn.clone()));
+        Ok(conn)
+    }
+
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            // Its calls fail with the same error, and are logged there.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "pipelined PostgreSQL connection ended");
+            }
+        });
+        Ok(Conn {
+            get: client.prepare(super::workflows::GET).await?,
+            list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
+            client,
+        })
+    }
+
+    /// Lets the connections go: each closes once the calls it carries
+    /// have been answered.
+    pub fn close(&self) {
+        for slot in &self.slots {
+            slot.set(None);
+        }
+    }
+}
