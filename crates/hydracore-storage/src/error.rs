@@ -115,11 +115,15 @@ impl From<sqlx::Error> for StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let cut = e.is_closed()
-            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+            // The server ended the session (an idle-session timeout, a
+            // conflict with recovery): its connection is gone.
+            || e.as_db_error()
+                .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"));
         match e.code().map(tokio_postgres::error::SqlState::code) {
             Some(KEY_REVOKED) => StoreError::KeyRevoked,
             Some(code) if is_unavailable_sqlstate(code) => StoreError::Unavailable(e.to_string()),
-            None if cut => StoreError::Unavailable(e.to_string()),
+            _ if cut => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Pipelined(e),
         }
     }

@@ -1164,6 +1164,25 @@ async fn gets_and_one_status_lists_share_connections_outside_the_pool() {
         let all = tokio::time::timeout(Duration::from_secs(10), reads.join_all()).await;
         assert_eq!(all.expect("64 reads while the pool is empty").len(), 64);
         drop(held);
+
+        // A page deeper than the pipelined connections take is read on the
+        // pool, with the same answer.
+        let deep = ListQuery {
+            page: 40,
+            ..status_query
+        };
+        let page = store.list_workflows(Scope::tenant(t.id), &deep).await;
+        let page = page.expect("deep status list");
+        assert_eq!((page.total, page.workflows.len()), (1, 0));
+
+        // Closed, the store opens no connection again.
+        store.close().await;
+        assert!(matches!(
+            store
+                .get_workflow(t.scope(), t.workflow, WithHistory::No)
+                .await,
+            Err(StoreError::Unavailable(_))
+        ));
     })
     .await;
 }

@@ -93,6 +93,9 @@ impl PgStore {
         store
             .with_conn(async |conn| store.prepare(conn).await)
             .await?;
+        // Opens a pipelined connection now, so that a URL it reads
+        // differently from the pool fails the start, not every read.
+        store.reads.call(async |_| Ok(())).await?;
         Ok(store)
     }
 
@@ -267,8 +270,11 @@ impl Store for PgStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        let conn = self.reads.conn().await?;
-        self.noting_revocation(workflows::get(&conn, scope, id, history).await)
+        let got = self
+            .reads
+            .call(async |conn| workflows::get(conn, scope, id, history).await)
+            .await;
+        self.noting_revocation(got)
     }
 
     async fn list_workflows(
@@ -276,11 +282,16 @@ impl Store for PgStore {
         scope: Scope,
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
-        if let Some(confined) = workflows::one_instance_in_one_status(scope, query) {
-            let conn = self.reads.conn().await?;
-            return self.noting_revocation(
-                workflows::list_one_status(&conn, scope, confined, query).await,
-            );
+        // A deep page skips its offset row by row: in a transaction of
+        // its own, not ahead of other requests' reads.
+        let confined = workflows::one_instance_in_one_status(scope, query)
+            .filter(|_| query.offset() <= pipelined::MAX_OFFSET);
+        if let Some(confined) = confined {
+            let page = self
+                .reads
+                .call(async |conn| workflows::list_one_status(conn, scope, confined, query).await)
+                .await;
+            return self.noting_revocation(page);
         }
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list(tx, scope, query).await

@@ -22,9 +22,15 @@
 //! with [`StoreError::Unavailable`].
 //!
 //! Calls queue behind each other on a connection, so only short,
-//! index-bounded reads go here; writes and transactions use the pool.
+//! index-bounded reads go here (a list only down to [`MAX_OFFSET`]), each
+//! given up after [`CALL_TIMEOUT`]; writes and transactions use the pool.
+//!
+//! The connections read the database URL with tokio-postgres, which does
+//! not look at `PGPASSWORD`, `~/.pgpass` and the like as sqlx does: the
+//! URL must say it all. `PgStore::connect` opens one, so that a URL the two
+//! read differently stops the start.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +64,44 @@ impl Slot {
     fn set(&self, conn: Option<Arc<Conn>>) {
         *self.open.lock().unwrap_or_else(PoisonError::into_inner) = conn;
     }
+
+    /// Takes `conn` out of its place, unless it was replaced already.
+    fn forget(&self, conn: &Arc<Conn>) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *open = None;
+        }
+    }
+
+    /// The connection, opened first if it is not open.
+    async fn conn(&self, config: &Config) -> Result<Arc<Conn>, StoreError> {
+        if let Some(conn) = self.open() {
+            return Ok(conn);
+        }
+        let _one = self.opening.lock().await;
+        // Whoever held the lock before may have opened it.
+        if let Some(conn) = self.open() {
+            return Ok(conn);
+        }
+        let conn = Arc::new(connect(config).await?);
+        self.set(Some(Arc::clone(&conn)));
+        Ok(conn)
+    }
+}
+
+async fn connect(config: &Config) -> Result<Conn, StoreError> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        // Its calls fail with the same error, and are logged there.
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "pipelined PostgreSQL connection ended");
+        }
+    });
+    Ok(Conn {
+        get: client.prepare(super::workflows::GET).await?,
+        list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
+        client,
+    })
 }
 
 /// Without the config, which holds the password.
@@ -69,12 +113,24 @@ impl std::fmt::Debug for Pipelined {
     }
 }
 
+/// The deepest offset of a list sent here: a page skips its offset row by
+/// row, so deeper pages would hold up the calls behind them.
+pub const MAX_OFFSET: i64 = 500;
+
+/// A call not answered within this is given up (503), and its connection
+/// with it: one that stopped answering (a socket left half-open by a
+/// failover) must not hold every call sent after it. The calls that go
+/// here answer in milliseconds.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Pipelined {
     config: Config,
     slots: Box<[Slot]>,
     next: AtomicUsize,
-    /// Bounds the opening of a connection, as the pool bounds a checkout.
+    /// Bounds the wait for a connection, opening it included, as the pool
+    /// bounds a checkout.
     timeout: Duration,
+    closed: AtomicBool,
 }
 
 impl Pipelined {
@@ -85,52 +141,44 @@ impl Pipelined {
             slots: (0..count.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             timeout,
+            closed: AtomicBool::new(false),
         }
     }
 
-    /// The next connection in turn, opened first if it is not open.
-    pub async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
+    /// Runs `op` on the next connection in turn, opened first if it is not
+    /// open.
+    pub async fn call<T>(
+        &self,
+        op: impl AsyncFnOnce(&Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[turn];
-        if let Some(conn) = slot.open() {
-            return Ok(conn);
-        }
-        let _one = slot.opening.lock().await;
-        // Whoever held the lock before may have opened it.
-        if let Some(conn) = slot.open() {
-            return Ok(conn);
-        }
-        let conn = match tokio::time::timeout(self.timeout, self.connect()).await {
-            Ok(opened) => Arc::new(opened?),
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!(
+        let conn = tokio::time::timeout(self.timeout, slot.conn(&self.config))
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
                     "no PostgreSQL connection within {:?}",
                     self.timeout
+                ))
+            })??;
+        match tokio::time::timeout(CALL_TIMEOUT, op(&conn)).await {
+            Ok(result) => result,
+            Err(_) => {
+                slot.forget(&conn);
+                Err(StoreError::Unavailable(format!(
+                    "PostgreSQL did not answer within {CALL_TIMEOUT:?}"
                 )))
             }
-        };
-        slot.set(Some(conn.clone()));
-        Ok(conn)
+        }
     }
 
-    async fn connect(&self) -> Result<Conn, StoreError> {
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            // Its calls fail with the same error, and are logged there.
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "pipelined PostgreSQL connection ended");
-            }
-        });
-        Ok(Conn {
-            get: client.prepare(super::workflows::GET).await?,
-            list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
-            client,
-        })
-    }
-
-    /// Lets the connections go: each closes once the calls it carries
-    /// have been answered.
+    /// Lets the connections go, and opens no more: each closes once the
+    /// calls it carries have been answered.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
         for slot in &self.slots {
             slot.set(None);
         }

@@ -397,7 +397,8 @@ impl Attempt<'_> {
             let guessed = guess.is_some();
             let current = match guess.take() {
                 Some(remembered) => remembered,
-                None => get(&*reads.conn().await?, scope, id, WithHistory::No)
+                None => reads
+                    .call(async |c| get(c, scope, id, WithHistory::No).await)
                     .await?
                     .ok_or(StoreError::NotFound)?,
             };
