@@ -13,11 +13,12 @@
 //! load the writer appends faster than that moment comes. So the WAL file
 //! grows until the writer's own threshold, where the writer checkpoints
 //! in a commit and starts the file over, holding every queued write for
-//! two fsyncs (about 30 ms on the benchmark machine). The threshold is
+//! its fsyncs of the WAL and the database file (about 30 ms in all on the
+//! benchmark machine). The threshold is
 //! therefore high, [`WRITER_BACKSTOP_PAGES`]: at 10,000 pages that stall
 //! came every ~450 ms under the agent mix and set the writes' p99 (36.6
 //! to 37.8 ms against a p95 of 6.4 to 7.3); at 100,000 the mix's p99 was
-//! 11.56 and 14.89 ms (docs/benchmarks.md, round 7). The price is disk:
+//! 11.41 to 14.89 ms (docs/benchmarks.md, round 7). The price is disk:
 //! under sustained writes the WAL file reaches about 400 MB before it
 //! starts over, and keeps that size until the last connection closes.
 //! (Cutting it back when it starts over, `journal_size_limit`, made that
