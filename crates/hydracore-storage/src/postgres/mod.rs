@@ -170,9 +170,9 @@ impl PgStore {
 
 /// The pipelined connections beside a pool of `max_connections`: half as
 /// many, at least two. More of them spread the calls that a descheduled
-/// server process holds up; on the benchmark machine 4 gave a lower list
-/// p99 on a million workflows than 2, at the same or better throughput
-/// (docs/benchmarks.md, round 7). docs/scaling.md counts them in a
+/// server process holds up; on the benchmark machine 4 gave a lower p99
+/// than 2 (get on a fresh database, the instance list on a million) at
+/// about the same throughput (docs/benchmarks.md, round 7). docs/scaling.md counts them in a
 /// replica's connections.
 fn pipelined_connections(max_connections: u32) -> usize {
     usize::try_from(max_connections / 2).map_or(2, |n| n.max(2))
