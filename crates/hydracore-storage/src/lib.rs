@@ -189,8 +189,8 @@ fn status_counts(rows: Vec<(String, i64)>) -> Result<Vec<(Status, i64)>, StoreEr
 /// Connection settings common to the backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Reader threads (SQLite, at most one per CPU) or connections for all
-    /// requests (PostgreSQL).
+    /// Reader threads (SQLite, at most one per CPU), or the pool's
+    /// connections (PostgreSQL; as many again carry the one-call reads).
     pub max_connections: u32,
     /// How long a request waits for a connection before answering 503.
     pub acquire_timeout: std::time::Duration,

@@ -168,14 +168,16 @@ impl PgStore {
     }
 }
 
-/// The pipelined connections beside a pool of `max_connections`: half as
-/// many, at least two. More of them spread the calls that a descheduled
-/// server process holds up; on the benchmark machine 4 gave a lower p99
-/// than 2 (get on a fresh database, the instance list on a million) at
-/// about the same throughput (docs/benchmarks.md, round 7). docs/scaling.md counts them in a
+/// The pipelined connections beside a pool of `max_connections`: as many,
+/// at least two. Calls on one connection wait for those ahead of them, so
+/// a server process that is descheduled, or one slow call, holds up every
+/// call behind it; more connections keep that queue short. On the
+/// benchmark machine 8 instead of 4 halved the p99 of a get and cut the
+/// instance list's on a million, at about the same throughput
+/// (docs/benchmarks.md, round 8). docs/scaling.md counts them in a
 /// replica's connections.
 fn pipelined_connections(max_connections: u32) -> usize {
-    usize::try_from(max_connections / 2).map_or(2, |n| n.max(2))
+    usize::try_from(max_connections).map_or(2, |n| n.max(2))
 }
 
 #[async_trait]

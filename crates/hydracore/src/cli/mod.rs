@@ -95,7 +95,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
-    /// Database connections for requests (PostgreSQL: the pool, plus half as many, at least 2, that carry the one-call reads; SQLite: reader threads, at most one per CPU)
+    /// Database connections for requests (PostgreSQL: the pool, plus as many again, at least 2, that carry the one-call reads; SQLite: reader threads, at most one per CPU)
     #[arg(long, env = "HYDRACORE_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_connections: u32,
 
