@@ -194,6 +194,12 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a request waits for a connection before answering 503.
     pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL: how long a read on a shared (pipelined) connection may
+    /// go unanswered before it is refused (503) and the connection given
+    /// up. Those reads answer in milliseconds; a connection that stops
+    /// answering (a socket left half-open by a failover) must not hold
+    /// every read sent after it.
+    pub read_call_timeout: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -201,6 +207,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             acquire_timeout: std::time::Duration::from_secs(5),
+            read_call_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use hydracore_storage::{
 use serde_json::{json, Map, Value};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -194,6 +196,7 @@ fn options(max_connections: u32) -> StoreOptions {
     StoreOptions {
         max_connections,
         acquire_timeout: Duration::from_secs(10),
+        ..StoreOptions::default()
     }
 }
 
@@ -1187,12 +1190,129 @@ async fn gets_and_one_status_lists_share_connections_outside_the_pool() {
     .await;
 }
 
+/// A TCP relay to the test server whose connections can be made to go
+/// silent, as a failover can leave a socket half-open: nothing they carry
+/// arrives and nothing closes them. Connections made after
+/// [`Relay::silence`] are relayed as before.
+struct Relay {
+    addr: std::net::SocketAddr,
+    accepted: Arc<AtomicU64>,
+    /// Connections numbered below this are silent.
+    silenced: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(url: &str) -> Self {
+        let target = PgConnectOptions::from_str(url).expect("url");
+        let upstream = format!("{}:{}", target.get_host(), target.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let addr = listener.local_addr().expect("relay address");
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (silenced, _) = tokio::sync::watch::channel(0);
+        let (count, watch) = (Arc::clone(&accepted), silenced.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let number = count.fetch_add(1, Ordering::SeqCst);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(relay(client_read, server_write, number, watch.subscribe()));
+                tokio::spawn(relay(server_read, client_write, number, watch.subscribe()));
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            silenced,
+        }
+    }
+
+    /// `url` reaching its server through this relay.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("scheme");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let user = authority
+            .rsplit_once('@')
+            .map_or(String::new(), |(user, _)| format!("{user}@"));
+        format!("{scheme}://{user}{}/{path}", self.addr)
+    }
+
+    /// Every connection made so far goes silent.
+    fn silence(&self) {
+        self.silenced
+            .send_replace(self.accepted.load(Ordering::SeqCst));
+    }
+}
+
+/// Copies `from` to `to` until either closes, or forever holds both once
+/// connection `number` is silenced.
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    number: u64,
+    silenced: tokio::sync::watch::Receiver<u64>,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if number < *silenced.borrow() {
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_shared_read_connection_that_stops_answering_is_given_up_and_replaced() {
+    with_database_for(|url| async move {
+        let relay = Relay::start(&url).await;
+        let options = StoreOptions {
+            read_call_timeout: Duration::from_millis(500),
+            ..options(1)
+        };
+        let store = PgStore::connect(&relay.url(&url), &options)
+            .await
+            .expect("connect through the relay");
+        let t = seed_tenant(&store).await;
+        let get = || store.get_workflow(t.scope(), t.workflow, WithHistory::No);
+        // Both shared read connections (2 beside a pool of 1) are open.
+        for _ in 0..2 {
+            assert!(get().await.expect("get").is_some());
+        }
+        relay.silence();
+        // Each gets one call, which is refused once the bound has passed,
+        for _ in 0..2 {
+            let refused = tokio::time::timeout(Duration::from_secs(5), get()).await;
+            let refused = refused.expect("answered within the bound");
+            assert!(
+                matches!(refused, Err(StoreError::Unavailable(_))),
+                "{refused:?}"
+            );
+        }
+        // and the next calls go on new connections.
+        for _ in 0..2 {
+            assert!(get().await.expect("get on a new connection").is_some());
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable_not_an_internal_error() {
     // Port 9 (discard) has no PostgreSQL behind it.
     let options = StoreOptions {
         max_connections: 1,
         acquire_timeout: Duration::from_secs(2),
+        ..StoreOptions::default()
     };
     match PgStore::connect("postgres://postgres@127.0.0.1:9/none", &options).await {
         Err(StoreError::Unavailable(_)) => {}

@@ -86,6 +86,7 @@ impl PgStore {
                 pipelined,
                 pipelined_connections(options.max_connections),
                 options.acquire_timeout,
+                options.read_call_timeout,
             )),
             keys: Arc::new(KeyCache::default()),
             last_written: Arc::new(LastWritten::default()),
@@ -172,8 +173,8 @@ impl PgStore {
 /// at least two. Calls on one connection wait for those ahead of them, so
 /// a server process that is descheduled, or one slow call, holds up every
 /// call behind it; more connections keep that queue short. On the
-/// benchmark machine 8 instead of 4 halved the p99 of a get and cut the
-/// instance list's on a million, at about the same throughput
+/// benchmark machine, on a million workflows, 8 instead of 4 halved a
+/// get's p99 and cut the instance list's, at about the same throughput
 /// (docs/benchmarks.md, round 8). docs/scaling.md counts them in a
 /// replica's connections.
 fn pipelined_connections(max_connections: u32) -> usize {

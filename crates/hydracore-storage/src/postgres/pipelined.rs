@@ -23,7 +23,8 @@
 //!
 //! Calls queue behind each other on a connection, so only short,
 //! index-bounded reads go here (a list only down to [`MAX_OFFSET`]), each
-//! given up after [`CALL_TIMEOUT`]; writes and transactions use the pool.
+//! given up after a bound (`StoreOptions::read_call_timeout`, 10 s by
+//! default), with its connection; writes and transactions use the pool.
 //!
 //! The connections read the database URL with tokio-postgres, which does
 //! not look at `PGPASSWORD`, `~/.pgpass` and the like as sqlx does: the
@@ -117,12 +118,6 @@ impl std::fmt::Debug for Pipelined {
 /// row, so deeper pages would hold up the calls behind them.
 pub const MAX_OFFSET: i64 = 500;
 
-/// A call not answered within this is given up (503), and its connection
-/// with it: one that stopped answering (a socket left half-open by a
-/// failover) must not hold every call sent after it. The calls that go
-/// here answer in milliseconds.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub struct Pipelined {
     config: Config,
     slots: Box<[Slot]>,
@@ -130,17 +125,21 @@ pub struct Pipelined {
     /// Bounds the wait for a connection, opening it included, as the pool
     /// bounds a checkout.
     timeout: Duration,
+    /// A call not answered within this is given up, and its connection
+    /// with it, so that the calls queued behind it go elsewhere.
+    call_timeout: Duration,
     closed: AtomicBool,
 }
 
 impl Pipelined {
     /// `count` connections, opened when first needed.
-    pub fn new(config: Config, count: usize, timeout: Duration) -> Self {
+    pub fn new(config: Config, count: usize, timeout: Duration, call_timeout: Duration) -> Self {
         Self {
             config,
             slots: (0..count.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             timeout,
+            call_timeout,
             closed: AtomicBool::new(false),
         }
     }
@@ -167,12 +166,13 @@ impl Pipelined {
                     self.timeout
                 ))
             })??;
-        match tokio::time::timeout(CALL_TIMEOUT, op(&conn)).await {
+        match tokio::time::timeout(self.call_timeout, op(&conn)).await {
             Ok(result) => result,
             Err(_) => {
                 slot.forget(&conn);
                 Err(StoreError::Unavailable(format!(
-                    "PostgreSQL did not answer within {CALL_TIMEOUT:?}"
+                    "PostgreSQL did not answer within {:?}",
+                    self.call_timeout
                 )))
             }
         }

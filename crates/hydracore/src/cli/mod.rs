@@ -276,6 +276,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
         store: StoreOptions {
             max_connections: args.max_connections,
             acquire_timeout: args.acquire_timeout,
+            ..StoreOptions::default()
         },
         jwt,
         shutdown_timeout: args.shutdown_timeout,
