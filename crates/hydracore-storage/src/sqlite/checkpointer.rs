@@ -1,5 +1,6 @@
 //! Copies the WAL back into the database file, beside the writer rather
-//! than inside its commits.
+//! than inside its commits, and has the writer start the WAL over when it
+//! is cheap to.
 //!
 //! By default the connection whose commit takes the WAL past 1,000 pages
 //! checkpoints it there and then, fsyncs included: with one writer, every
@@ -10,22 +11,30 @@
 //!
 //! That copies the WAL back but does not start it over: SQLite starts the
 //! file over only when a write begins with nothing left to copy, and under
-//! load the writer appends faster than that moment comes. So the WAL file
-//! grows until the writer's own threshold, where the writer checkpoints
-//! in a commit and starts the file over, holding every queued write for
-//! its fsyncs of the WAL and the database file (about 30 ms in all on the
-//! benchmark machine). The threshold is
-//! therefore high, [`WRITER_BACKSTOP_PAGES`]: at 10,000 pages that stall
-//! came every ~450 ms under the agent mix and set the writes' p99 (36.6
-//! to 37.8 ms against a p95 of 6.4 to 7.3); at 100,000 the mix's p99 was
-//! 11.41 to 14.89 ms (docs/benchmarks.md, round 7). The price is disk:
-//! under sustained writes the WAL file reaches about 400 MB before it
-//! starts over, and keeps that size until the last connection closes.
-//! (Cutting it back when it starts over, `journal_size_limit`, made that
-//! moment a stall of up to 425 ms.)
+//! load the writer appends while this thread copies. So once this thread
+//! finds a WAL of [`RESTART_PAGES`] or more copied back whole, it asks the
+//! writer to checkpoint between two transactions: only the frames since
+//! are left to copy and sync (a pause of the writer of 7 to 11 ms, every
+//! ~340 ms under the agent mix), and the writer's next transaction starts
+//! the file over. Under sustained writes the WAL file then grew to 78 to
+//! 115 MB, against 393 MB with the writer's own threshold alone, at the
+//! same throughput (docs/benchmarks.md, round 8, step 23).
+//!
+//! The writer's own threshold, [`WRITER_BACKSTOP_PAGES`], remains as a
+//! backstop, for when readers keep the WAL from being copied back whole:
+//! it checkpoints inside a commit, holding every queued write for the
+//! fsyncs of a whole WAL and the database file (about 30 ms on the
+//! benchmark machine). At 10,000 pages that stall came every ~450 ms under
+//! the agent mix and set the writes' p99 (36.6 to 37.8 ms against a p95 of
+//! 6.4 to 7.3), hence 100,000 (docs/benchmarks.md, round 7). The file
+//! keeps its largest size until the last connection closes. (Cutting it
+//! back when it starts over, `journal_size_limit`, made that moment a
+//! stall of up to 425 ms.)
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -39,9 +48,19 @@ const EVERY: Duration = Duration::from_millis(100);
 /// The writer's own threshold, in pages (4 KiB).
 pub const WRITER_BACKSTOP_PAGES: i64 = 100_000;
 
+/// A WAL this long (in pages, 32 MiB), once copied back whole, is started
+/// over by the writer.
+const RESTART_PAGES: i64 = 8_192;
+
 /// Starts the thread; it stops, after a last checkpoint, when the sender
-/// of `stop` is dropped (the writer thread ends).
-pub fn start(path: &Path, stop: Receiver<()>) -> Result<(), StoreError> {
+/// of `stop` is dropped (the writer thread ends). It sets `restart_due`
+/// when the writer should checkpoint (with [`checkpoint`]) between two
+/// transactions.
+pub fn start(
+    path: &Path,
+    stop: Receiver<()>,
+    restart_due: Arc<AtomicBool>,
+) -> Result<(), StoreError> {
     let conn = super::open_connection(path)?;
     thread::Builder::new()
         .name("sqlite-checkpointer".to_owned())
@@ -50,8 +69,12 @@ pub fn start(path: &Path, stop: Receiver<()>) -> Result<(), StoreError> {
                 Err(RecvTimeoutError::Timeout) => false,
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
             };
-            if let Err(e) = checkpoint(&conn) {
-                tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
+            match checkpoint(&conn) {
+                Ok((log, copied)) if log >= RESTART_PAGES && copied == log => {
+                    restart_due.store(true, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "SQLite WAL checkpoint failed"),
             }
             if last {
                 return;
@@ -61,8 +84,59 @@ pub fn start(path: &Path, stop: Receiver<()>) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
-    conn.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
-        .query_row([], |_| Ok(()))?;
-    Ok(())
+/// A `PASSIVE` checkpoint: the WAL's length and the pages copied back,
+/// in pages.
+pub fn checkpoint(conn: &Connection) -> Result<(i64, i64), StoreError> {
+    let done = conn
+        .prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
+        .query_row([], |row| Ok((row.get(1)?, row.get(2)?)))?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn wal_database(dir: &tempfile::TempDir) -> Connection {
+        let conn = Connection::open(dir.path().join("wal.db")).expect("open");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .expect("WAL");
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("no automatic checkpoints");
+        conn.execute_batch("CREATE TABLE t (x BLOB)")
+            .expect("table");
+        conn
+    }
+
+    fn write(conn: &Connection, bytes: usize) {
+        conn.execute("INSERT INTO t VALUES (zeroblob(?1))", [bytes])
+            .expect("write");
+    }
+
+    #[test]
+    fn a_checkpoint_reports_the_wal_length_and_the_pages_copied_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = wal_database(&dir);
+        write(&conn, 64 * 1024);
+        let (log, copied) = checkpoint(&conn).expect("checkpoint");
+        assert!(log > 16, "{log} pages");
+        assert_eq!(copied, log);
+    }
+
+    /// What the writer's checkpoint between transactions relies on.
+    #[test]
+    fn a_write_after_everything_was_copied_back_starts_the_wal_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = wal_database(&dir);
+        write(&conn, 1024 * 1024);
+        let (before, _) = checkpoint(&conn).expect("checkpoint");
+        write(&conn, 16);
+        let (after, _) = checkpoint(&conn).expect("checkpoint");
+        assert!(before > 256, "{before} pages");
+        assert!(after < 8, "the WAL went on at frame {after}");
+    }
 }

@@ -14,6 +14,8 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -115,12 +117,13 @@ impl Writer {
             checkpointer::WRITER_BACKSTOP_PAGES,
         )?;
         let (writer_done, checkpointer_stop) = std::sync::mpsc::channel::<()>();
-        checkpointer::start(path, checkpointer_stop)?;
+        let restart_due = Arc::new(AtomicBool::new(false));
+        checkpointer::start(path, checkpointer_stop, Arc::clone(&restart_due))?;
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         thread::Builder::new()
             .name("sqlite-writer".to_owned())
             .spawn(move || {
-                serve(conn, jobs);
+                serve(conn, jobs, &restart_due);
                 // The checkpointer's last checkpoint comes after the last write.
                 drop(writer_done);
             })
@@ -164,7 +167,7 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the SQLite writer has stopped".to_owned())
 }
 
-fn serve(conn: Connection, mut queue: mpsc::Receiver<Message>) {
+fn serve(conn: Connection, mut queue: mpsc::Receiver<Message>, restart_due: &AtomicBool) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         let mut close = None;
@@ -181,6 +184,13 @@ fn serve(conn: Connection, mut queue: mpsc::Receiver<Message>) {
         }
         if !batch.is_empty() {
             commit_batch(&conn, &mut batch);
+        }
+        // Between two transactions, so that the next one starts the WAL
+        // over (checkpointer.rs says why here).
+        if restart_due.swap(false, Ordering::Relaxed) {
+            if let Err(e) = checkpointer::checkpoint(&conn) {
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
+            }
         }
         if let Some(done) = close {
             queue.close();
