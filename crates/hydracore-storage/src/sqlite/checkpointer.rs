@@ -17,8 +17,8 @@
 //! are left to copy and sync (a pause of the writer of 7 to 11 ms, every
 //! ~340 ms under the agent mix), and the writer's next transaction starts
 //! the file over. Under sustained writes the WAL file then grew to 78 to
-//! 115 MB, against 393 MB with the writer's own threshold alone, at the
-//! same throughput (docs/benchmarks.md, round 8, step 23).
+//! 115 MiB, against 393 to 395 MiB with the writer's own threshold alone,
+//! at the same throughput (docs/benchmarks.md, round 8, step 23).
 //!
 //! The writer's own threshold, [`WRITER_BACKSTOP_PAGES`], remains as a
 //! backstop, for when readers keep the WAL from being copied back whole:
