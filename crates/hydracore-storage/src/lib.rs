@@ -50,6 +50,9 @@ pub enum WithHistory {
 pub struct PoolStats {
     pub in_use: u32,
     pub idle: u32,
+    /// PostgreSQL: open connections that every request's one-call reads
+    /// share (`postgres/pipelined.rs`); they are neither in use nor idle.
+    pub shared: u32,
 }
 
 #[async_trait]

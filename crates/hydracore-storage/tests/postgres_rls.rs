@@ -1166,6 +1166,8 @@ async fn gets_and_one_status_lists_share_connections_outside_the_pool() {
         }
         let all = tokio::time::timeout(Duration::from_secs(10), reads.join_all()).await;
         assert_eq!(all.expect("64 reads while the pool is empty").len(), 64);
+        // 2 beside a pool of 1, reported to /metrics apart from the pool's.
+        assert_eq!(store.pool_stats().shared, 2);
         drop(held);
 
         // A page deeper than the pipelined connections take is read on the
@@ -1180,6 +1182,7 @@ async fn gets_and_one_status_lists_share_connections_outside_the_pool() {
 
         // Closed, the store opens no connection again.
         store.close().await;
+        assert_eq!(store.pool_stats().shared, 0);
         assert!(matches!(
             store
                 .get_workflow(t.scope(), t.workflow, WithHistory::No)

@@ -198,6 +198,7 @@ impl Store for PgStore {
         PoolStats {
             in_use: count(in_use),
             idle: count(idle),
+            shared: count(self.reads.open_connections()),
         }
     }
 

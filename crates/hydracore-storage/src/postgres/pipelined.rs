@@ -178,6 +178,11 @@ impl Pipelined {
         }
     }
 
+    /// The connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.slots.iter().filter(|s| s.open().is_some()).count()
+    }
+
     /// Lets the connections go, and opens no more: each closes once the
     /// calls it carries have been answered.
     pub fn close(&self) {

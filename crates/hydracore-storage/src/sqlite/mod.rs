@@ -168,7 +168,11 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
         // The read connections; the writer's one is always open.
         let (in_use, idle) = self.reader.stats();
-        PoolStats { in_use, idle }
+        PoolStats {
+            in_use,
+            idle,
+            shared: 0,
+        }
     }
 
     async fn close(&self) {

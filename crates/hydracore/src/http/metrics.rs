@@ -97,6 +97,7 @@ pub async fn render(store: &dyn Store, counts: &StatusCounts) -> String {
     let pool = store.pool_stats();
     metrics::gauge!("hydracore_db_connections", "state" => "in_use").set(f64::from(pool.in_use));
     metrics::gauge!("hydracore_db_connections", "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!("hydracore_db_connections", "state" => "shared").set(f64::from(pool.shared));
     let counts = counts.current(store).await;
     for status in Status::ALL {
         let n = counts

@@ -80,6 +80,7 @@ async fn metrics_count_requests_by_route_template_and_report_pool_and_statuses()
         r#"hydracore_http_request_duration_seconds_bucket{method="GET",route="/internal/v1/instances/{instance_id}/workflows/{workflow_id}",status="200",le="0.005"}"#,
         r#"hydracore_db_connections{state="idle"}"#,
         r#"hydracore_db_connections{state="in_use"}"#,
+        r#"hydracore_db_connections{state="shared"}"#,
         r#"hydracore_workflows{status="active"}"#,
         r#"hydracore_workflows{status="cancelled"}"#,
     ] {
