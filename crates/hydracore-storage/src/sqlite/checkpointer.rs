@@ -99,7 +99,10 @@ mod tests {
 
     use super::*;
 
-    fn wal_database(dir: &tempfile::TempDir) -> Connection {
+    /// A WAL database that only explicit checkpoints copy back, and the
+    /// directory that holds it.
+    fn wal_database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
         let conn = Connection::open(dir.path().join("wal.db")).expect("open");
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -109,7 +112,7 @@ mod tests {
             .expect("no automatic checkpoints");
         conn.execute_batch("CREATE TABLE t (x BLOB)")
             .expect("table");
-        conn
+        (dir, conn)
     }
 
     fn write(conn: &Connection, bytes: usize) {
@@ -119,8 +122,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_reports_the_wal_length_and_the_pages_copied_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let conn = wal_database(&dir);
+        let (_dir, conn) = wal_database();
         write(&conn, 64 * 1024);
         let (log, copied) = checkpoint(&conn).expect("checkpoint");
         assert!(log > 16, "{log} pages");
@@ -130,8 +132,7 @@ mod tests {
     /// What the writer's checkpoint between transactions relies on.
     #[test]
     fn a_write_after_everything_was_copied_back_starts_the_wal_over() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let conn = wal_database(&dir);
+        let (_dir, conn) = wal_database();
         write(&conn, 1024 * 1024);
         let (before, _) = checkpoint(&conn).expect("checkpoint");
         write(&conn, 16);
