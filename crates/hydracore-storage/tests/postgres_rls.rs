@@ -1201,7 +1201,7 @@ struct Relay {
     addr: std::net::SocketAddr,
     accepted: Arc<AtomicU64>,
     /// Connections numbered below this are silent.
-    silenced: tokio::sync::watch::Sender<u64>,
+    silenced: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -1213,8 +1213,8 @@ impl Relay {
             .expect("bind the relay");
         let addr = listener.local_addr().expect("relay address");
         let accepted = Arc::new(AtomicU64::new(0));
-        let (silenced, _) = tokio::sync::watch::channel(0);
-        let (count, watch) = (Arc::clone(&accepted), silenced.clone());
+        let silenced = Arc::new(AtomicU64::new(0));
+        let (count, below) = (Arc::clone(&accepted), Arc::clone(&silenced));
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
@@ -1223,8 +1223,8 @@ impl Relay {
                 let number = count.fetch_add(1, Ordering::SeqCst);
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(relay(client_read, server_write, number, watch.subscribe()));
-                tokio::spawn(relay(server_read, client_write, number, watch.subscribe()));
+                tokio::spawn(relay(client_read, server_write, number, Arc::clone(&below)));
+                tokio::spawn(relay(server_read, client_write, number, Arc::clone(&below)));
             }
         });
         Self {
@@ -1247,7 +1247,7 @@ impl Relay {
     /// Every connection made so far goes silent.
     fn silence(&self) {
         self.silenced
-            .send_replace(self.accepted.load(Ordering::SeqCst));
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 }
 
@@ -1257,7 +1257,7 @@ async fn relay(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     number: u64,
-    silenced: tokio::sync::watch::Receiver<u64>,
+    silenced: Arc<AtomicU64>,
 ) {
     let mut buffer = vec![0; 16 * 1024];
     loop {
@@ -1265,7 +1265,7 @@ async fn relay(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if number < *silenced.borrow() {
+        if number < silenced.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         if to.write_all(&buffer[..n]).await.is_err() {

@@ -176,8 +176,8 @@ impl PgStore {
 /// benchmark machine, on a million workflows, 8 instead of 4 halved a
 /// get's p99 and cut the instance list's, at the same throughput; on a
 /// fresh database a get's p99 also halved, for about 8 % less throughput
-/// at saturation (docs/benchmarks.md, round 8, step 22). docs/scaling.md counts them in a
-/// replica's connections.
+/// at saturation (docs/benchmarks.md, round 8, step 22). docs/scaling.md
+/// counts them in a replica's connections.
 fn pipelined_connections(max_connections: u32) -> usize {
     usize::try_from(max_connections).map_or(2, |n| n.max(2))
 }
