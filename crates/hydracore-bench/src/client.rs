@@ -1,14 +1,11 @@
 //! The load generator's HTTP client: one HTTP/1.1 keep-alive connection per
 //! worker, on hyper's connection-level API.
 //!
-//! The bench shares the machine's two cores with the server and the
-//! database it measures, so whatever the client spends is taken from them.
-//! reqwest, which the workers used first, parses a URL and matches proxies
-//! for every request, and the workers joined every answer's chunks to drop
-//! them: under the SQLite agent mix the load generator was 23 % of all CPU
-//! samples, 14 % with this client (docs/benchmarks.md, step 18). A request
-//! here is a path and the headers it needs, sent on the worker's own
-//! connection.
+//! The bench shares the machine's cores with the server and the database it
+//! measures, so whatever the client spends is taken from them. A general
+//! client (reqwest) parses a URL and matches proxies for every request; a
+//! request here is a path and the headers it needs, sent on the worker's
+//! own connection, and an answer's body is dropped unread.
 
 use std::time::Duration;
 

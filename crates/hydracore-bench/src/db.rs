@@ -3,7 +3,6 @@
 //! caller names (left as it is).
 
 use anyhow::Context;
-use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -121,27 +120,36 @@ impl BenchDatabase {
 }
 
 pub async fn create_postgres_database(server: &str, name: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(server)
+    let admin = connect_postgres(server)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", redact(server)))?;
     admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .with_context(|| format!("creating database {name}"))?;
-    admin.close().await?;
     Ok(())
 }
 
 pub async fn drop_postgres_database(server: &str, name: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(server)
+    let admin = connect_postgres(server)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", redact(server)))?;
     admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
         .with_context(|| format!("dropping database {name}"))?;
-    admin.close().await?;
     Ok(())
+}
+
+/// One PostgreSQL connection to `url`, its driving task spawned (it ends,
+/// and the session with it, when the client is dropped).
+///
+/// Opened as the server opens its own (the storage crate's URL reading
+/// and TLS), so that whatever URL the server takes (`sslmode`,
+/// `sslrootcert`, libpq's `key=value` form) the bench takes too.
+pub async fn connect_postgres(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let settings = hydracore_storage::postgres::tls::settings(url, None)?;
+    Ok(hydracore_storage::postgres::tls::connect(&settings).await?)
 }
 
 /// `url` with its database name replaced.

@@ -2,22 +2,24 @@
 //! migrations): SQLite in big transactions of multi-row INSERTs,
 //! PostgreSQL with `INSERT ... SELECT FROM unnest(...)` batches.
 
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteSynchronous};
-use sqlx::{Connection, Executor, QueryBuilder, Row, Sqlite};
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use uuid::Uuid;
 
-use crate::db::is_postgres;
+use crate::db::{connect_postgres, is_postgres};
 
 /// A raw connection to the benchmark database, for seeding and sampling.
 pub enum Db {
-    Sqlite(SqliteConnection),
-    Postgres(PgConnection),
+    /// rusqlite is blocking: each call runs on a `spawn_blocking` thread,
+    /// which takes the connection for its duration.
+    Sqlite(Arc<Mutex<Connection>>),
+    Postgres(tokio_postgres::Client),
 }
 
 impl Db {
@@ -25,33 +27,82 @@ impl Db {
     /// (SQLite `synchronous=OFF`, PostgreSQL `synchronous_commit=off`).
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
         if is_postgres(url) {
-            let mut conn = PgConnection::connect(url)
+            let client = connect_postgres(url)
                 .await
                 .context("connecting to PostgreSQL")?;
-            conn.execute("SET synchronous_commit = off").await?;
-            return Ok(Db::Postgres(conn));
+            client.batch_execute("SET synchronous_commit = off").await?;
+            return Ok(Db::Postgres(client));
         }
-        let url = if url.starts_with("sqlite:") {
-            url.to_owned()
-        } else {
-            format!("sqlite:{url}")
-        };
-        let options = SqliteConnectOptions::from_str(&url)?
-            .synchronous(SqliteSynchronous::Off)
-            .busy_timeout(Duration::from_secs(30));
-        let conn = SqliteConnection::connect_with(&options)
+        let path = sqlite_path(url)?;
+        let conn = tokio::task::spawn_blocking(move || open_sqlite(&path))
             .await
+            .context("opening the SQLite database")?
             .context("opening the SQLite database")?;
-        Ok(Db::Sqlite(conn))
+        Ok(Db::Sqlite(Arc::new(Mutex::new(conn))))
     }
 
     pub async fn close(self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(c) => c.close().await?,
-            Db::Postgres(c) => c.close().await?,
+            Db::Sqlite(conn) => {
+                let conn = Arc::into_inner(conn)
+                    .context("the SQLite connection is still in use")?
+                    .into_inner()
+                    .map_err(|_| anyhow!("a SQLite call panicked holding the connection"))?;
+                conn.close().map_err(|(_, e)| e)?;
+            }
+            // Dropping the client ends the session: its task sends the
+            // terminate message and finishes.
+            Db::Postgres(client) => drop(client),
         }
         Ok(())
     }
+}
+
+/// The file `url` names: `sqlite:PATH`, `sqlite://PATH` or a bare path,
+/// any `?options` ignored (as the server reads it).
+fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
+    if path.is_empty() || path.contains(":memory:") {
+        anyhow::bail!("seeding needs a SQLite file, not {url}");
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The file is the server's, already created and migrated (in WAL mode):
+/// not created here, so that a mistyped path fails instead of seeding a
+/// new empty file. Foreign keys are checked as the server's writer checks
+/// them; the long busy timeout rides out a running server's checkpoints.
+fn open_sqlite(path: &std::path::Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+/// Runs `f` on the SQLite connection on a blocking thread.
+async fn on_sqlite<R, F>(conn: &Arc<Mutex<Connection>>, f: F) -> anyhow::Result<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut Connection) -> anyhow::Result<R> + Send + 'static,
+{
+    let conn = Arc::clone(conn);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = conn
+            .lock()
+            .map_err(|_| anyhow!("a SQLite call panicked holding the connection"))?;
+        f(&mut conn)
+    })
+    .await
+    .context("the SQLite task did not finish")?
 }
 
 /// How seeded workflows are shaped.
@@ -161,118 +212,239 @@ fn rows(shape: &Shape, from: u64, to: u64, start: DateTime<Utc>, step_us: i64) -
         .collect()
 }
 
+/// Where rows go in time, and how they are cut into statements and
+/// transactions.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    start: DateTime<Utc>,
+    step_us: i64,
+    /// Rows per statement.
+    batch: u64,
+    /// Rows per transaction: a whole number of batches.
+    per_tx: u64,
+}
+
+impl Plan {
+    /// Spread over the last 30 days.
+    fn new(shape: &Shape) -> anyhow::Result<Plan> {
+        let span_us: i64 = 30 * 24 * 3600 * 1_000_000;
+        let batch = shape.batch.max(1) as u64;
+        Ok(Plan {
+            start: Utc::now() - chrono::Duration::microseconds(span_us),
+            step_us: (span_us / i64::try_from(shape.workflows.max(1))?).max(1),
+            batch,
+            per_tx: (shape.transaction_rows.max(shape.batch.max(1)) as u64 / batch).max(1) * batch,
+        })
+    }
+
+    /// The `[from, to)` row ranges of the transactions.
+    fn transactions(self, total: u64) -> impl Iterator<Item = (u64, u64)> {
+        chunks(0, total, self.per_tx)
+    }
+
+    /// The `[from, to)` row ranges of one transaction's statements.
+    fn batches(self, from: u64, to: u64) -> impl Iterator<Item = (u64, u64)> {
+        chunks(from, to, self.batch)
+    }
+}
+
+fn chunks(from: u64, to: u64, size: u64) -> impl Iterator<Item = (u64, u64)> {
+    (from..to)
+        .step_by(usize::try_from(size.max(1)).unwrap_or(usize::MAX))
+        .map(move |a| (a, (a + size).min(to)))
+}
+
+/// A progress line every few seconds.
+struct Progress {
+    started: Instant,
+    last: Instant,
+    total: u64,
+}
+
+impl Progress {
+    fn new(started: Instant, total: u64) -> Progress {
+        Progress {
+            started,
+            last: Instant::now(),
+            total,
+        }
+    }
+
+    fn done(&mut self, done: u64) {
+        if self.last.elapsed() >= Duration::from_secs(5) {
+            let rate = done as f64 / self.started.elapsed().as_secs_f64();
+            eprintln!("  {done} / {} workflows ({rate:.0} rows/s)", self.total);
+            self.last = Instant::now();
+        }
+    }
+}
+
 /// Loads `shape.workflows` workflows, each with its one `created` history
 /// entry, spread over the last 30 days. Returns how long it took.
 pub async fn seed(db: &mut Db, shape: &Shape) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let span_us: i64 = 30 * 24 * 3600 * 1_000_000;
-    let start = Utc::now() - chrono::Duration::microseconds(span_us);
-    let step_us = (span_us / i64::try_from(shape.workflows.max(1))?).max(1);
-    let batch = shape.batch.max(1) as u64;
-    let per_tx = (shape.transaction_rows.max(shape.batch.max(1)) as u64 / batch).max(1) * batch;
-    let mut done = 0u64;
-    let mut last_report = Instant::now();
-    while done < shape.workflows {
-        let tx_end = (done + per_tx).min(shape.workflows);
-        match db {
-            Db::Sqlite(conn) => {
-                let mut tx = conn.begin().await?;
-                let mut from = done;
-                while from < tx_end {
-                    let to = (from + batch).min(tx_end);
-                    let rows = rows(shape, from, to, start, step_us);
-                    sqlite_insert(&mut tx, shape.tenant_id, &rows).await?;
-                    from = to;
+    let plan = Plan::new(shape)?;
+    match db {
+        Db::Sqlite(conn) => {
+            let shape = shape.clone();
+            on_sqlite(conn, move |conn| {
+                let mut progress = Progress::new(started, shape.workflows);
+                for (tx_from, tx_to) in plan.transactions(shape.workflows) {
+                    let tx = conn.transaction()?;
+                    for (from, to) in plan.batches(tx_from, tx_to) {
+                        let rows = rows(&shape, from, to, plan.start, plan.step_us);
+                        sqlite_insert(&tx, shape.tenant_id, &rows)?;
+                    }
+                    tx.commit()?;
+                    progress.done(tx_to);
+                }
+                conn.execute_batch("ANALYZE")?;
+                Ok(())
+            })
+            .await?;
+        }
+        Db::Postgres(client) => {
+            // Prepared once: each batch then costs one round trip.
+            let workflows = client.prepare(POSTGRES_WORKFLOWS).await?;
+            let history = client.prepare(POSTGRES_HISTORY).await?;
+            let mut progress = Progress::new(started, shape.workflows);
+            for (tx_from, tx_to) in plan.transactions(shape.workflows) {
+                let tx = client.transaction().await?;
+                for (from, to) in plan.batches(tx_from, tx_to) {
+                    let rows = rows(shape, from, to, plan.start, plan.step_us);
+                    postgres_insert(&tx, (&workflows, &history), shape.tenant_id, &rows).await?;
                 }
                 tx.commit().await?;
+                progress.done(tx_to);
             }
-            Db::Postgres(conn) => {
-                let mut tx = conn.begin().await?;
-                let mut from = done;
-                while from < tx_end {
-                    let to = (from + batch).min(tx_end);
-                    let rows = rows(shape, from, to, start, step_us);
-                    postgres_insert(&mut tx, shape.tenant_id, &rows).await?;
-                    from = to;
-                }
-                tx.commit().await?;
-            }
+            client
+                .batch_execute("ANALYZE workflows; ANALYZE workflow_history")
+                .await?;
         }
-        done = tx_end;
-        if last_report.elapsed() >= Duration::from_secs(5) {
-            let rate = done as f64 / started.elapsed().as_secs_f64();
-            eprintln!(
-                "  {done} / {} workflows ({rate:.0} rows/s)",
-                shape.workflows
-            );
-            last_report = Instant::now();
-        }
-    }
-    if let Db::Postgres(conn) = db {
-        conn.execute("ANALYZE workflows").await?;
-        conn.execute("ANALYZE workflow_history").await?;
-    } else if let Db::Sqlite(conn) = db {
-        conn.execute("ANALYZE").await?;
     }
     Ok(started.elapsed())
 }
 
-async fn sqlite_insert(
-    conn: &mut SqliteConnection,
-    tenant_id: Uuid,
-    rows: &[SeedRow],
-) -> anyhow::Result<()> {
-    let mut q = QueryBuilder::<Sqlite>::new(
+/// `(?, ?, ...), (?, ?, ...), ...`: `rows` copies of `row`.
+fn values(row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity((row.len() + 2) * rows);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
+/// The columns of a seeded SQLite row computed rather than borrowed from
+/// its [`SeedRow`] (the binds borrow them).
+struct SqliteComputed {
+    at: i64,
+    suspended_step: Option<&'static str>,
+    suspended_at: Option<i64>,
+    completed_at: Option<i64>,
+}
+
+fn sqlite_insert(conn: &Connection, tenant_id: Uuid, rows: &[SeedRow]) -> anyhow::Result<()> {
+    let computed: Vec<SqliteComputed> = rows
+        .iter()
+        .map(|r| {
+            let at = r.created_at.timestamp_micros();
+            let suspended = r.status == "suspended";
+            SqliteComputed {
+                at,
+                suspended_step: suspended.then_some("approve_payment_plan"),
+                suspended_at: suspended.then_some(at),
+                completed_at: r.terminal().then_some(at),
+            }
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
          stage, title, reference, escalation_level, workflow_state, suspended_step, suspended_at, \
-         created_at, updated_at, completed_at, version) ",
+         created_at, updated_at, completed_at, version) VALUES {}",
+        values(
+            "(?, ?, ?, ?, ?, ?, 'intake', ?, ?, 0, '{\"amount_due\":1200,\"currency\":\"GBP\"}', \
+             ?, ?, ?, ?, ?, 1)",
+            rows.len()
+        )
     );
-    q.push_values(rows, |mut b, r| {
-        let at = r.created_at.timestamp_micros();
-        let suspended = r.status == "suspended";
-        b.push_bind(r.id)
-            .push_bind(tenant_id)
-            .push_bind(r.instance_id)
-            .push_bind(r.customer_id)
-            .push_bind(r.workflow_type)
-            .push_bind(r.status)
-            .push("'intake'")
-            .push_bind(&r.title)
-            .push_bind(&r.reference)
-            .push("0")
-            .push("'{\"amount_due\":1200,\"currency\":\"GBP\"}'")
-            .push_bind(suspended.then_some("approve_payment_plan"))
-            .push_bind(suspended.then_some(at))
-            .push_bind(at)
-            .push_bind(at)
-            .push_bind(r.terminal().then_some(at))
-            .push("1");
-    });
-    q.build().execute(&mut *conn).await?;
-    let mut q = QueryBuilder::<Sqlite>::new(
+    let mut binds: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 13);
+    for (r, c) in rows.iter().zip(&computed) {
+        binds.extend([
+            &r.id as &dyn ToSql,
+            &tenant_id,
+            &r.instance_id,
+            &r.customer_id,
+            &r.workflow_type,
+            &r.status,
+            &r.title,
+            &r.reference,
+            &c.suspended_step,
+            &c.suspended_at,
+            &c.at,
+            &c.at,
+            &c.completed_at,
+        ]);
+    }
+    // Cached: every full batch is the same statement.
+    conn.prepare_cached(&sql)?.execute(binds.as_slice())?;
+
+    let computed: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.created_at.timestamp_micros(),
+                format!("instance:{}", r.instance_id),
+                created_entry(r),
+            )
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage, entry) ",
+         actor, from_status, to_status, from_stage, to_stage, entry) VALUES {}",
+        values(
+            "(?, ?, 1, ?, 'created', NULL, ?, NULL, 'active', NULL, 'intake', ?)",
+            rows.len()
+        )
     );
-    q.push_values(rows, |mut b, r| {
-        b.push_bind(tenant_id)
-            .push_bind(r.id)
-            .push("1")
-            .push_bind(r.created_at.timestamp_micros())
-            .push("'created'")
-            .push("NULL")
-            .push_bind(format!("instance:{}", r.instance_id))
-            .push("NULL")
-            .push("'active'")
-            .push("NULL")
-            .push("'intake'")
-            .push_bind(created_entry(r));
-    });
-    q.build().execute(&mut *conn).await?;
+    let mut binds: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 5);
+    for (r, (at, actor, entry)) in rows.iter().zip(&computed) {
+        binds.extend([&tenant_id as &dyn ToSql, &r.id, at, actor, entry]);
+    }
+    conn.prepare_cached(&sql)?.execute(binds.as_slice())?;
     Ok(())
 }
 
+/// The workflows of a batch, as parallel arrays. `workflow_state` is an
+/// untyped literal, which takes the column's type (`json` or `jsonb`).
+const POSTGRES_WORKFLOWS: &str = "\
+    INSERT INTO workflows (tenant_id, id, instance_id, customer_id, workflow_type, status, \
+    stage, title, reference, escalation_level, workflow_state, suspended_step, suspended_at, \
+    created_at, updated_at, completed_at, version) \
+    SELECT $1::uuid, u.id, u.instance_id, u.customer_id, u.workflow_type, u.status, 'intake', \
+           u.title, u.reference, 0, '{\"amount_due\":1200,\"currency\":\"GBP\"}', \
+           CASE WHEN u.status = 'suspended' THEN 'approve_payment_plan' END, \
+           CASE WHEN u.status = 'suspended' THEN u.at END, u.at, u.at, \
+           CASE WHEN u.status IN ('completed', 'cancelled', 'failed', 'expired') THEN u.at END, \
+           1 \
+    FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
+                $8::text[], $9::timestamptz[]) \
+         AS u(id, instance_id, customer_id, workflow_type, status, title, reference, at)";
+
+/// Their `created` history entries.
+const POSTGRES_HISTORY: &str = "\
+    INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
+    actor, from_status, to_status, from_stage, to_stage, entry) \
+    SELECT $1::uuid, u.id, 1, u.at, 'created', NULL, 'instance:' || u.instance_id, NULL, \
+           'active', NULL, 'intake', u.entry \
+    FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[]) \
+         AS u(id, instance_id, at, entry)";
+
 async fn postgres_insert(
-    conn: &mut PgConnection,
+    tx: &tokio_postgres::Transaction<'_>,
+    (workflows, history): (&tokio_postgres::Statement, &tokio_postgres::Statement),
     tenant_id: Uuid,
     rows: &[SeedRow],
 ) -> anyhow::Result<()> {
@@ -284,46 +456,24 @@ async fn postgres_insert(
     let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();
     let references: Vec<&str> = rows.iter().map(|r| r.reference.as_str()).collect();
     let ats: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
-    sqlx::query(
-        "INSERT INTO workflows (tenant_id, id, instance_id, customer_id, workflow_type, status, \
-         stage, title, reference, escalation_level, workflow_state, suspended_step, suspended_at, \
-         created_at, updated_at, completed_at, version) \
-         SELECT $1, u.id, u.instance_id, u.customer_id, u.workflow_type, u.status, 'intake', \
-                u.title, u.reference, 0, '{\"amount_due\": 1200, \"currency\": \"GBP\"}'::jsonb, \
-                CASE WHEN u.status = 'suspended' THEN 'approve_payment_plan' END, \
-                CASE WHEN u.status = 'suspended' THEN u.at END, u.at, u.at, \
-                CASE WHEN u.status IN ('completed', 'cancelled', 'failed', 'expired') THEN u.at END, \
-                1 \
-         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
-                     $8::text[], $9::timestamptz[]) \
-              AS u(id, instance_id, customer_id, workflow_type, status, title, reference, at)",
+    tx.execute(
+        workflows,
+        &[
+            &tenant_id,
+            &ids,
+            &instances,
+            &customers,
+            &types,
+            &statuses,
+            &titles,
+            &references,
+            &ats,
+        ],
     )
-    .bind(tenant_id)
-    .bind(&ids)
-    .bind(&instances)
-    .bind(&customers)
-    .bind(&types)
-    .bind(&statuses)
-    .bind(&titles)
-    .bind(&references)
-    .bind(&ats)
-    .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage, entry) \
-         SELECT $1, u.id, 1, u.at, 'created', NULL, 'instance:' || u.instance_id, NULL, \
-                'active', NULL, 'intake', u.entry \
-         FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[]) \
-              AS u(id, instance_id, at, entry)",
-    )
-    .bind(tenant_id)
-    .bind(&ids)
-    .bind(&instances)
-    .bind(&ats)
-    .bind(rows.iter().map(created_entry).collect::<Vec<String>>())
-    .execute(&mut *conn)
-    .await?;
+    let entries: Vec<String> = rows.iter().map(created_entry).collect();
+    tx.execute(history, &[&tenant_id, &ids, &instances, &ats, &entries])
+        .await?;
     Ok(())
 }
 
@@ -361,92 +511,83 @@ pub async fn long_history_workflow(
     let start = Utc::now() - chrono::Duration::days(365);
     let id = v7_at(start);
     let actor = format!("instance:{instance_id}");
+    let customer_id = Uuid::new_v4();
     match db {
         Db::Sqlite(conn) => {
-            let mut tx = conn.begin().await?;
-            let at = start.timestamp_micros();
-            sqlx::query(
-                "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, \
-                 status, stage, title, escalation_level, workflow_state, created_at, updated_at, \
-                 last_action_at, version) \
-                 VALUES (?1, ?2, ?3, ?4, 'rent_arrears', 'active', 'chasing', 'Long history', 0, \
-                 '{\"amount_due\":1200}', ?5, ?6, ?6, ?7)",
-            )
-            .bind(id)
-            .bind(tenant_id)
-            .bind(instance_id)
-            .bind(Uuid::new_v4())
-            .bind(at)
-            .bind(at + entries * 1000)
-            .bind(entries)
-            .execute(&mut *tx)
+            on_sqlite(conn, move |conn| {
+                let tx = conn.transaction()?;
+                let at = start.timestamp_micros();
+                tx.execute(
+                    "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, \
+                     status, stage, title, escalation_level, workflow_state, created_at, updated_at, \
+                     last_action_at, version) \
+                     VALUES (?1, ?2, ?3, ?4, 'rent_arrears', 'active', 'chasing', 'Long history', 0, \
+                     '{\"amount_due\":1200}', ?5, ?6, ?6, ?7)",
+                    params![id, tenant_id, instance_id, customer_id, at, at + entries * 1000, entries],
+                )?;
+                tx.execute(
+                    "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
+                     action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
+                     WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?4), \
+                     e AS (SELECT n, ?3 + n * 1000 AS at, \
+                            CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
+                            CASE n WHEN 1 THEN NULL ELSE '{\"channel\":\"sms\",\"attempt\":' || n || '}' END AS detail, \
+                            CASE n WHEN 1 THEN NULL ELSE 'active' END AS from_status, \
+                            CASE n WHEN 1 THEN NULL ELSE 'chasing' END AS from_stage FROM s) \
+                     SELECT ?1, ?2, n, at, action, detail, ?5, from_status, 'active', from_stage, 'chasing', \
+                            json_object('seq', n, 'at', strftime('%Y-%m-%dT%H:%M:%S', at / 1000000, 'unixepoch') \
+                              || printf('.%06dZ', at % 1000000), 'action', action, 'action_detail', json(detail), \
+                              'actor', ?5, 'from_status', from_status, 'to_status', 'active', \
+                              'from_stage', from_stage, 'to_stage', 'chasing') \
+                     FROM e",
+                    params![tenant_id, id, at, entries, actor],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
             .await?;
-            sqlx::query(
-                "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-                 action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
-                 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?4), \
-                 e AS (SELECT n, ?3 + n * 1000 AS at, \
-                        CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
-                        CASE n WHEN 1 THEN NULL ELSE '{\"channel\":\"sms\",\"attempt\":' || n || '}' END AS detail, \
-                        CASE n WHEN 1 THEN NULL ELSE 'active' END AS from_status, \
-                        CASE n WHEN 1 THEN NULL ELSE 'chasing' END AS from_stage FROM s) \
-                 SELECT ?1, ?2, n, at, action, detail, ?5, from_status, 'active', from_stage, 'chasing', \
-                        json_object('seq', n, 'at', strftime('%Y-%m-%dT%H:%M:%S', at / 1000000, 'unixepoch') \
-                          || printf('.%06dZ', at % 1000000), 'action', action, 'action_detail', json(detail), \
-                          'actor', ?5, 'from_status', from_status, 'to_status', 'active', \
-                          'from_stage', from_stage, 'to_stage', 'chasing') \
-                 FROM e",
-            )
-            .bind(tenant_id)
-            .bind(id)
-            .bind(at)
-            .bind(entries)
-            .bind(&actor)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
         }
-        Db::Postgres(conn) => {
-            let mut tx = conn.begin().await?;
-            sqlx::query(
+        Db::Postgres(client) => {
+            let tx = client.transaction().await?;
+            let last = start + chrono::Duration::milliseconds(entries);
+            // Constant JSON is an untyped literal and built JSON comes from
+            // json_build_object: both fit a `json` or `jsonb` column.
+            tx.execute(
                 "INSERT INTO workflows (tenant_id, id, instance_id, customer_id, workflow_type, \
                  status, stage, title, escalation_level, workflow_state, created_at, updated_at, \
                  last_action_at, version) \
                  VALUES ($1, $2, $3, $4, 'rent_arrears', 'active', 'chasing', 'Long history', 0, \
-                 '{\"amount_due\": 1200}', $5, $5 + $6::float8 * interval '1 ms', \
-                 $5 + $6::float8 * interval '1 ms', $6)",
+                 '{\"amount_due\":1200}', $5, $6, $6, $7)",
+                &[
+                    &tenant_id,
+                    &id,
+                    &instance_id,
+                    &customer_id,
+                    &start,
+                    &last,
+                    &entries,
+                ],
             )
-            .bind(tenant_id)
-            .bind(id)
-            .bind(instance_id)
-            .bind(Uuid::new_v4())
-            .bind(start)
-            .bind(entries)
-            .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            tx.execute(
                 "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
                  action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
-                 SELECT $1, $2, n, at, action, detail, $5, from_status, 'active', from_stage, 'chasing', \
+                 SELECT $1::uuid, $2::uuid, n, at, action, detail, $5::text, from_status, 'active', \
+                        from_stage, 'chasing', \
                         json_build_object('seq', n, \
                           'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-                          'action', action, 'action_detail', detail, 'actor', $5, \
+                          'action', action, 'action_detail', detail, 'actor', $5::text, \
                           'from_status', from_status, 'to_status', 'active', \
                           'from_stage', from_stage, 'to_stage', 'chasing')::text \
-                 FROM (SELECT n, $3 + n::float8 * interval '1 ms' AS at, \
+                 FROM (SELECT n, $3::timestamptz + n::float8 * interval '1 ms' AS at, \
                         CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
                         CASE n WHEN 1 THEN NULL \
-                             ELSE jsonb_build_object('channel', 'sms', 'attempt', n) END AS detail, \
+                             ELSE json_build_object('channel', 'sms', 'attempt', n) END AS detail, \
                         CASE n WHEN 1 THEN NULL ELSE 'active' END AS from_status, \
                         CASE n WHEN 1 THEN NULL ELSE 'chasing' END AS from_stage \
                        FROM generate_series(1::bigint, $4::bigint) AS n) AS e",
+                &[&tenant_id, &id, &start, &entries, &actor],
             )
-            .bind(tenant_id)
-            .bind(id)
-            .bind(start)
-            .bind(entries)
-            .bind(&actor)
-            .execute(&mut *tx)
             .await?;
             tx.commit().await?;
         }
@@ -458,11 +599,10 @@ pub async fn long_history_workflow(
 /// SQLite, whose planner needs none).
 pub async fn analyze(url: &str) -> anyhow::Result<()> {
     if is_postgres(url) {
-        let mut conn = PgConnection::connect(url)
+        let client = connect_postgres(url)
             .await
             .context("connecting to PostgreSQL")?;
-        conn.execute("ANALYZE").await?;
-        conn.close().await?;
+        client.batch_execute("ANALYZE").await?;
     }
     Ok(())
 }
@@ -471,23 +611,26 @@ pub async fn analyze(url: &str) -> anyhow::Result<()> {
 pub async fn sample_ids(db: &mut Db, instance_id: Uuid, n: i64) -> anyhow::Result<Vec<Uuid>> {
     let ids = match db {
         Db::Sqlite(conn) => {
-            sqlx::query_scalar::<_, Uuid>(
-                "SELECT id FROM workflows WHERE instance_id = ?1 ORDER BY random() LIMIT ?2",
-            )
-            .bind(instance_id)
-            .bind(n)
-            .fetch_all(&mut *conn)
+            on_sqlite(conn, move |conn| {
+                let mut statement = conn.prepare(
+                    "SELECT id FROM workflows WHERE instance_id = ?1 ORDER BY random() LIMIT ?2",
+                )?;
+                let ids = statement
+                    .query_map(params![instance_id, n], |row| row.get(0))?
+                    .collect::<Result<Vec<Uuid>, _>>()?;
+                Ok(ids)
+            })
             .await?
         }
-        Db::Postgres(conn) => {
-            sqlx::query_scalar::<_, Uuid>(
+        Db::Postgres(client) => client
+            .query(
                 "SELECT id FROM workflows WHERE instance_id = $1 ORDER BY random() LIMIT $2",
+                &[&instance_id, &n],
             )
-            .bind(instance_id)
-            .bind(n)
-            .fetch_all(&mut *conn)
             .await?
-        }
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<Vec<Uuid>, _>>()?,
     };
     Ok(ids)
 }
@@ -497,15 +640,18 @@ pub async fn largest_instance(db: &mut Db) -> anyhow::Result<Option<(Uuid, Uuid,
     const SQL: &str = "SELECT instance_id, tenant_id, count(*) AS n FROM workflows \
                        GROUP BY instance_id, tenant_id ORDER BY n DESC LIMIT 1";
     let row = match db {
-        Db::Sqlite(conn) => sqlx::query(SQL)
-            .fetch_optional(&mut *conn)
+        Db::Sqlite(conn) => {
+            on_sqlite(conn, |conn| {
+                Ok(conn
+                    .query_row(SQL, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?)
+            })
             .await?
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .transpose()?,
-        Db::Postgres(conn) => sqlx::query(SQL)
-            .fetch_optional(&mut *conn)
+        }
+        Db::Postgres(client) => client
+            .query_opt(SQL, &[])
             .await?
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .transpose()?,
     };
     Ok(row)
@@ -545,21 +691,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn sqlite_seeding_loads_rows_that_the_store_reads_back() {
+    /// Seeds through this module into the database at `url` (migrated by
+    /// the store first, as the bench does), then reads back through the
+    /// store.
+    async fn seed_and_read_back(url: &str) {
         use hydracore_domain::{Scope, Status};
         use hydracore_storage::{StoreOptions, WithHistory};
 
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite:{}", dir.path().join("seed.db").display());
-        let store = hydracore_storage::connect(&url, &StoreOptions::default())
+        let store = hydracore_storage::connect(url, &StoreOptions::default())
             .await
             .expect("store");
         let tenant = Uuid::new_v4();
         let instance = hydracore::provision::create_instance(store.as_ref(), tenant, None)
             .await
             .expect("instance");
-        let mut db = Db::connect(&url).await.expect("db");
+        let mut db = Db::connect(url).await.expect("db");
         let mut s = shape(2_500, 1, None);
         s.tenant_id = tenant;
         s.instances = vec![instance.id];
@@ -574,6 +720,7 @@ mod tests {
             Some((instance.id, tenant, 2_501))
         );
         db.close().await.expect("close");
+        analyze(url).await.expect("analyze");
 
         let scope = Scope::instance(tenant, instance.id);
         let seeded = store
@@ -589,6 +736,48 @@ mod tests {
             .expect("found");
         assert_eq!((long.history.len(), long.version), (50, 50));
         assert_eq!(long.status, Status::Active);
+        assert_eq!(
+            long.history[1].action_detail,
+            serde_json::json!({"channel": "sms", "attempt": 2})
+        );
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_seeding_loads_rows_that_the_store_reads_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite:{}", dir.path().join("seed.db").display());
+        seed_and_read_back(&url).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_seeding_loads_rows_that_the_store_reads_back() {
+        use crate::db::{
+            create_postgres_database, drop_postgres_database, with_database,
+            DEFAULT_POSTGRES_SERVER,
+        };
+
+        if tokio::net::TcpStream::connect("127.0.0.1:5432")
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "NOTE: no PostgreSQL on 127.0.0.1:5432; skipping the PostgreSQL seeding test"
+            );
+            return;
+        }
+        let name = format!("hc_bench_test_{}", Uuid::new_v4().simple());
+        create_postgres_database(DEFAULT_POSTGRES_SERVER, &name)
+            .await
+            .expect("create database");
+        let url = with_database(DEFAULT_POSTGRES_SERVER, &name);
+        // Dropped even when an assertion fails.
+        let outcome = tokio::spawn(async move { seed_and_read_back(&url).await }).await;
+        drop_postgres_database(DEFAULT_POSTGRES_SERVER, &name)
+            .await
+            .expect("drop database");
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
     }
 }

@@ -60,6 +60,12 @@ impl Server {
             .env("HYDRACORE_JWT_SECRET", &config.jwt_secret)
             // Warnings only, plus the one "listening" line we wait for.
             .env("RUST_LOG", "warn,hydracore::cli=info")
+            // The per-credential rate limit is for shared deployments: the
+            // bench drives each instance through one proxy key, far above any
+            // sensible per-client limit, and measures the server, not the
+            // limiter's 429s.
+            .env("HYDRACORE_RATE_LIMIT", "off")
+            .env_remove("HYDRACORE_TENANT_RATE_LIMITS")
             .env_remove("HYDRACORE_CONFIG")
             .env_remove("HYDRACORE_LISTEN")
             .env_remove("HYDRACORE_LOG_FORMAT")

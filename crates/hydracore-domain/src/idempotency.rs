@@ -45,6 +45,12 @@ impl IdempotencyKey {
 
 /// The SHA-256 of a request body with object keys sorted, so that a retry
 /// that serializes its keys in another order is still the same request.
+///
+/// Numbers are hashed as the literal text they were sent as (serde_json's
+/// `arbitrary_precision` keeps it): the body is stored as sent, so `1.0`
+/// and `1`, or `1e2` and `100`, make different records, and a retry that
+/// writes a number differently is another request (a mismatch), not a
+/// replay of a record it would not have created.
 pub fn fingerprint(body: &Value) -> Vec<u8> {
     let mut hasher = Sha256::new();
     write_canonical(body, &mut hasher);
@@ -75,7 +81,11 @@ fn write_canonical(value: &Value, hasher: &mut Sha256) {
             }
             hasher.update(b"]");
         }
-        scalar => hasher.update(scalar.to_string().as_bytes()),
+        Value::Number(n) => hasher.update(n.as_str().as_bytes()),
+        Value::String(_) => hasher.update(value.to_string().as_bytes()),
+        Value::Bool(true) => hasher.update(b"true"),
+        Value::Bool(false) => hasher.update(b"false"),
+        Value::Null => hasher.update(b"null"),
     }
 }
 
@@ -148,6 +158,52 @@ mod tests {
         assert_ne!(
             fingerprint(&json!({"a": "1"})),
             fingerprint(&json!({"a": 1}))
+        );
+    }
+
+    fn parsed(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn the_fingerprint_of_a_body_is_stable_and_numbers_count_by_their_exact_text() {
+        let text = r#"{"b": [1e2, -0.0, 12345678901234567890123], "a": {"y": 0.1000000000000000000001, "x": "é\n"}, "c": 1e400}"#;
+        let reordered = r#"{"c": 1e400, "a": {"x": "é\n", "y": 0.1000000000000000000001}, "b": [1e2, -0.0, 12345678901234567890123]}"#;
+        let first = fingerprint(&parsed(text));
+        assert_eq!(first.len(), 32);
+        assert_eq!(fingerprint(&parsed(text)), first);
+        assert_eq!(fingerprint(&parsed(reordered)), first);
+        // Pinned, so that retries across an upgrade still replay: keys
+        // sorted, each value as its JSON text, numbers as stored (the
+        // digits as sent; serde_json writes an exponent as `e+` or `e-`).
+        let canonical = r#"{"a":{"x":"é\n","y":0.1000000000000000000001,},"b":[1e+2,-0.0,12345678901234567890123,],"c":1e+400,}"#;
+        assert_eq!(first, Sha256::digest(canonical.as_bytes()).to_vec());
+    }
+
+    #[test]
+    fn numbers_written_differently_are_different_requests() {
+        let bodies = [
+            r#"{"a": 1}"#,
+            r#"{"a": 1.0}"#,
+            r#"{"a": 100}"#,
+            r#"{"a": 1e2}"#,
+            r#"{"a": 1e-2}"#,
+            r#"{"a": 0}"#,
+            r#"{"a": -0}"#,
+            r#"{"a": -0.0}"#,
+            r#"{"a": 12345678901234567890123}"#,
+            r#"{"a": 12345678901234567890124}"#,
+            r#"{"a": 0.1000000000000000000001}"#,
+            r#"{"a": 0.1000000000000000000002}"#,
+            r#"{"a": "1"}"#,
+        ];
+        let distinct: std::collections::HashSet<Vec<u8>> =
+            bodies.iter().map(|b| fingerprint(&parsed(b))).collect();
+        assert_eq!(distinct.len(), bodies.len());
+        // Only the exponent's spelling is not kept: these are stored alike.
+        assert_eq!(
+            fingerprint(&parsed(r#"{"a": 1E2}"#)),
+            fingerprint(&parsed(r#"{"a": 1e+2}"#))
         );
     }
 

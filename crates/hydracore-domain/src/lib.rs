@@ -19,7 +19,7 @@ pub mod transition;
 pub mod validation;
 pub mod workflow_type;
 
-pub use record::{History, HistoryEntry, Workflow};
+pub use record::{HistoryEntry, Workflow};
 pub use scope::Scope;
 pub use status::Status;
 pub use text::{ActionName, StepName};

@@ -5,12 +5,14 @@
 pub enum IfMatch {
     /// `*`: any current version.
     Any,
-    /// One of these versions. Tags that are not ours match nothing.
+    /// One of these versions. Tags that are not ours match nothing, and
+    /// neither do weak tags (`W/"3"`): `If-Match` compares strongly
+    /// (RFC 9110 §13.1.1).
     Versions(Vec<i64>),
 }
 
 impl IfMatch {
-    /// Reads a header value: `"3"`, `W/"3"`, `"3", "4"` or `*`.
+    /// Reads a header value: `"3"`, `"3", "4"` or `*`.
     pub fn parse(header: &str) -> Self {
         if header.trim() == "*" {
             return IfMatch::Any;
@@ -19,7 +21,6 @@ impl IfMatch {
             .split(',')
             .filter_map(|tag| {
                 let tag = tag.trim();
-                let tag = tag.strip_prefix("W/").unwrap_or(tag);
                 tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
             })
             .collect();
@@ -50,10 +51,16 @@ mod tests {
     }
 
     #[test]
-    fn weak_tags_lists_and_star_are_understood() {
-        assert!(IfMatch::parse("W/\"7\"").matches(7));
+    fn lists_and_star_are_understood() {
         assert!(IfMatch::parse("\"1\", \"2\"").matches(2));
         assert!(IfMatch::parse("*").matches(99));
+    }
+
+    #[test]
+    fn a_weak_tag_never_matches() {
+        assert!(!IfMatch::parse("W/\"7\"").matches(7));
+        assert!(!IfMatch::parse("W/\"7\", W/\"8\"").matches(8));
+        assert!(IfMatch::parse("W/\"7\", \"8\"").matches(8));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The workflow record and its history entries, as stored and as answered.
 
-use serde::{Deserialize, Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -39,73 +38,7 @@ pub struct Workflow {
     /// (an append never scans the history).
     pub version: i64,
     /// Oldest first. Empty when the caller asked for the record without it.
-    #[schema(value_type = Vec<HistoryEntry>)]
-    pub history: History,
-}
-
-/// A workflow's history as answered: entries built in memory (by a
-/// change), or as read back from storage, the stored JSON rendering of
-/// each entry spliced together unparsed. History can be long and is
-/// returned with every record, so reads never decode it.
-#[derive(Debug, Clone)]
-pub enum History {
-    Entries(Vec<HistoryEntry>),
-    Rendered(Box<RawValue>),
-}
-
-impl Default for History {
-    fn default() -> Self {
-        History::Entries(Vec::new())
-    }
-}
-
-impl History {
-    /// Joins stored renderings (each one entry's JSON, oldest first).
-    pub fn from_rendered<'a>(entries: impl Iterator<Item = &'a str>) -> serde_json::Result<Self> {
-        let mut json = String::from("[");
-        for (i, entry) in entries.enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push_str(entry);
-        }
-        json.push(']');
-        RawValue::from_string(json).map(History::Rendered)
-    }
-
-    /// The entries, decoded if need be (for tools and tests, not requests).
-    pub fn entries(&self) -> Vec<HistoryEntry> {
-        match self {
-            History::Entries(entries) => entries.clone(),
-            History::Rendered(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            History::Entries(entries) => entries.len(),
-            History::Rendered(_) => self.entries().len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl PartialEq for History {
-    fn eq(&self, other: &Self) -> bool {
-        self.entries() == other.entries()
-    }
-}
-
-impl Serialize for History {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            History::Entries(entries) => entries.serialize(serializer),
-            History::Rendered(raw) => raw.serialize(serializer),
-        }
-    }
+    pub history: Vec<HistoryEntry>,
 }
 
 /// One immutable audit line.

@@ -285,6 +285,61 @@ mod tests {
         assert_eq!(e.map(|e| e.0[0].error_type), Some("greater_than_equal"));
     }
 
+    fn escalation_level(literal: &str) -> Result<Option<i64>, (&'static str, String)> {
+        let body: Value = serde_json::from_str(&format!(
+            r#"{{"action": "x", "escalation_level": {literal}}}"#
+        ))
+        .unwrap_or(Value::Null);
+        AdvanceWorkflow::from_json(&body)
+            .map(|a| a.escalation_level)
+            .map_err(|e| (e.0[0].error_type, e.0[0].input.to_string()))
+    }
+
+    #[test]
+    fn an_escalation_level_is_an_integer_however_the_number_is_written() {
+        assert_eq!(escalation_level("2"), Ok(Some(2)));
+        assert_eq!(escalation_level("1.0"), Ok(Some(1)));
+        assert_eq!(escalation_level("1e2"), Ok(Some(100)));
+        assert_eq!(escalation_level("-0.0"), Ok(Some(0)));
+        assert_eq!(escalation_level("null"), Ok(None));
+        let refused = |literal: &str, error_type: &'static str, input: &str| {
+            assert_eq!(
+                escalation_level(literal),
+                Err((error_type, input.to_owned())),
+                "{literal}"
+            );
+        };
+        refused("2.5", "int_from_float", "2.5");
+        refused("-1", "greater_than_equal", "-1");
+        refused("-1.0", "greater_than_equal", "-1.0");
+        refused(
+            "9223372036854775808",
+            "int_parsing_size",
+            "9223372036854775808",
+        );
+        // The error echoes the number as it was sent, not rounded.
+        refused(
+            "12345678901234567890123",
+            "int_from_float",
+            "12345678901234567890123",
+        );
+        refused("1e400", "int_parsing_size", "1e+400");
+    }
+
+    #[test]
+    fn free_form_state_keeps_its_numbers_as_they_were_sent() {
+        let body: Value = serde_json::from_str(
+            r#"{"customer_id": "00000000-0000-0000-0000-000000000001", "workflow_type": "lead",
+                "workflow_state": {"big": 12345678901234567890123, "long": 0.1000000000000000000001, "zero": -0.0}}"#,
+        )
+        .unwrap_or(Value::Null);
+        let state = CreateWorkflow::from_json(&body, INSTANCE).map(|c| c.workflow_state);
+        assert_eq!(
+            state.map(|s| Value::Object(s).to_string()).ok().as_deref(),
+            Some(r#"{"big":12345678901234567890123,"long":0.1000000000000000000001,"zero":-0.0}"#)
+        );
+    }
+
     #[test]
     fn a_body_that_is_not_an_object_is_refused() {
         let e = SuspendWorkflow::from_json(&json!([1])).err();

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::merge::merge_object;
 use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
-use crate::{History, HistoryEntry, Status, Timestamp, Workflow};
+use crate::{HistoryEntry, Status, Timestamp, Workflow};
 
 /// A change to an existing workflow.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,10 @@ pub enum TransitionError {
     /// `If-Match` named another version: a 412.
     #[error("Precondition failed: the workflow is at version {current}")]
     VersionMismatch { current: i64 },
+    /// The sweeper's: the workflow is no longer due to expire (it was
+    /// changed or closed since it was picked). Never answered to a client.
+    #[error("Workflow is not due to expire")]
+    NotDue,
 }
 
 /// The outcome of a command: the workflow as it is now (without its
@@ -92,7 +96,7 @@ pub fn create(
         expires_at: request.expires_at,
         completed_at: None,
         version: 1,
-        history: History::Entries(vec![entry]),
+        history: vec![entry],
     }
 }
 
@@ -118,7 +122,7 @@ pub fn apply(
         return Err(TransitionError::Terminal(from_status));
     }
     let from_stage = workflow.stage.clone();
-    workflow.history = History::default();
+    workflow.history = Vec::new();
 
     let (action, action_detail, message) = match command {
         Command::Advance(advance) => {
@@ -205,6 +209,16 @@ pub fn apply(
         entry,
         message,
     })
+}
+
+/// Expires `workflow` if it is live and its `expires_at` has passed at
+/// `now`; [`TransitionError::NotDue`] otherwise.
+pub fn expire(workflow: Workflow, now: Timestamp) -> Result<Change, TransitionError> {
+    let due = !workflow.status.is_terminal() && workflow.expires_at.is_some_and(|at| at <= now);
+    if !due {
+        return Err(TransitionError::NotDue);
+    }
+    apply(workflow, &Command::Expire, SYSTEM_ACTOR, None, now)
 }
 
 fn apply_advance(workflow: &mut Workflow, advance: &AdvanceWorkflow, now: Timestamp) {
@@ -314,14 +328,11 @@ mod tests {
     fn a_new_workflow_is_active_with_one_created_entry() {
         let w = fresh();
         assert_eq!(w.status, Status::Active);
-        let history = w.history.entries();
+        let history = &w.history;
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].action, "created");
         assert_eq!(history[0].to_stage.as_deref(), Some("intake"));
-        assert_eq!(
-            (w.version, w.history.entries()[0].seq, w.escalation_level),
-            (1, 1, 0)
-        );
+        assert_eq!((w.version, w.history[0].seq, w.escalation_level), (1, 1, 0));
     }
 
     #[test]
@@ -521,6 +532,22 @@ mod tests {
             c.map(|c| (c.entry.action, c.entry.actor)),
             Some(("expired".into(), Some("system".into())))
         );
+    }
+
+    #[test]
+    fn expiry_applies_only_to_a_live_workflow_past_its_deadline() {
+        let at = now();
+        let mut due = fresh();
+        due.expires_at = Some(at);
+        assert!(expire(due.clone(), at).is_ok());
+        let mut closed = due.clone();
+        closed.status = Status::Cancelled;
+        assert_eq!(expire(closed, at).err(), Some(TransitionError::NotDue));
+        assert_eq!(expire(fresh(), at).err(), Some(TransitionError::NotDue));
+        let later = Timestamp::from_unix_micros(at.unix_micros() + 1_000_000);
+        let mut not_yet = due;
+        not_yet.expires_at = later;
+        assert_eq!(expire(not_yet, at).err(), Some(TransitionError::NotDue));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The `WHERE` clauses every backend builds the same way: the request's
-//! scope, and the list filters. They are written into a [`Filter`]: sqlx's
-//! `QueryBuilder` (PostgreSQL, `$n` placeholders) or [`SqliteQuery`] (the
-//! SQLite backend's rusqlite connections, `?` placeholders).
+//! scope, and the list filters. They are written into a [`Filter`]:
+//! [`PgQuery`] (the PostgreSQL backend's tokio-postgres connections, `$n`
+//! placeholders) or [`SqliteQuery`] (the SQLite backend's rusqlite
+//! connections, `?` placeholders).
+
+use std::fmt::Write as _;
 
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::Scope;
 use rusqlite::types::Value;
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 /// Somewhere SQL text and bound values are written.
@@ -16,20 +19,55 @@ pub trait Filter {
     fn bind_text(&mut self, value: &str);
 }
 
-impl<DB> Filter for QueryBuilder<'_, DB>
-where
-    DB: Database,
-    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
+/// A value bound to a [`PgQuery`].
+type PgValue = Box<dyn ToSql + Send + Sync>;
+
+/// SQL with `$n` placeholders and its values, for tokio-postgres.
+#[derive(Debug, Default)]
+pub struct PgQuery {
+    pub sql: String,
+    values: Vec<PgValue>,
+}
+
+impl PgQuery {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Writes the next placeholder and binds `value` to it.
+    pub fn bind(&mut self, value: impl ToSql + Send + Sync + 'static) -> &mut Self {
+        self.values.push(Box::new(value));
+        // Writing to a String cannot fail.
+        let _ = write!(self.sql, "${}", self.values.len());
+        self
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// The bound values, as tokio-postgres takes them.
+    pub fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+impl Filter for PgQuery {
     fn sql(&mut self, sql: &str) {
         self.push(sql);
     }
     fn bind_uuid(&mut self, value: Uuid) {
-        self.push_bind(value);
+        self.bind(value);
     }
     fn bind_text(&mut self, value: &str) {
-        self.push_bind(value.to_owned());
+        self.bind(value.to_owned());
     }
 }
 
@@ -60,7 +98,7 @@ impl Filter for SqliteQuery {
         self.sql.push_str(sql);
     }
     fn bind_uuid(&mut self, value: Uuid) {
-        // How sqlx stored it, and how rusqlite's `uuid` feature reads it.
+        // A 16-byte blob, as rusqlite's `uuid` feature reads it.
         self.bind(value.as_bytes().to_vec());
     }
     fn bind_text(&mut self, value: &str) {

@@ -1,18 +1,22 @@
 //! HydraCore's storage layer.
 //!
-//! [`Store`] is everything the service asks of a database; each backend is a
-//! module implementing it with its own migrations. Handlers hold an
-//! `Arc<dyn Store>` and never know which backend answers. The status rules
-//! themselves live in the domain crate: a backend loads the workflow, calls
-//! [`hydracore_domain::transition::apply`], and writes back the result with
-//! the history entry, either in one transaction (SQLite) or in a write that
-//! lands only if the workflow is still at the version it loaded (PostgreSQL).
+//! Two levels. [`service::Workflows`] holds the use cases (create with its
+//! idempotency claim, change, read, list, the sweeper's expiry): it decides
+//! what happens and calls the domain rules. [`Store`] is what it asks of a
+//! database, as primitives; each backend ([`sqlite`], [`postgres`])
+//! implements it with its own migrations. A change is a primitive that
+//! takes the rule as a closure: the backend runs it on the stored record
+//! inside its transaction (SQLite) or its compare-and-swap loop
+//! (PostgreSQL), and a refusal stays the domain's value.
 #![forbid(unsafe_code)]
 
 mod credentials;
 mod error;
 mod filters;
+mod migrate;
 pub mod postgres;
+mod rows;
+pub mod service;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -20,15 +24,32 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
-use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{History, HistoryEntry, Scope, Status, Workflow};
+use hydracore_domain::transition::{Change, TransitionError};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
 pub use error::StoreError;
+pub use service::{UseCaseError, Workflows};
+
+/// A status rule, as a change runs it on the stored record: the change to
+/// write, or the domain's refusal. It may run more than once (PostgreSQL
+/// runs it again when another change landed first), each time on the
+/// newest record.
+pub type Rule = Arc<dyn Fn(Workflow) -> Result<Change, TransitionError> + Send + Sync>;
+
+/// What became of a change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeOutcome {
+    /// Written, with its history entry.
+    Changed(Box<Change>),
+    /// The rule refused the stored record; nothing was written.
+    Refused(TransitionError),
+    /// No such workflow in the scope.
+    NotFound,
+}
 
 /// One page of a workflow list.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,10 +121,14 @@ pub trait Store: Send + Sync + 'static {
         key: &IdempotencyKey,
     ) -> Result<(), StoreError>;
 
-    /// Expires up to `limit` live workflows whose `expires_at` has passed,
-    /// across tenants; returns how many. Safe to run on several replicas at
-    /// once: each workflow is expired exactly once.
-    async fn expire_due(&self, limit: u32) -> Result<u64, StoreError>;
+    /// Up to `limit` live workflows whose `expires_at` is at or before
+    /// `now`, across tenants, soonest first: each with the scope of its
+    /// instance.
+    async fn due_for_expiry(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(Scope, Uuid)>, StoreError>;
 
     /// Deletes up to `limit` idempotency keys older than their 24 hours.
     async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError>;
@@ -125,20 +150,17 @@ pub trait Store: Send + Sync + 'static {
     /// The scope's suspended workflows, oldest suspension first.
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError>;
 
-    /// Applies `command` atomically: the workflow is checked (status rules,
-    /// and `if_match` against its version), changed and its history
-    /// appended as one write, made against the version checked, so
-    /// concurrent commands on one workflow apply one after the other, each
-    /// to the previous result.
+    /// Runs `rule` on the stored workflow and writes what it returns (the
+    /// record and its history entry) as one write, made against the record
+    /// the rule saw: concurrent changes of one workflow apply one after
+    /// the other, each to the previous result.
     async fn change_workflow(
         &self,
         scope: Scope,
         id: Uuid,
-        command: &Command,
-        actor: &str,
-        if_match: Option<&IfMatch>,
+        rule: Rule,
         history: WithHistory,
-    ) -> Result<Change, StoreError>;
+    ) -> Result<ChangeOutcome, StoreError>;
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError>;
     async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError>;
@@ -160,22 +182,29 @@ fn render_entry(entry: &HistoryEntry) -> Result<String, StoreError> {
     serde_json::to_string(entry).map_err(|e| StoreError::Corrupt(format!("history entry: {e}")))
 }
 
-/// One workflow's stored renderings, oldest first, as its history.
-fn rendered_history(entries: &[String]) -> Result<History, StoreError> {
-    History::from_rendered(entries.iter().map(String::as_str))
-        .map_err(|e| StoreError::Corrupt(format!("stored history: {e}")))
+/// Stored entry renderings (each one entry's JSON), oldest first.
+fn parse_history<'a>(
+    entries: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            serde_json::from_str(entry)
+                .map_err(|e| StoreError::Corrupt(format!("stored history entry: {e}")))
+        })
+        .collect()
 }
 
 /// `(workflow_id, entry)` rows, each workflow's in `seq` order, as histories.
-fn group_histories(rows: Vec<(Uuid, String)>) -> Result<HashMap<Uuid, History>, StoreError> {
-    let mut grouped: HashMap<Uuid, Vec<String>> = HashMap::new();
+fn group_histories(
+    rows: Vec<(Uuid, String)>,
+) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
+    let mut grouped: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::new();
     for (id, entry) in rows {
-        grouped.entry(id).or_default().push(entry);
+        let entry = parse_history([entry.as_str()])?;
+        grouped.entry(id).or_default().extend(entry);
     }
-    grouped
-        .into_iter()
-        .map(|(id, entries)| rendered_history(&entries).map(|h| (id, h)))
-        .collect()
+    Ok(grouped)
 }
 
 /// Rows of `SELECT status, COUNT(*) ... GROUP BY status`, parsed.
@@ -203,6 +232,43 @@ pub struct StoreOptions {
     /// answering (a socket left half-open by a failover) must not hold
     /// every read sent after it.
     pub read_call_timeout: std::time::Duration,
+    /// PostgreSQL: the CA certificates (PEM) that sign the server's
+    /// certificate, for `sslmode=verify-ca`/`verify-full`, when the URL
+    /// names none (`sslrootcert`); else the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// SQLite: how a commit reaches the disk.
+    pub sqlite_sync: SqliteSync,
+}
+
+/// When an answered SQLite write is on disk (SQLite's `synchronous`, in
+/// WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// Every commit is synced before it is answered: an acknowledged write
+    /// survives a process crash and a power loss. The writer commits
+    /// writes in batches, so that is one sync per batch.
+    #[default]
+    Full,
+    /// Commits are synced at checkpoints only: a process crash loses
+    /// nothing, a power loss may lose the last answered writes.
+    Normal,
+}
+
+impl SqliteSync {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "full" => Some(SqliteSync::Full),
+            "normal" => Some(SqliteSync::Normal),
+            _ => None,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -211,6 +277,8 @@ impl Default for StoreOptions {
             max_connections: 8,
             acquire_timeout: std::time::Duration::from_secs(5),
             read_call_timeout: std::time::Duration::from_secs(10),
+            ca_file: None,
+            sqlite_sync: SqliteSync::default(),
         }
     }
 }

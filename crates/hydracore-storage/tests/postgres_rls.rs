@@ -20,17 +20,15 @@ use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
 use hydracore_domain::transition::{self, Change, Command, TransitionError};
-use hydracore_domain::History;
 use hydracore_domain::{ActionName, Scope, Status, StepName, Timestamp, Workflow, WorkflowType};
-use hydracore_storage::postgres::PgStore;
+use hydracore_storage::postgres::{tls, PgStore};
 use hydracore_storage::{
-    Credential, CredentialKind, Instance, NewCredential, Store, StoreError, StoreOptions,
-    WithHistory,
+    Credential, CredentialKind, Instance, NewCredential, Rule, Store, StoreError, StoreOptions,
+    UseCaseError, WithHistory, Workflows,
 };
 use serde_json::{json, Map, Value};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -80,14 +78,33 @@ fn app_role_lock() -> &'static tokio::sync::RwLock<()> {
     LOCK.get_or_init(|| tokio::sync::RwLock::new(()))
 }
 
-async fn admin_connection() -> Option<PgConnection> {
+/// A connection to `url`, opened as the store opens its own.
+async fn connect(url: &str) -> Result<Client, StoreError> {
+    tls::connect(&tls::settings(url, None)?).await
+}
+
+/// A connection to `url` as its login, for setting up and inspecting.
+async fn login(url: &str) -> Client {
+    connect(url).await.expect("login")
+}
+
+async fn admin_connection() -> Option<Client> {
     let url = server_url();
-    match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await {
+    match tokio::time::timeout(Duration::from_secs(5), connect(&url)).await {
         Ok(Ok(conn)) => Some(conn),
         _ => {
             println!("PostgreSQL not reachable: skipped");
             None
         }
+    }
+}
+
+/// The error's text with the server's message, which tokio-postgres keeps
+/// as its source.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {db}"),
+        None => e.to_string(),
     }
 }
 
@@ -113,16 +130,16 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let _shared = app_role_lock().read().await;
-    let mut admin = admin_connection().await?;
+    let admin = admin_connection().await?;
     // Generated here, never from input: safe to splice into DDL.
     let name = format!("hc_test_{}", Uuid::new_v4().simple());
     admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create the test database");
     let outcome = tokio::spawn(body(with_database(&server_url(), &name))).await;
     admin
-        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
         .expect("drop the test database");
     Some(outcome)
@@ -137,13 +154,13 @@ where
     F: FnOnce(String, String) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(mut admin) = admin_connection().await else {
+    let Some(admin) = admin_connection().await else {
         return;
     };
     // Generated here, never from input: safe to splice into DDL.
     let login = format!("hc_login_{}", Uuid::new_v4().simple());
     admin
-        .execute(format!("CREATE ROLE {login} LOGIN {attributes}").as_str())
+        .batch_execute(&format!("CREATE ROLE {login} LOGIN {attributes}"))
         .await
         .expect("create the login role");
     let outcome = in_database({
@@ -152,7 +169,7 @@ where
     })
     .await;
     admin
-        .execute(format!("DROP ROLE {login}").as_str())
+        .batch_execute(&format!("DROP ROLE {login}"))
         .await
         .expect("drop the login role");
     if let Some(Err(e)) = outcome {
@@ -161,9 +178,9 @@ where
 }
 
 fn database_name(url: &str) -> String {
-    PgConnectOptions::from_str(url)
+    tokio_postgres::Config::from_str(url)
         .expect("url")
-        .get_database()
+        .get_dbname()
         .map(str::to_owned)
         .expect("database name")
 }
@@ -174,16 +191,16 @@ fn database_name(url: &str) -> String {
 /// to the database; as [`with_a_new_login`] otherwise.
 async fn in_database_owned_by_a_new_login<F, Fut>(body: F)
 where
-    F: FnOnce(String, String, PgConnection) -> Fut + Send + 'static,
+    F: FnOnce(String, String, Client) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     with_a_new_login("CREATEROLE", |owner, url| async move {
         let db = database_name(&url);
-        let mut su = PgConnection::connect(&url).await.expect("superuser");
-        su.execute(format!("ALTER DATABASE {db} OWNER TO {owner}").as_str())
+        let su = login(&url).await;
+        su.batch_execute(&format!("ALTER DATABASE {db} OWNER TO {owner}"))
             .await
             .expect("hand the database over");
-        su.execute(format!("ALTER SCHEMA public OWNER TO {owner}").as_str())
+        su.batch_execute(&format!("ALTER SCHEMA public OWNER TO {owner}"))
             .await
             .expect("and its schema");
         let owner_url = with_user(&url, &owner);
@@ -211,14 +228,14 @@ async fn store(url: &str, max_connections: u32) -> Arc<PgStore> {
 /// The server process behind the connection the store lends next (with one
 /// connection: its only one), to tell a connection kept from one replaced.
 async fn backend_pid(store: &PgStore) -> i32 {
-    let mut conn = store
+    let conn = store
         .pooled_connection()
         .await
         .expect("the store's connection");
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *conn)
+    conn.query_one("SELECT pg_backend_pid()", &[])
         .await
         .expect("backend pid")
+        .get(0)
 }
 
 /// One tenant's fixtures: an instance, its proxy key and one workflow.
@@ -342,6 +359,43 @@ fn advance(action: &str, state: Map<String, Value>) -> Command {
     }))
 }
 
+/// A change's use case run through one store (a replica), as requests run
+/// it.
+trait ChangeThrough {
+    async fn change(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        if_match: Option<&IfMatch>,
+        history: WithHistory,
+    ) -> Result<Change, UseCaseError>;
+}
+
+impl ChangeThrough for PgStore {
+    async fn change(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: &Command,
+        actor: &str,
+        if_match: Option<&IfMatch>,
+        history: WithHistory,
+    ) -> Result<Change, UseCaseError> {
+        Workflows::new(Arc::new(self.clone()))
+            .change(
+                scope,
+                id,
+                command.clone(),
+                actor,
+                if_match.cloned(),
+                history,
+            )
+            .await
+    }
+}
+
 /// `command` on the tenant's workflow through `store` (a replica), as its
 /// agent.
 async fn change_on(
@@ -350,33 +404,34 @@ async fn change_on(
     command: &Command,
     if_match: Option<&IfMatch>,
     history: WithHistory,
-) -> Result<Change, StoreError> {
+) -> Result<Change, UseCaseError> {
     store
-        .change_workflow(t.scope(), t.workflow, command, "agent", if_match, history)
+        .change(t.scope(), t.workflow, command, "agent", if_match, history)
         .await
 }
 
-async fn count_rows(conn: &mut PgConnection, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(conn)
+async fn count_rows(conn: &impl GenericClient, table: &str) -> i64 {
+    conn.query_one(&format!("SELECT count(*) FROM {table}"), &[])
         .await
         .expect("count")
+        .get(0)
 }
 
-async fn as_app_role(conn: &mut PgConnection) -> sqlx::Transaction<'_, sqlx::Postgres> {
-    let mut tx = conn.begin().await.expect("begin");
-    tx.execute("SET LOCAL ROLE hydracore_app")
+async fn as_app_role(conn: &mut Client) -> Transaction<'_> {
+    let tx = conn.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL ROLE hydracore_app")
         .await
         .expect("set role");
     tx
 }
 
-async fn set_tenant(tx: &mut PgConnection, tenant: Uuid) {
-    sqlx::query("SELECT set_config('hydracore.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(tx)
-        .await
-        .expect("set tenant");
+async fn set_tenant(tx: &Transaction<'_>, tenant: Uuid) {
+    tx.execute(
+        "SELECT set_config('hydracore.tenant_id', $1, true)",
+        &[&tenant.to_string()],
+    )
+    .await
+    .expect("set tenant");
 }
 
 #[tokio::test]
@@ -397,23 +452,19 @@ async fn without_a_tenant_the_app_role_sees_no_rows() {
             .pooled_connection()
             .await
             .expect("the store's connection");
-        let mut tx = as_app_role(&mut conn).await;
+        let tx = as_app_role(&mut conn).await;
         for table in TENANT_TABLES {
-            assert_eq!(
-                count_rows(&mut tx, table).await,
-                0,
-                "{table} without tenant"
-            );
+            assert_eq!(count_rows(&tx, table).await, 0, "{table} without tenant");
         }
         tx.rollback().await.expect("rollback");
 
         // The same counts as the login, which the admin policy lets span
         // tenants: the rows are there, only hidden.
-        let mut login = PgConnection::connect(&url).await.expect("login");
-        assert_eq!(count_rows(&mut login, "instances").await, 2);
-        assert_eq!(count_rows(&mut login, "credentials").await, 2);
-        assert_eq!(count_rows(&mut login, "workflows").await, 2);
-        assert_eq!(count_rows(&mut login, "workflow_history").await, 2);
+        let login = login(&url).await;
+        assert_eq!(count_rows(&login, "instances").await, 2);
+        assert_eq!(count_rows(&login, "credentials").await, 2);
+        assert_eq!(count_rows(&login, "workflows").await, 2);
+        assert_eq!(count_rows(&login, "workflow_history").await, 2);
     })
     .await;
 }
@@ -425,53 +476,52 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
         let a = seed_tenant(store.as_ref()).await;
         let b = seed_tenant(store.as_ref()).await;
 
-        let mut conn = PgConnection::connect(&url).await.expect("login");
-        let mut tx = as_app_role(&mut conn).await;
-        set_tenant(&mut tx, a.id).await;
+        let mut conn = login(&url).await;
+        let tx = as_app_role(&mut conn).await;
+        set_tenant(&tx, a.id).await;
         for table in TENANT_TABLES {
-            let tenants: Vec<Uuid> =
-                sqlx::query_scalar(&format!("SELECT DISTINCT tenant_id FROM {table}"))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .expect("select");
+            let tenants: Vec<Uuid> = tx
+                .query(&format!("SELECT DISTINCT tenant_id FROM {table}"), &[])
+                .await
+                .expect("select")
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
             assert_eq!(tenants, vec![a.id], "{table} as tenant A");
         }
-        let by_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM workflows WHERE id = $1")
-            .bind(b.workflow)
-            .fetch_optional(&mut *tx)
+        let by_id = tx
+            .query_opt("SELECT id FROM workflows WHERE id = $1", &[&b.workflow])
             .await
             .expect("select B's workflow");
-        assert_eq!(by_id, None);
+        assert!(by_id.is_none());
         tx.rollback().await.expect("rollback");
 
         // Writing B's tenant_id as A: refused by the policy's WITH CHECK
         // (B's instance exists, so no foreign key is what stops it).
-        let mut tx = as_app_role(&mut conn).await;
-        set_tenant(&mut tx, a.id).await;
-        let insert = sqlx::query(
-            "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, \
-             status, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, 'lead', 'active', now(), now(), 1)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(b.id)
-        .bind(b.instance)
-        .bind(Uuid::new_v4())
-        .execute(&mut *tx)
-        .await;
-        let err = insert.expect_err("a row of tenant B written as tenant A");
+        let tx = as_app_role(&mut conn).await;
+        set_tenant(&tx, a.id).await;
+        let insert = tx
+            .execute(
+                "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, \
+                 status, created_at, updated_at, version) \
+                 VALUES ($1, $2, $3, $4, 'lead', 'active', now(), now(), 1)",
+                &[&Uuid::now_v7(), &b.id, &b.instance, &Uuid::new_v4()],
+            )
+            .await;
+        let err = error_text(&insert.expect_err("a row of tenant B written as tenant A"));
         assert!(
-            err.to_string().contains("row-level security"),
+            err.contains("row-level security"),
             "unexpected error: {err}"
         );
         tx.rollback().await.expect("rollback");
 
-        let mut tx = as_app_role(&mut conn).await;
-        set_tenant(&mut tx, a.id).await;
-        let moved = sqlx::query("UPDATE workflows SET tenant_id = $1 WHERE id = $2")
-            .bind(b.id)
-            .bind(a.workflow)
-            .execute(&mut *tx)
+        let tx = as_app_role(&mut conn).await;
+        set_tenant(&tx, a.id).await;
+        let moved = tx
+            .execute(
+                "UPDATE workflows SET tenant_id = $1 WHERE id = $2",
+                &[&b.id, &a.workflow],
+            )
             .await;
         assert!(moved.is_err(), "moving A's workflow to B must fail");
         tx.rollback().await.expect("rollback");
@@ -485,7 +535,7 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
             .is_none());
         assert!(matches!(
             store
-                .change_workflow(
+                .change(
                     cross,
                     b.workflow,
                     &Command::Abort,
@@ -494,7 +544,7 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
                     WithHistory::No
                 )
                 .await,
-            Err(StoreError::NotFound)
+            Err(UseCaseError::NotFound)
         ));
         // Nor can a create made for A write B's workflow; B keeps one.
         let created = store
@@ -543,7 +593,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                 assert_eq!(page.workflows[0].history.len(), round + 1);
 
                 let change = store
-                    .change_workflow(
+                    .change(
                         t.scope(),
                         t.workflow,
                         &advance(&format!("step_{round}"), Map::new()),
@@ -554,7 +604,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                     .await
                     .expect("advance");
                 assert_eq!(change.workflow.tenant_id, t.id);
-                assert!(change.workflow.history.entries().iter().all(|e| e.seq >= 1));
+                assert!(change.workflow.history.iter().all(|e| e.seq >= 1));
 
                 let found = store
                     .find_credential(&t.key_hash)
@@ -587,7 +637,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
             payload: json!({"amount": 10}),
         });
         store
-            .change_workflow(
+            .change(
                 a.scope(),
                 a.workflow,
                 &suspend,
@@ -599,7 +649,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
             .expect("suspend");
         assert!(matches!(
             store
-                .change_workflow(
+                .change(
                     a.scope(),
                     a.workflow,
                     &suspend,
@@ -608,7 +658,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                     WithHistory::No
                 )
                 .await,
-            Err(StoreError::Transition(_))
+            Err(UseCaseError::Refused(_))
         ));
         assert_eq!(
             store.list_suspended(Scope::tenant(b.id)).await.expect("s"),
@@ -620,16 +670,18 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
 
         // And the one connection, back in the pool, is the login again with
         // no tenant set.
-        let mut conn = store
+        let conn = store
             .pooled_connection()
             .await
             .expect("the store's connection");
-        let (user, tenant): (String, Option<String>) = sqlx::query_as(
-            "SELECT current_user::text, current_setting('hydracore.tenant_id', true)",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        .expect("session state");
+        let state = conn
+            .query_one(
+                "SELECT current_user::text, current_setting('hydracore.tenant_id', true)",
+                &[],
+            )
+            .await
+            .expect("session state");
+        let (user, tenant): (String, Option<String>) = (state.get(0), state.get(1));
         assert_ne!(user, "hydracore_app");
         assert_eq!(tenant.unwrap_or_default(), "");
         drop(conn);
@@ -656,7 +708,7 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
                     let mut state = Map::new();
                     state.insert(format!("k{i}"), json!(i));
                     store
-                        .change_workflow(
+                        .change(
                             scope,
                             id,
                             &advance("tick", state),
@@ -676,7 +728,7 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
             .await
             .expect("get")
             .expect("found");
-        let seqs: Vec<i64> = w.history.entries().iter().map(|e| e.seq).collect();
+        let seqs: Vec<i64> = w.history.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=51).collect::<Vec<_>>());
         assert_eq!(w.version, 51);
         let merged = (0..50)
@@ -700,13 +752,7 @@ async fn each_replica_changes_a_workflow_on_top_of_the_others_changes() {
             let change = change_on(replica, &t, &advance("tick", state), None, WithHistory::Yes)
                 .await
                 .expect("advance");
-            let seqs: Vec<i64> = change
-                .workflow
-                .history
-                .entries()
-                .iter()
-                .map(|e| e.seq)
-                .collect();
+            let seqs: Vec<i64> = change.workflow.history.iter().map(|e| e.seq).collect();
             let version = i64::try_from(i).expect("small") + 2;
             assert_eq!(seqs, (1..=version).collect::<Vec<_>>(), "change {i}");
             assert_eq!(change.workflow.version, version);
@@ -745,8 +791,8 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
 
         let tick = || advance("tick", Map::new());
         let if_match = |version: i64| Some(IfMatch::parse(&format!("\"{version}\"")));
-        let refused = |outcome: Result<_, StoreError>, expected: TransitionError| match outcome {
-            Err(StoreError::Transition(e)) => assert_eq!(e, expected),
+        let refused = |outcome: Result<_, UseCaseError>, expected: TransitionError| match outcome {
+            Err(UseCaseError::Refused(e)) => assert_eq!(e, expected),
             other => panic!("expected {expected:?}, got {other:?}"),
         };
 
@@ -808,13 +854,12 @@ async fn state_keys_after_a_hand_edit(url: &str, edit: &str) -> Vec<String> {
     change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
         .await
         .expect("A advances to version 2");
-    let mut login = PgConnection::connect(url).await.expect("login");
-    let edited = sqlx::query(edit)
-        .bind(t.workflow)
-        .execute(&mut login)
+    let edited = login(url)
+        .await
+        .execute(edit, &[&t.workflow])
         .await
         .expect("the hand edit");
-    assert_eq!(edited.rows_affected(), 1, "{edit}");
+    assert_eq!(edited, 1, "{edit}");
     let mut state = Map::new();
     state.insert("next".into(), json!(1));
     let change = change_on(&a, &t, &advance("tick", state), None, WithHistory::No)
@@ -856,14 +901,14 @@ async fn a_replica_changes_its_last_written_record_without_reading_it_again() {
 async fn a_database_migrated_by_a_newer_build_is_refused() {
     with_database_for(|url| async move {
         drop(store(&url, 1).await);
-        let mut conn = PgConnection::connect(&url).await.expect("login");
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES (99990101000000, 'from the future', true, '\\x00', 0)",
-        )
-        .execute(&mut conn)
-        .await
-        .expect("record a newer migration");
+        login(&url)
+            .await
+            .batch_execute(
+                "INSERT INTO hydracore_migrations (version, name, checksum) \
+                 VALUES (99990101000000, 'from the future', '\\x00')",
+            )
+            .await
+            .expect("record a newer migration");
         match PgStore::connect(&url, &options(1)).await {
             Err(StoreError::Config(message)) => {
                 assert!(message.contains("newer HydraCore"), "{message}");
@@ -871,6 +916,53 @@ async fn a_database_migrated_by_a_newer_build_is_refused() {
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+    })
+    .await;
+}
+
+/// Agent data is stored as `json`, read back with serde_json: every number
+/// comes back with the digits it was sent with, in a record, a suspend
+/// payload and a history entry alike.
+#[tokio::test]
+async fn agent_json_comes_back_byte_for_byte() {
+    with_database_for(|url| async move {
+        let store = store(&url, 2).await;
+        let t = seed_tenant(store.as_ref()).await;
+        let exotic = r#"{"big":123456789012345678901234567890,"tiny":1e-400,"huge":1.5e+400,"negative_zero":-0.0,"trailing":0.10,"nested":[{"z":1,"a":-0}]}"#;
+        let value: Value = serde_json::from_str(exotic).expect("exotic JSON");
+        let Value::Object(state) = value.clone() else {
+            panic!("an object")
+        };
+        let suspend = Command::Suspend(SuspendWorkflow {
+            step: StepName::parse("approve").expect("step"),
+            payload: value.clone(),
+        });
+        let w = new_workflow(t.id, t.instance, state);
+        store
+            .insert_workflow(t.scope(), &w, None)
+            .await
+            .expect("create");
+        store
+            .change(t.scope(), w.id, &suspend, "agent", None, WithHistory::No)
+            .await
+            .expect("suspend");
+        let read = store
+            .get_workflow(t.scope(), w.id, WithHistory::Yes)
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(Value::Object(read.workflow_state).to_string(), exotic);
+        assert_eq!(read.suspend_payload.to_string(), exotic);
+        let stored: String = login(&url)
+            .await
+            .query_one(
+                "SELECT suspend_payload::text FROM workflows WHERE id = $1",
+                &[&w.id],
+            )
+            .await
+            .expect("the stored text")
+            .get(0);
+        assert_eq!(stored, exotic);
     })
     .await;
 }
@@ -901,17 +993,14 @@ async fn history_is_append_only_even_for_the_owner() {
     with_database_for(|url| async move {
         let store = store(&url, 1).await;
         let t = seed_tenant(store.as_ref()).await;
-        let mut conn = PgConnection::connect(&url).await.expect("login");
+        let conn = login(&url).await;
         for statement in [
             "UPDATE workflow_history SET actor = 'someone else'",
             "DELETE FROM workflow_history",
             "TRUNCATE workflow_history",
         ] {
-            let err = conn.execute(statement).await.expect_err(statement);
-            assert!(
-                err.to_string().contains("append-only"),
-                "{statement}: {err}"
-            );
+            let err = error_text(&conn.batch_execute(statement).await.expect_err(statement));
+            assert!(err.contains("append-only"), "{statement}: {err}");
         }
         let w = store
             .get_workflow(t.scope(), t.workflow, WithHistory::Yes)
@@ -953,13 +1042,13 @@ async fn a_non_superuser_owner_migrates_administers_and_stays_confined() {
 /// aborted transaction.
 #[tokio::test]
 async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
-    in_database_owned_by_a_new_login(|owner, owner_url, mut su| async move {
+    in_database_owned_by_a_new_login(|owner, owner_url, su| async move {
         // One connection: the failed writes and the next share it.
         let store = store(&owner_url, 1).await;
         let t = seed_tenant(store.as_ref()).await;
         let key = IdempotencyKey::parse("retry-1").expect("key");
         let pid = backend_pid(&store).await;
-        su.execute(format!("REVOKE hydracore_app FROM {owner}").as_str())
+        su.batch_execute(&format!("REVOKE hydracore_app FROM {owner}"))
             .await
             .expect("revoke the role");
         let refused = store
@@ -970,7 +1059,7 @@ async fn a_write_whose_role_switch_fails_leaves_its_pooled_connection_usable() {
             .claim_idempotency_key(t.scope(), t.instance, &key, b"body")
             .await;
         assert!(refused.is_err(), "the claim ran without the role");
-        su.execute(format!("GRANT hydracore_app TO {owner}").as_str())
+        su.batch_execute(&format!("GRANT hydracore_app TO {owner}"))
             .await
             .expect("grant the role back");
         store
@@ -1005,10 +1094,10 @@ async fn a_request_dropped_while_its_transaction_opens_closes_its_connection() {
         let scope = keyed_scope(store.as_ref(), &t).await;
         let query = first_page();
         // Holds the opening message at its key check until released.
-        let mut blocker = PgConnection::connect(&url).await.expect("login");
-        blocker.execute("BEGIN").await.expect("begin");
+        let blocker = login(&url).await;
+        blocker.batch_execute("BEGIN").await.expect("begin");
         blocker
-            .execute("LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE")
+            .batch_execute("LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE")
             .await
             .expect("lock");
         let waited = tokio::time::timeout(
@@ -1019,7 +1108,7 @@ async fn a_request_dropped_while_its_transaction_opens_closes_its_connection() {
         assert!(waited.is_err(), "the list did not wait for the lock");
         let open = store.pool_stats();
         assert_eq!((open.in_use, open.idle), (0, 0), "closed, not pooled");
-        blocker.execute("ROLLBACK").await.expect("unlock");
+        blocker.batch_execute("ROLLBACK").await.expect("unlock");
 
         let w = store
             .get_workflow(scope, t.workflow, WithHistory::Yes)
@@ -1070,13 +1159,16 @@ async fn every_request_with_a_revoked_key_is_refused_by_the_database() {
                 store.list_workflows(scope, &status_query).await.err(),
             ),
             ("suspended", store.list_suspended(scope).await.err()),
-            (
-                "change",
+            ("change", {
+                let advance = advance.clone();
+                let rule: Rule = Arc::new(move |w| {
+                    transition::apply(w, &advance, "agent", None, Timestamp::now())
+                });
                 store
-                    .change_workflow(scope, t.workflow, &advance, "agent", None, WithHistory::No)
+                    .change_workflow(scope, t.workflow, rule, WithHistory::No)
                     .await
-                    .err(),
-            ),
+                    .err()
+            }),
             (
                 "insert",
                 store
@@ -1118,14 +1210,15 @@ async fn connections_the_server_dropped_are_replaced_without_a_restart() {
         }
         // What a server restart does to a pool: every connection it holds
         // is cut while idle.
-        let mut su = PgConnection::connect(&url).await.expect("login");
-        let cut: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(&mut su)
-        .await
-        .expect("terminate");
+        let cut = login(&url)
+            .await
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("terminate");
         assert!(!cut.is_empty());
         tokio::time::sleep(Duration::from_millis(100)).await;
         store.ping().await.expect("ping after the cut");
@@ -1206,8 +1299,13 @@ struct Relay {
 
 impl Relay {
     async fn start(url: &str) -> Self {
-        let target = PgConnectOptions::from_str(url).expect("url");
-        let upstream = format!("{}:{}", target.get_host(), target.get_port());
+        let target = tokio_postgres::Config::from_str(url).expect("url");
+        let host = match target.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            other => panic!("the relay needs a TCP host, not {other:?}"),
+        };
+        let port = target.get_ports().first().copied().unwrap_or(5432);
+        let upstream = format!("{host}:{port}");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the relay");
@@ -1361,6 +1459,7 @@ async fn postgres_answers_like_sqlite() {
             .await
             .expect("postgres");
         let stores = [sqlite.as_ref(), pg.as_ref()];
+        let services = [Workflows::new(sqlite.clone()), Workflows::new(pg.clone())];
 
         let tenant = Uuid::new_v4();
         let instances = [Uuid::new_v4(), Uuid::new_v4()];
@@ -1375,9 +1474,9 @@ async fn postgres_answers_like_sqlite() {
             let micros = created.unix_micros() + i64::try_from(n.min(4)).expect("small");
             w.created_at = Timestamp::from_unix_micros(micros).expect("time");
             w.updated_at = w.created_at;
-            let mut history = w.history.entries();
+            let mut history = w.history.clone();
             history[0].at = w.created_at;
-            w.history = History::Entries(history);
+            w.history = history;
             w.reference = Some(format!("R{}", n % 2));
             workflows.push(w);
         }
@@ -1418,10 +1517,17 @@ async fn postgres_answers_like_sqlite() {
         ];
         let scope = Scope::tenant(tenant);
         let mut answers: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
-        for (store, answers) in stores.iter().zip(answers.iter_mut()) {
+        for ((store, service), answers) in stores.iter().zip(&services).zip(answers.iter_mut()) {
             for (id, command) in &commands {
-                let answer = match store
-                    .change_workflow(scope, *id, command, "tester", None, WithHistory::Yes)
+                let answer = match service
+                    .change(
+                        scope,
+                        *id,
+                        command.clone(),
+                        "tester",
+                        None,
+                        WithHistory::Yes,
+                    )
                     .await
                 {
                     Ok(change) => json!({"ok": shape(&change.workflow), "message": change.message}),
@@ -1430,7 +1536,7 @@ async fn postgres_answers_like_sqlite() {
                 answers.push(answer);
             }
             // With an instance and a status alone, PostgreSQL lists in one
-            // call (migration 0008); the rest in a transaction.
+            // call (hydracore_list_workflows); the rest in a transaction.
             let active = Some(Status::Active);
             let queries = [
                 (None, None, None, 1, 3),
@@ -1487,12 +1593,12 @@ async fn postgres_answers_like_sqlite() {
 #[tokio::test]
 async fn an_app_role_that_bypasses_rls_is_refused_at_start() {
     let _exclusive = app_role_lock().write().await;
-    let Some(mut admin) = admin_connection().await else {
+    let Some(admin) = admin_connection().await else {
         return;
     };
     let name = format!("hc_test_{}", Uuid::new_v4().simple());
     admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create the test database");
     let url = with_database(&server_url(), &name);
@@ -1501,18 +1607,18 @@ async fn an_app_role_that_bypasses_rls_is_refused_at_start() {
     let mut outcomes = Vec::new();
     for attribute in ["BYPASSRLS", "SUPERUSER"] {
         admin
-            .execute(format!("ALTER ROLE hydracore_app {attribute}").as_str())
+            .batch_execute(&format!("ALTER ROLE hydracore_app {attribute}"))
             .await
             .expect("spoil the role");
         let outcome = PgStore::connect(&url, &options(1)).await;
         admin
-            .execute(format!("ALTER ROLE hydracore_app NO{attribute}").as_str())
+            .batch_execute(&format!("ALTER ROLE hydracore_app NO{attribute}"))
             .await
             .expect("restore the role");
         outcomes.push((attribute, outcome));
     }
     admin
-        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
         .expect("drop the test database");
     for (attribute, outcome) in outcomes {
@@ -1534,15 +1640,15 @@ async fn a_login_that_cannot_switch_to_the_app_role_is_refused_at_start() {
         // Another test may be the first to migrate: make sure the role
         // exists, as an administrator would have made it.
         drop(store(&url, 1).await);
-        let mut su = PgConnection::connect(&url).await.expect("superuser");
+        let su = connect(&url).await.expect("superuser");
         // A clean database owned by the login, migrated by it.
         let own_db = format!("{db}_own");
-        su.execute(format!("CREATE DATABASE {own_db} OWNER {login}").as_str())
+        su.batch_execute(&format!("CREATE DATABASE {own_db} OWNER {login}"))
             .await
             .expect("create owned database");
         let login_url = with_user(&with_database(&url, &own_db), &login);
         let outcome = PgStore::connect(&login_url, &options(1)).await;
-        su.execute(format!("DROP DATABASE {own_db} WITH (FORCE)").as_str())
+        su.batch_execute(&format!("DROP DATABASE {own_db} WITH (FORCE)"))
             .await
             .expect("drop owned database");
         match outcome {

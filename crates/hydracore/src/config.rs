@@ -7,6 +7,8 @@ use std::time::Duration;
 use hydracore_storage::StoreOptions;
 
 use crate::auth::jwt::JwtSettings;
+pub use crate::http::limits::LimitSettings;
+pub use crate::http::LoadSettings;
 
 /// Where the embedded default database lives: beside the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:hydracore.db";
@@ -24,6 +26,19 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// How often the sweeper expires overdue workflows.
     pub sweep_interval: Duration,
+    pub metrics: MetricsSettings,
+    pub load: LoadSettings,
+    pub limits: LimitSettings,
+}
+
+/// Where `/metrics` is served: it shows the service's load and workflow
+/// counts across tenants, so never to anyone on the API port by default.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// A listener of its own (e.g. `127.0.0.1:9090`), without credentials.
+    pub listen: Option<String>,
+    /// On the API listener too, to `Authorization: Bearer <token>` only.
+    pub token: Option<String>,
 }
 
 impl Settings {
@@ -40,6 +55,15 @@ impl Settings {
             },
             shutdown_timeout: Duration::from_secs(5),
             sweep_interval: Duration::from_millis(100),
+            metrics: MetricsSettings::default(),
+            load: LoadSettings::default(),
+            // Tests make many requests per key quickly; the limits have
+            // tests of their own.
+            limits: LimitSettings {
+                per_credential: None,
+                failed_auth: None,
+                ..LimitSettings::default()
+            },
         }
     }
 }

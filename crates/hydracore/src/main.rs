@@ -2,10 +2,8 @@
 
 // jemalloc rather than glibc's malloc, for the Rust code and (unprefixed)
 // the bundled SQLite alike: under load the server allocates and frees in
-// many small pieces, often on different threads, and glibc's malloc and
-// free took 8 % (PostgreSQL get) to 19 % (SQLite agent mix) of the
-// machine's samples, server and load generator together
-// (docs/benchmarks.md, round 3).
+// many small pieces, often on different threads, where glibc's malloc
+// spends far more time.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -23,6 +23,8 @@ const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
+    /// `/metrics` on a listener of its own, when configured.
+    metrics: Option<(TcpListener, axum::Router)>,
     store: Arc<dyn Store>,
     shutdown_timeout: Duration,
     sweep_interval: Duration,
@@ -41,10 +43,23 @@ impl App {
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let router = http::router(AppState::new(store.clone(), jwt));
+        let mut state = AppState::new(store.clone(), jwt);
+        state.limits = Arc::new(crate::http::limits::Limits::new(&settings.limits));
+        state.metrics_token = settings.metrics.token.as_deref().map(Arc::from);
+        let metrics = match &settings.metrics.listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {address}"))?;
+                Some((listener, http::metrics_router(state.clone())))
+            }
+            None => None,
+        };
+        let router = http::router(state, settings.load);
         Ok(Self {
             listener,
             router,
+            metrics,
             store,
             shutdown_timeout: settings.shutdown_timeout,
             sweep_interval: settings.sweep_interval,
@@ -54,6 +69,11 @@ impl App {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/metrics` listens on its own, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -74,14 +94,32 @@ impl App {
     ) -> std::io::Result<()> {
         let (stop_sweeper, sweeper_stop) = watch::channel(false);
         let sweeper = tokio::spawn(sweeper::run(
-            self.store.clone(),
+            hydracore_storage::Workflows::new(self.store.clone()),
             self.sweep_interval,
             sweeper_stop,
             self.sweeps,
         ));
+        let (stop_metrics, metrics_stop) = watch::channel(false);
+        if let Some((listener, router)) = self.metrics {
+            let mut stop = metrics_stop;
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         let stopping = Arc::new(Notify::new());
         let signal = stopping.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             signal.notify_one();
         });
@@ -95,6 +133,7 @@ impl App {
             () = deadline => tracing::warn!(?grace, "in-flight requests did not finish in time; stopping anyway"),
         }
         let _ = stop_sweeper.send(true);
+        let _ = stop_metrics.send(true);
         // A sweep in progress is one bounded transaction; let it commit.
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, sweeper)
             .await

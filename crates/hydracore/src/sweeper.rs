@@ -5,10 +5,9 @@
 //! workflow expires once). Work per tick is bounded so that a backlog is
 //! worked off over several ticks instead of in one long run.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use hydracore_storage::{Store, StoreError};
+use hydracore_storage::{StoreError, Workflows};
 use tokio::sync::watch;
 
 /// Workflows expired per batch.
@@ -18,23 +17,23 @@ const MAX_BATCHES: u32 = 20;
 
 /// One sweep: expires what is due (up to the bounds) and purges old keys.
 /// Returns how many workflows it expired.
-pub async fn sweep_once(store: &dyn Store) -> Result<u64, StoreError> {
+pub async fn sweep_once(workflows: &Workflows) -> Result<u64, StoreError> {
     let mut expired = 0;
     for _ in 0..MAX_BATCHES {
-        let n = store.expire_due(BATCH).await?;
+        let n = workflows.expire_due(BATCH).await?;
         expired += n;
         if n < u64::from(BATCH) {
             break;
         }
     }
-    store.purge_idempotency_keys(BATCH).await?;
+    workflows.purge_idempotency_keys(BATCH).await?;
     Ok(expired)
 }
 
 /// Sweeps every `interval` until `stop` turns true, counting finished
 /// sweeps in `done` (tests wait on it instead of sleeping).
 pub async fn run(
-    store: Arc<dyn Store>,
+    workflows: Workflows,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
     done: watch::Sender<u64>,
@@ -47,7 +46,7 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        match sweep_once(store.as_ref()).await {
+        match sweep_once(&workflows).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired overdue workflows"),
             Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next tick"),

@@ -14,6 +14,10 @@ pub const MAX_KEYS: usize = 10_000;
 /// its exact location (`["body", "workflow_state", "a", 0]`) and refusing
 /// documents deeper than [`MAX_DEPTH`]. `keys` counts object keys across
 /// calls so a whole body can be bounded.
+///
+/// Numbers are not limited: each keeps its literal (serde_json's
+/// `arbitrary_precision`) and is stored as that text, however many digits
+/// or whatever exponent it has, within the request body's size limit.
 pub fn check(value: &Value, loc: &mut Vec<Value>, keys: &mut usize) -> Result<(), Box<FieldError>> {
     walk(value, loc, keys, 0)
 }
@@ -101,6 +105,17 @@ mod tests {
         }
         assert!(checked(deep.clone()).is_ok());
         assert!(checked(json!([deep])).is_err());
+    }
+
+    #[test]
+    fn numbers_of_any_size_and_precision_are_left_as_they_are() {
+        let state: Value = serde_json::from_str(&format!(
+            r#"{{"a": [12345678901234567890123, 0.1000000000000000000001, -0.0, 1e400, -1E-400, {}]}}"#,
+            "9".repeat(5_000)
+        ))
+        .unwrap_or(Value::Null);
+        assert!(state.is_object());
+        assert!(checked(state).is_ok());
     }
 
     #[test]

@@ -79,6 +79,14 @@ pub fn int_str(s: &str) -> Result<i64, Invalid> {
 
 /// Integers in pydantic's lax mode: JSON integers, floats without a
 /// fractional part, and numeric strings.
+///
+/// A [`serde_json::Number`] keeps the literal it was sent as (serde_json's
+/// `arbitrary_precision`): an integer literal within i64 is taken exactly,
+/// anything else as the nearest f64, as pydantic reads a JSON float. The
+/// error types are those of before, when serde_json read an integer
+/// literal beyond u64 as a float: `int_parsing_size` for an integer above
+/// i64 up to `u64::MAX`, and for a number beyond f64 (`1e400`, which could
+/// not be read at all before); `int_from_float` for every other number.
 pub fn int(v: &Value) -> Result<i64, Invalid> {
     match v {
         Value::Number(n) => {
@@ -88,15 +96,15 @@ pub fn int(v: &Value) -> Result<i64, Invalid> {
                 // The guard keeps the value well inside i64.
                 #[allow(clippy::cast_possible_truncation)]
                 Ok(f as i64)
-            } else if n.is_f64() {
-                Err(Invalid::new(
-                    "int_from_float",
-                    "Input should be a valid integer, got a number with a fractional part",
-                ))
-            } else {
+            } else if n.is_u64() || n.as_f64().is_none() {
                 Err(Invalid::new(
                     "int_parsing_size",
                     "Unable to parse input string as an integer, exceeded maximum size",
+                ))
+            } else {
+                Err(Invalid::new(
+                    "int_from_float",
+                    "Input should be a valid integer, got a number with a fractional part",
                 ))
             }
         }
@@ -234,6 +242,49 @@ mod tests {
         );
     }
 
+    /// Every kind of JSON number an integer field can be sent, as its
+    /// literal text, and what it validates to. Pinned before serde_json's
+    /// `arbitrary_precision` was enabled: the answers did not change.
+    #[test]
+    fn integers_from_any_number_literal_validate_as_before_exact_numbers() {
+        let cases: &[(&str, Result<i64, &str>)] = &[
+            ("3", Ok(3)),
+            ("1.0", Ok(1)),
+            ("1e2", Ok(100)),
+            ("1E2", Ok(100)),
+            ("1.5e3", Ok(1500)),
+            ("-0", Ok(0)),
+            ("-0.0", Ok(0)),
+            ("1e15", Ok(1_000_000_000_000_000)),
+            // Read as a float, as pydantic does: the fraction is below f64's.
+            ("1.0000000000000000000001", Ok(1)),
+            ("9223372036854775807", Ok(i64::MAX)),
+            ("-9223372036854775808", Ok(i64::MIN)),
+            ("3.5", Err("int_from_float")),
+            ("2.5E-7", Err("int_from_float")),
+            ("-0.5", Err("int_from_float")),
+            ("1e16", Err("int_from_float")),
+            ("9223372036854775808", Err("int_parsing_size")),
+            ("18446744073709551615", Err("int_parsing_size")),
+            ("18446744073709551616", Err("int_from_float")),
+            ("12345678901234567890123", Err("int_from_float")),
+            ("-9223372036854775809", Err("int_from_float")),
+            ("-12345678901234567890123", Err("int_from_float")),
+            // Beyond f64: a JSON parse error before, too large now.
+            ("1e400", Err("int_parsing_size")),
+            ("-1.5E+400", Err("int_parsing_size")),
+        ];
+        for (text, expected) in cases {
+            let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            assert!(value.is_number(), "{text} is a JSON number");
+            assert_eq!(
+                int(&value).map_err(|e| e.error_type),
+                *expected,
+                "int({text})"
+            );
+        }
+    }
+
     #[test]
     fn datetimes_accept_offsets_and_read_naive_times_as_utc() {
         let with_offset = datetime(&json!("2026-01-02T03:04:05+02:00")).ok();
@@ -248,6 +299,20 @@ mod tests {
             datetime(&json!(null)).err().map(|e| e.error_type),
             Some("datetime_type")
         );
+    }
+
+    #[test]
+    fn unix_times_are_read_from_any_number_literal() {
+        let read = |text: &str| {
+            datetime(&serde_json::from_str(text).unwrap_or(Value::Null)).map_err(|e| e.error_type)
+        };
+        let expected = Timestamp::from_unix_micros(1_700_000_000_000_000).ok_or("range");
+        assert_eq!(read("1700000000"), expected);
+        assert_eq!(read("1.7e9"), expected);
+        assert_eq!(read("1700000000000"), expected);
+        assert_eq!(read("-0.0"), Timestamp::from_unix_micros(0).ok_or("range"));
+        assert_eq!(read("12345678901234567890123"), Err("datetime_parsing"));
+        assert_eq!(read("1e400"), Err("datetime_parsing"));
     }
 
     #[test]

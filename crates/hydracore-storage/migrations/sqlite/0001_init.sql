@@ -86,3 +86,58 @@ BEFORE DELETE ON workflow_history
 BEGIN
     SELECT RAISE(ABORT, 'workflow_history is append-only');
 END;
+
+-- Idempotent create: one row per (instance, Idempotency-Key), kept 24 hours.
+-- `workflow_id` is NULL while the first request is in flight.
+CREATE TABLE idempotency_keys (
+    tenant_id   BLOB NOT NULL,
+    instance_id BLOB NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    workflow_id BLOB,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, instance_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- The sweeper's work list: live workflows with a deadline, soonest first.
+CREATE INDEX workflows_expiring ON workflows (expires_at, tenant_id)
+    WHERE expires_at IS NOT NULL
+      AND status NOT IN ('completed', 'expired', 'cancelled', 'failed');
+
+-- Exact list totals without counting rows: how many workflows each
+-- instance has in each status, kept by triggers inside the transaction that
+-- changes them, so a read transaction sees counts and rows agree. A list
+-- filtered only by scope, instance and status (the dashboard's and the
+-- agents' usual lists) sums at most a few rows here instead of counting
+-- every match.
+CREATE TABLE workflow_counts (
+    tenant_id   BLOB    NOT NULL,
+    instance_id BLOB    NOT NULL,
+    status      TEXT    NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, instance_id, status)
+) WITHOUT ROWID;
+
+CREATE TRIGGER workflow_counts_insert AFTER INSERT ON workflows
+BEGIN
+    INSERT INTO workflow_counts (tenant_id, instance_id, status, n)
+    VALUES (NEW.tenant_id, NEW.instance_id, NEW.status, 1)
+    ON CONFLICT (tenant_id, instance_id, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER workflow_counts_status AFTER UPDATE OF status ON workflows
+WHEN OLD.status IS NOT NEW.status
+BEGIN
+    UPDATE workflow_counts SET n = n - 1
+    WHERE tenant_id = OLD.tenant_id AND instance_id = OLD.instance_id AND status = OLD.status;
+    INSERT INTO workflow_counts (tenant_id, instance_id, status, n)
+    VALUES (NEW.tenant_id, NEW.instance_id, NEW.status, 1)
+    ON CONFLICT (tenant_id, instance_id, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER workflow_counts_delete AFTER DELETE ON workflows
+BEGIN
+    UPDATE workflow_counts SET n = n - 1
+    WHERE tenant_id = OLD.tenant_id AND instance_id = OLD.instance_id AND status = OLD.status;
+END;

@@ -2,8 +2,8 @@
 //! own, ahead of every request's; a credential's fields never change but
 //! for its revocation, and every request that reads or writes workflows
 //! checks that in its own transaction (`Scope::credential_id`:
-//! `hydracore_enter`, or its statement inlined in the request functions of
-//! migration 0010). So a cached credential never lets a revoked key
+//! `hydracore_enter`, or the same statement at the start of each request
+//! function). So a cached credential never lets a revoked key
 //! touch data. What the cache can delay, by at most [`TTL`], is the 401 of
 //! a revoked key's request that is refused before storage (a bad body, a
 //! path of another instance): until then it gets that refusal instead.

@@ -1,20 +1,20 @@
 //! The records this replica wrote last, as guesses for the next change's
 //! read. A change is a read and a write made at the record read
-//! (`workflows::Attempt::change`). When this replica made the workflow's
+//! (`workflows::Attempt::run`). When this replica made the workflow's
 //! latest write, that read returns what it already holds, so the change
 //! starts from the remembered record and saves a round trip. If anyone
 //! else (another replica, the sweeper of one, the command line) changed
 //! the workflow since, the write finds another record and writes nothing,
 //! and the change starts over from a read. (The write compares the version
-//! and `updated_at`: migration 0009 says why the version alone is not
-//! enough.) A remembered record is never answered as a read, and neither
+//! and `updated_at`: the migration's `hydracore_change_workflow` says why
+//! the version alone is not enough.) A remembered record is never answered as a read, and neither
 //! is a refusal (409, 412) worked out from one: those come only from a
 //! record read from the database.
 
 use std::mem::size_of;
 use std::sync::Arc;
 
-use hydracore_domain::{History, Workflow};
+use hydracore_domain::Workflow;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use serde_json::Value;
@@ -87,7 +87,7 @@ impl LastWritten {
             return;
         }
         let workflow = Workflow {
-            history: History::default(),
+            history: Vec::new(),
             ..workflow.clone()
         };
         let bytes = approximate_bytes(&workflow);
@@ -134,7 +134,9 @@ fn value_bytes(value: &Value) -> usize {
             Value::String(s) => s.capacity(),
             Value::Array(items) => items.iter().map(value_bytes).sum(),
             Value::Object(members) => members.iter().map(|(k, v)| entry_bytes(k, v)).sum(),
-            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+            // Numbers keep their text (serde_json's arbitrary precision).
+            Value::Number(n) => n.as_str().len(),
+            Value::Null | Value::Bool(_) => 0,
         }
 }
 
@@ -182,7 +184,7 @@ mod tests {
         assert!(guessed.history.is_empty());
         assert_eq!(
             Workflow {
-                history: History::default(),
+                history: Vec::new(),
                 ..w.clone()
             },
             guessed

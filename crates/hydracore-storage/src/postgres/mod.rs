@@ -1,65 +1,68 @@
-//! The production backend: PostgreSQL with row-level security.
+//! The production backend: PostgreSQL with row-level security, on one
+//! driver, tokio-postgres.
 //!
-//! Two kinds of work share one pool (`pool`, which also says why it is not
-//! sqlx's). Requests (the methods a handler calls with a tenant in hand,
-//! plus `ping`) run in a transaction that first switches to the NOLOGIN
-//! role [`APP_ROLE`] and sets the tenant transaction-locally, so row-level
-//! security bounds every query they make and nothing outlives the
-//! transaction on the pooled connection; the role and tenant travel in the
-//! message that opens it (`session`).
-//! `insert_workflow`, `get_workflow`, a change's write, a list of one
-//! instance in one status and `find_credential` do the same inside one
-//! database function each (migrations 0003, 0005 and 0007 to 0010;
-//! `find_credential` with the key's hash
-//! in place of a tenant), in one round trip and with cached plans. The
-//! reads among them (a get, a change's read, the list) do not take a
-//! pooled connection: they go on a few connections that carry many calls
-//! at once (`pipelined`, which says why).
+//! Requests (the methods a handler calls with a tenant in hand, plus
+//! `ping`) run as the NOLOGIN role [`APP_ROLE`] with the tenant set
+//! transaction-locally, so row-level security bounds every query they make
+//! and nothing outlives the transaction on its connection. They take one of
+//! three paths:
+//!
+//! - One call of a request function (migration 0001), outside any
+//!   transaction: the function checks the request's key, switches role and
+//!   sets the tenant itself, in one round trip and with cached plans.
+//!   `insert_workflow` and a change's write do this on a pooled connection
+//!   (`pool`); the reads (`get_workflow`, a change's read, a list of one
+//!   instance in one status) on a few connections that carry many calls at
+//!   once (`pipelined`, which says why). `find_credential` likewise, with
+//!   the key's hash in place of a tenant.
+//! - A request transaction on a pooled connection (`session`): the role and
+//!   tenant travel in the message that opens it. Other lists, the
+//!   suspended list and the idempotency claims.
+//! - The login's own statements, spanning tenants: the administrative
+//!   methods (instances and credentials, for the command line), metrics
+//!   and the sweeper's work list.
+//!
 //! `change_workflow` is a get and a version-checked write, or the write
 //! alone when it can start from the record this replica wrote last
-//! (`last_written`).
-//! Key lookups are then answered from memory (`key_cache`): each request
-//! made with a key checks it unrevoked in its own first message.
-//! Administrative methods (instances and credential management, used by the
-//! command line) run as the login role, which the migrations let span
-//! tenants.
+//! (`last_written`). Key lookups are answered from memory (`key_cache`):
+//! each request made with a key checks it unrevoked in its own first
+//! message. Every connection is opened with the TLS settings of `tls`.
 
 mod credentials;
 mod idempotency;
 mod key_cache;
 mod last_written;
+mod migrations;
 mod pipelined;
 mod pool;
 mod rows;
 mod session;
+pub mod tls;
 mod workflows;
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hydracore_domain::idempotency::{Claim, IdempotencyKey};
-use hydracore_domain::precondition::IfMatch;
+use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{Scope, Status, Workflow};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
 use self::last_written::LastWritten;
 use self::pipelined::Pipelined;
-use self::pool::Pool;
+use self::pool::{Client, Pool};
 use self::session::{Access, Mode};
 use crate::{
-    Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
-    WorkflowPage,
+    ChangeOutcome, Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions,
+    WithHistory, WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The store's answers: every failure is a [`StoreError`].
+type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -74,16 +77,12 @@ impl PgStore {
     /// migrations and checks that requests will really be bound by
     /// row-level security before accepting any.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        // The URL may carry a password: the message names the problem only.
-        let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-        let pipelined = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-        let pool = Pool::new(connect, options.max_connections, options.acquire_timeout)?;
+        let settings = tls::settings(url, options.ca_file.as_deref())?;
+        let pool = Pool::new(&settings, options.max_connections, options.acquire_timeout)?;
         let store = Self {
             pool,
             reads: Arc::new(Pipelined::new(
-                pipelined,
+                settings,
                 pipelined_connections(options.max_connections),
                 options.acquire_timeout,
                 options.read_call_timeout,
@@ -92,31 +91,24 @@ impl PgStore {
             last_written: Arc::new(LastWritten::default()),
         };
         store
-            .with_conn(async |conn| store.prepare(conn).await)
+            .with_conn(async |conn| {
+                migrations::run(conn).await?;
+                session::check_app_role(conn).await
+            })
             .await?;
-        // Opens a pipelined connection now, so that a URL it reads
-        // differently from the pool fails the start, not every read.
+        // Opens a pipelined connection now, so that one that cannot be
+        // opened fails the start, not every read.
         store.reads.call(async |_| Ok(())).await?;
         Ok(store)
-    }
-
-    /// The migrations, then the check that row-level security binds
-    /// requests.
-    async fn prepare(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        MIGRATOR
-            .run_direct(conn)
-            .await
-            .map_err(crate::error::migrate_error)?;
-        session::check_app_role(conn).await
     }
 
     /// Runs `op` on a connection of its own, which goes back to the pool
     /// or is closed by how `op` ends (`pool`).
     async fn with_conn<T>(
         &self,
-        op: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+        op: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut c = self.pool.checkout().await?;
+        let c = self.pool.checkout().await?;
         let result = op(c.conn()).await;
         c.settle(self.noting_revocation(result))
     }
@@ -127,12 +119,12 @@ impl PgStore {
         &self,
         access: Access,
         mode: Mode,
-        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+        body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_conn(async |conn| {
-            let mut tx = session::begin(conn, access, mode).await?;
-            let done = body(&mut tx).await;
-            session::finish(tx, done).await
+            session::begin(conn, access, mode).await?;
+            let done = body(conn).await;
+            session::finish(conn, done).await
         })
         .await
     }
@@ -141,12 +133,12 @@ impl PgStore {
     /// which spans tenants): committed if it succeeds, else rolled back.
     async fn in_login_transaction<T>(
         &self,
-        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+        body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_conn(async |conn| {
-            let mut tx = sqlx::Connection::begin(conn).await?;
-            let done = body(&mut tx).await;
-            session::finish(tx, done).await
+            session::begin_as_login(conn).await?;
+            let done = body(conn).await;
+            session::finish(conn, done).await
         })
         .await
     }
@@ -164,7 +156,7 @@ impl PgStore {
     /// request leaves on it. It goes back to the pool when dropped.
     pub async fn pooled_connection(
         &self,
-    ) -> Result<impl std::ops::DerefMut<Target = PgConnection>, StoreError> {
+    ) -> Result<impl std::ops::DerefMut<Target = tokio_postgres::Client>, StoreError> {
         self.pool.lend().await
     }
 }
@@ -172,112 +164,22 @@ impl PgStore {
 /// The pipelined connections beside a pool of `max_connections`: as many,
 /// at least two. Calls on one connection wait for those ahead of them, so
 /// a server process that is descheduled, or one slow call, holds up every
-/// call behind it; more connections keep that queue short. On the
-/// benchmark machine, on a million workflows, 8 instead of 4 halved a
-/// get's p99 and cut the instance list's, at the same throughput; on a
-/// fresh database a get's p99 also halved, for about 8 % less throughput
-/// at saturation (docs/benchmarks.md, round 8, step 22). docs/scaling.md
-/// counts them in a replica's connections.
+/// call behind it; more connections keep that queue short, at some cost in
+/// throughput at saturation (docs/benchmarks.md). docs/scaling.md counts
+/// them in a replica's connections.
 fn pipelined_connections(max_connections: u32) -> usize {
     usize::try_from(max_connections).map_or(2, |n| n.max(2))
 }
 
 #[async_trait]
 impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        // As the application role, so readiness also proves the role works.
-        self.in_transaction(Access::Anonymous, Mode::Read, async |tx| {
-            sqlx::query("SELECT 1").execute(tx).await?;
-            Ok(())
-        })
-        .await
-    }
-
-    fn pool_stats(&self) -> PoolStats {
-        let (in_use, idle) = self.pool.stats();
-        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        PoolStats {
-            in_use: count(in_use),
-            idle: count(idle),
-            shared: count(self.reads.open_connections()),
-        }
-    }
-
-    async fn close(&self) {
-        self.reads.close();
-        self.pool.close().await;
-    }
-
-    async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        // Metrics span tenants: as the login, not a request.
-        self.with_conn(async |conn| workflows::count_by_status(conn).await)
-            .await
-    }
-
-    async fn insert_workflow(
-        &self,
-        scope: Scope,
-        workflow: &Workflow,
-        idempotency_key: Option<&IdempotencyKey>,
-    ) -> Result<(), StoreError> {
-        self.with_conn(async |conn| {
-            workflows::create(conn, scope, workflow, idempotency_key).await
-        })
-        .await?;
-        self.last_written.remember(workflow);
-        Ok(())
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        scope: Scope,
-        instance_id: Uuid,
-        key: &IdempotencyKey,
-        fingerprint: &[u8],
-    ) -> Result<Claim, StoreError> {
-        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
-            idempotency::claim(tx, scope.tenant_id, instance_id, key, fingerprint).await
-        })
-        .await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        tenant_id: Uuid,
-        instance_id: Uuid,
-        key: &IdempotencyKey,
-    ) -> Result<(), StoreError> {
-        // Cleaning up after the caller's failed create: no key check, so
-        // that a key revoked meanwhile still frees its claim.
-        let scope = Scope::instance(tenant_id, instance_id);
-        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
-            idempotency::release(tx, tenant_id, instance_id, key).await
-        })
-        .await
-    }
-
-    async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
-        // Each expiry is its own transaction: it holds two count rows
-        // (`workflow_counts`) until it commits, as a request's change does;
-        // holding many across a batch could close a cycle with requests
-        // that hold some of them, a deadlock.
-        self.with_conn(async |conn| {
-            workflows::expire_due(conn, &self.reads, limit, &self.last_written).await
-        })
-        .await
-    }
-
-    async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
-        self.in_login_transaction(async |tx| idempotency::purge(tx, limit).await)
-            .await
-    }
-
+    /// One call of `hydracore_workflow` on a pipelined connection.
     async fn get_workflow(
         &self,
         scope: Scope,
         id: Uuid,
         history: WithHistory,
-    ) -> Result<Option<Workflow>, StoreError> {
+    ) -> Result<Option<Workflow>> {
         let got = self
             .reads
             .call(async |conn| workflows::get(conn, scope, id, history).await)
@@ -285,11 +187,9 @@ impl Store for PgStore {
         self.noting_revocation(got)
     }
 
-    async fn list_workflows(
-        &self,
-        scope: Scope,
-        query: &ListQuery,
-    ) -> Result<WorkflowPage, StoreError> {
+    /// One call of `hydracore_list_workflows` on a pipelined connection
+    /// when it can answer, else plain SQL in a request transaction.
+    async fn list_workflows(&self, scope: Scope, query: &ListQuery) -> Result<WorkflowPage> {
         // A deep page skips its offset row by row: in a transaction of
         // its own, not ahead of other requests' reads.
         let confined = workflows::one_instance_in_one_status(scope, query)
@@ -307,56 +207,156 @@ impl Store for PgStore {
         .await
     }
 
-    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
+    /// Plain SQL in a request transaction.
+    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list_suspended(tx, scope).await
         })
         .await
     }
 
+    /// One call of `hydracore_create_workflow` on a pooled connection.
+    async fn insert_workflow(
+        &self,
+        scope: Scope,
+        workflow: &Workflow,
+        idempotency_key: Option<&hydracore_domain::idempotency::IdempotencyKey>,
+    ) -> Result<()> {
+        self.with_conn(async |conn| {
+            workflows::create(conn, scope, workflow, idempotency_key).await
+        })
+        .await?;
+        self.last_written.remember(workflow);
+        Ok(())
+    }
+
+    /// In a request transaction of the key's tenant.
+    async fn claim_idempotency_key(
+        &self,
+        scope: Scope,
+        instance_id: Uuid,
+        key: &hydracore_domain::idempotency::IdempotencyKey,
+        // Of the request's body: the same key with another body is refused.
+        fingerprint: &[u8],
+    ) -> Result<Claim> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            idempotency::claim(tx, scope.tenant_id, instance_id, key, fingerprint).await
+        })
+        .await
+    }
+
+    /// In a request transaction of the key's tenant.
+    async fn release_idempotency_key(
+        &self,
+        tenant_id: Uuid,
+        instance_id: Uuid,
+        key: &hydracore_domain::idempotency::IdempotencyKey,
+    ) -> Result<()> {
+        // Cleaning up after the caller's failed create: no key check, so
+        // that a key revoked meanwhile still frees its claim.
+        let scope = Scope::instance(tenant_id, instance_id);
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            idempotency::release(tx, tenant_id, instance_id, key).await
+        })
+        .await
+    }
+
+    /// A read and a version-checked write, again until the write lands
+    /// (`workflows::Attempt`).
     async fn change_workflow(
         &self,
         scope: Scope,
         id: Uuid,
-        command: &Command,
-        actor: &str,
-        if_match: Option<&IfMatch>,
+        // Run again on the newer record each time another change landed
+        // first.
+        rule: crate::Rule,
         history: WithHistory,
-    ) -> Result<Change, StoreError> {
+    ) -> Result<ChangeOutcome> {
         let attempt = workflows::Attempt {
             scope,
             id,
-            command,
-            actor,
-            if_match,
+            rule,
             history,
         };
-        self.with_conn(async |conn| attempt.change(conn, &self.reads, &self.last_written).await)
+        self.with_conn(async |conn| attempt.run(conn, &self.reads, &self.last_written).await)
             .await
     }
 
-    async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {
+    /// A request transaction as the application role, so that readiness
+    /// also proves the role works.
+    async fn ping(&self) -> Result<()> {
+        // As the application role, so readiness also proves the role works.
+        self.in_transaction(Access::Anonymous, Mode::Read, async |tx| {
+            Ok(tx.batch_execute("SELECT 1").await?)
+        })
+        .await
+    }
+
+    /// The pool's connections, and the pipelined ones apart.
+    fn pool_stats(&self) -> PoolStats {
+        let (in_use, idle) = self.pool.stats();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        PoolStats {
+            in_use: count(in_use),
+            idle: count(idle),
+            shared: count(self.reads.open_connections()),
+        }
+    }
+
+    /// Lets the pipelined connections go, then closes the pool.
+    async fn close(&self) {
+        self.reads.close();
+        self.pool.close().await;
+    }
+
+    /// As the login, from `workflow_counts`.
+    async fn count_by_status(&self) -> Result<Vec<(Status, i64)>> {
+        // Metrics span tenants: as the login, not a request.
+        self.with_conn(async |conn| workflows::count_by_status(conn).await)
+            .await
+    }
+
+    /// As the login, across tenants.
+    async fn due_for_expiry(&self, now: Timestamp, limit: u32) -> Result<Vec<(Scope, Uuid)>> {
+        // The sweeper spans tenants: as the login. Each expiry is then a
+        // change of its own, in its workflow's tenant.
+        self.with_conn(async |conn| workflows::due_for_expiry(conn, now, limit).await)
+            .await
+    }
+
+    /// In a transaction as the login, across tenants.
+    async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64> {
+        self.in_login_transaction(async |tx| idempotency::purge(tx, limit).await)
+            .await
+    }
+
+    /// As the login.
+    async fn create_instance(&self, instance: &Instance) -> Result<()> {
         self.with_conn(async |conn| credentials::insert_instance(conn, instance).await)
             .await
     }
 
-    async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+    /// As the login.
+    async fn get_instance(&self, id: Uuid) -> Result<Option<Instance>> {
         self.with_conn(async |conn| credentials::list_instances(conn, Some(id)).await)
             .await
             .map(|mut found| found.pop())
     }
 
-    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
+    /// As the login.
+    async fn list_instances(&self) -> Result<Vec<Instance>> {
         self.with_conn(async |conn| credentials::list_instances(conn, None).await)
             .await
     }
 
-    async fn create_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
+    /// In a transaction as the login, which share-locks the instance.
+    async fn create_credential(&self, credential: &NewCredential) -> Result<()> {
         self.in_login_transaction(async |tx| credentials::insert_credential(tx, credential).await)
             .await
     }
 
-    async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>, StoreError> {
+    /// From the key cache, else one call of `hydracore_credential_by_key`.
+    async fn find_credential(&self, key_hash: &[u8]) -> Result<Option<Credential>> {
         if let Some(credential) = self.keys.get(key_hash) {
             return Ok(Some(credential));
         }
@@ -369,12 +369,14 @@ impl Store for PgStore {
         Ok(found)
     }
 
-    async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+    /// As the login.
+    async fn list_credentials(&self) -> Result<Vec<Credential>> {
         self.with_conn(async |conn| credentials::list_credentials(conn).await)
             .await
     }
 
-    async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
+    /// As the login.
+    async fn revoke_credential(&self, id: Uuid) -> Result<bool> {
         self.with_conn(async |conn| credentials::revoke_credential(conn, id).await)
             .await
     }

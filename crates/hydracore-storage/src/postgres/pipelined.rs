@@ -8,9 +8,8 @@
 //! those wake-ups and round trips cost more than a short call's work.
 //! tokio-postgres writes each call as soon as it is made, behind any the
 //! connection already carries, and the server process reads the next call
-//! as it finishes one. `pgbench` on this project's machine: a one-row
-//! read did 2.9 to 4.0 times as many statements per second four to a
-//! pipeline as one at a time (docs/benchmarks.md, round 7).
+//! as it finishes one, so a pipeline of short reads does several times the
+//! calls per second of one read at a time (docs/benchmarks.md).
 //!
 //! Each call is its own implicit transaction (a Sync of its own), in which
 //! the function checks the request's key and sets the role and tenant
@@ -25,17 +24,15 @@
 //! index-bounded reads go here (a list only down to [`MAX_OFFSET`]), each
 //! given up after a bound (`StoreOptions::read_call_timeout`, 10 s by
 //! default), with its connection; writes and transactions use the pool.
-//!
-//! The connections read the database URL with tokio-postgres, which does
-//! not look at `PGPASSWORD`, `~/.pgpass` and the like as sqlx does: the
-//! URL must say it all. `PgStore::connect` opens one, so that a URL the two
-//! read differently stops the start.
+//! The connections are opened with the pool's settings (`tls`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
+
+use super::tls::PgConnectSettings;
 
 use crate::StoreError;
 
@@ -75,7 +72,7 @@ impl Slot {
     }
 
     /// The connection, opened first if it is not open.
-    async fn conn(&self, config: &Config) -> Result<Arc<Conn>, StoreError> {
+    async fn conn(&self, settings: &PgConnectSettings) -> Result<Arc<Conn>, StoreError> {
         if let Some(conn) = self.open() {
             return Ok(conn);
         }
@@ -84,20 +81,19 @@ impl Slot {
         if let Some(conn) = self.open() {
             return Ok(conn);
         }
-        let conn = Arc::new(connect(config).await?);
+        let conn = Arc::new(connect(settings).await?);
         self.set(Some(Arc::clone(&conn)));
         Ok(conn)
     }
 }
 
-async fn connect(config: &Config) -> Result<Conn, StoreError> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        // Its calls fail with the same error, and are logged there.
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "pipelined PostgreSQL connection ended");
-        }
-    });
+/// Opens a connection with TLS as [`super::tls`] says: `settings` is what
+/// `tls::settings` read from the URL, or a bare `Config`, taken at its
+/// `sslmode` (disable, prefer, require) without checking the certificate.
+async fn connect(
+    settings: impl TryInto<PgConnectSettings, Error = StoreError>,
+) -> Result<Conn, StoreError> {
+    let client = super::tls::connect(&settings.try_into()?).await?;
     Ok(Conn {
         get: client.prepare(super::workflows::GET).await?,
         list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
@@ -105,7 +101,7 @@ async fn connect(config: &Config) -> Result<Conn, StoreError> {
     })
 }
 
-/// Without the config, which holds the password.
+/// Without the settings, which hold the password.
 impl std::fmt::Debug for Pipelined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipelined")
@@ -119,7 +115,7 @@ impl std::fmt::Debug for Pipelined {
 pub const MAX_OFFSET: i64 = 500;
 
 pub struct Pipelined {
-    config: Config,
+    settings: PgConnectSettings,
     slots: Box<[Slot]>,
     next: AtomicUsize,
     /// Bounds the wait for a connection, opening it included, as the pool
@@ -133,9 +129,14 @@ pub struct Pipelined {
 
 impl Pipelined {
     /// `count` connections, opened when first needed.
-    pub fn new(config: Config, count: usize, timeout: Duration, call_timeout: Duration) -> Self {
+    pub fn new(
+        settings: PgConnectSettings,
+        count: usize,
+        timeout: Duration,
+        call_timeout: Duration,
+    ) -> Self {
         Self {
-            config,
+            settings,
             slots: (0..count.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             timeout,
@@ -153,12 +154,12 @@ impl Pipelined {
         if self.closed.load(Ordering::Relaxed) {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
-        // In turn. Sending each call to the connection with the fewest in
-        // it was tried: the same throughput, and single requests held up
-        // to 274 ms (docs/benchmarks.md, round 7).
+        // In turn, not to the connection with the fewest calls in it: that
+        // gave no more throughput and let single requests wait behind a
+        // slow call far longer (docs/benchmarks.md).
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[turn];
-        let conn = tokio::time::timeout(self.timeout, slot.conn(&self.config))
+        let conn = tokio::time::timeout(self.timeout, slot.conn(&self.settings))
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!(

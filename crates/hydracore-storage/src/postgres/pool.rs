@@ -1,18 +1,19 @@
-//! PostgreSQL connections: a deadpool pool of sqlx connections, and the
+//! The pool of PostgreSQL connections that requests check out, and the
 //! rule for which connections go back into it.
 //!
-//! Not sqlx's own pool: it pings the server when it lends a connection
-//! (`test_before_acquire`) and again, unconditionally, when it takes one
-//! back, so a request of one statement cost three round trips; `get` did
-//! about a fifth better without them (docs/benchmarks.md, round 3).
+//! The connections are deadpool-postgres's: tokio-postgres clients, each
+//! with its cache of prepared statements ([`prepare`]), opened with the
+//! TLS settings of `tls`. Its manager is wrapped here for two rules of our
+//! own.
 //!
-//! Here a connection is pinged before it is lent only when it came back
-//! more than [`IDLE_BEFORE_PING`] ago, so that connections a database
-//! restart cut while idle are replaced before a request meets them. The
-//! pool lends the connection returned last (LIFO): under load a few
-//! connections stay busy and are never pinged; when quiet, the one lent is
-//! the freshest. A connection cut while in steady use fails the request
-//! that meets it (503) and is replaced.
+//! A connection is checked (an empty query, one round trip) before it is
+//! lent only when it came back more than [`IDLE_BEFORE_PING`] ago, so that
+//! connections a database restart cut while idle are replaced before a
+//! request meets them, while a busy connection is never checked. The pool
+//! lends the connection returned last (LIFO): under load a few connections
+//! stay busy and are never checked; when quiet, the one lent is the
+//! freshest. A connection cut while in steady use fails the request that
+//! meets it (503) and is replaced.
 //!
 //! A connection that may be broken or mid-conversation is never put back:
 //! each checkout ends in [`Checkout::settle`], and a checkout dropped before
@@ -25,24 +26,45 @@ use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleResult, Timeouts};
 use deadpool::Runtime;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::Connection;
+use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
+use tokio_postgres::Statement;
 
+use super::tls::PgConnectSettings;
 use crate::StoreError;
 
-/// A connection returned this long ago is pinged before it is lent again.
+/// A pooled connection: a tokio-postgres client (it derefs to one) with
+/// its statement cache.
+pub type Client = ClientWrapper;
+
+/// A connection returned this long ago is checked before it is lent again.
 const IDLE_BEFORE_PING: Duration = Duration::from_millis(50);
 
 /// A connection this old is closed rather than lent again, so that
-/// server-side caches and memory do not grow without end (sqlx's pool
-/// default).
+/// server-side caches and memory do not grow without end.
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-pub struct Manager {
-    options: PgConnectOptions,
+/// Statements kept prepared on one connection. The request functions' calls
+/// are a handful; the lists that run as plain SQL vary with their filters
+/// and page size, so past this the cache starts over.
+const MAX_STATEMENTS: usize = 128;
+
+/// `sql` prepared on `client`, from its cache when it was prepared before:
+/// one round trip saved on every later use, and the server keeps the
+/// statement's plan.
+pub async fn prepare(client: &Client, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+    if client.statement_cache.size() >= MAX_STATEMENTS {
+        // Dropping a prepared statement closes it on the server.
+        client.statement_cache.clear();
+    }
+    client.prepare_cached(sql).await
 }
 
-/// Without the connect options, which hold the password.
+pub struct Manager {
+    inner: deadpool_postgres::Manager,
+    settings: PgConnectSettings,
+}
+
+/// Without the connect settings, which hold the password.
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager").finish_non_exhaustive()
@@ -52,30 +74,45 @@ impl fmt::Debug for Manager {
 /// A pooled connection and when it last came back to the pool.
 #[derive(Debug)]
 pub struct Pooled {
-    conn: PgConnection,
+    client: Client,
     returned_at: Instant,
 }
 
 impl managed::Manager for Manager {
     type Type = Pooled;
-    type Error = sqlx::Error;
+    type Error = StoreError;
 
-    async fn create(&self) -> Result<Pooled, sqlx::Error> {
-        let conn = PgConnection::connect_with(&self.options).await?;
+    async fn create(&self) -> Result<Pooled, StoreError> {
+        let client = self
+            .inner
+            .create()
+            .await
+            .map_err(|e| self.settings.connect_error(e))?;
         Ok(Pooled {
-            conn,
+            client,
             returned_at: Instant::now(),
         })
     }
 
-    async fn recycle(&self, pooled: &mut Pooled, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
+    async fn recycle(&self, pooled: &mut Pooled, metrics: &Metrics) -> RecycleResult<StoreError> {
         if metrics.age() >= MAX_LIFETIME {
             return Err(managed::RecycleError::message("past its lifetime"));
         }
+        if pooled.client.is_closed() {
+            return Err(managed::RecycleError::message("closed"));
+        }
         if pooled.returned_at.elapsed() >= IDLE_BEFORE_PING {
-            pooled.conn.ping().await?;
+            pooled
+                .client
+                .simple_query("")
+                .await
+                .map_err(|e| managed::RecycleError::Backend(e.into()))?;
         }
         Ok(())
+    }
+
+    fn detach(&self, pooled: &mut Pooled) {
+        self.inner.detach(&mut pooled.client);
     }
 }
 
@@ -90,12 +127,24 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(
-        options: PgConnectOptions,
+        settings: &PgConnectSettings,
         max_connections: u32,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let size = usize::try_from(max_connections.max(1)).unwrap_or(usize::MAX);
-        let inner = managed::Pool::builder(Manager { options })
+        // The recycling method is unused: `Manager::recycle` checks.
+        let inner = deadpool_postgres::Manager::from_config(
+            settings.config.clone(),
+            settings.tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let manager = Manager {
+            inner,
+            settings: settings.clone(),
+        };
+        let inner = managed::Pool::builder(manager)
             .max_size(size)
             .queue_mode(QueueMode::Lifo)
             .timeouts(Timeouts {
@@ -126,7 +175,7 @@ impl Pool {
         // this bounds the whole.
         match tokio::time::timeout(self.timeout, self.inner.get()).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(PoolError::Backend(e))) => Err(e.into()),
+            Ok(Err(PoolError::Backend(e))) => Err(e),
             Ok(Err(e)) => Err(StoreError::Unavailable(format!(
                 "no PostgreSQL connection: {e}"
             ))),
@@ -149,10 +198,8 @@ impl Pool {
     /// Closes the idle connections, lends no more, then waits until
     /// every lent one has come back and been closed.
     pub async fn close(&self) {
-        for idle in self.inner.retain(|_, _| false).removed {
-            // Says goodbye (Terminate) rather than just dropping the socket.
-            let _ = idle.conn.close().await;
-        }
+        // Dropped, a connection ends its session.
+        drop(self.inner.retain(|_, _| false));
         self.inner.close();
         // Checked-out connections are closed as they come back: the pool
         // is then over its size (0). Nothing signals that, so look often.
@@ -168,10 +215,10 @@ impl Pool {
 pub struct Checkout(Option<Object<Manager>>);
 
 impl Checkout {
-    pub fn conn(&mut self) -> &mut PgConnection {
+    pub fn conn(&self) -> &Client {
         // Only `settle` and `drop` take the object, and both consume self.
-        match self.0.as_deref_mut() {
-            Some(pooled) => &mut pooled.conn,
+        match self.0.as_deref() {
+            Some(pooled) => &pooled.client,
             None => unreachable!("a checkout holds its connection until settled"),
         }
     }
@@ -209,15 +256,15 @@ impl Drop for Checkout {
 pub struct Lent(Object<Manager>);
 
 impl std::ops::Deref for Lent {
-    type Target = PgConnection;
+    type Target = tokio_postgres::Client;
 
-    fn deref(&self) -> &PgConnection {
-        &self.0.conn
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.0.client
     }
 }
 
 impl std::ops::DerefMut for Lent {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.0.conn
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.0.client
     }
 }

@@ -1,159 +1,86 @@
-//! PostgreSQL rows and their conversion to and from domain values.
+//! How tokio-postgres reads the shared row mapping's columns
+//! (`crate::rows`), and how workflows and history entries are sent to the
+//! request functions: as the composite values the migration declares
+//! (`hydracore_workflow_record`, `hydracore_history_entry`), whose fields
+//! the derived `ToSql` matches by name against the type the server
+//! describes.
+//!
+//! JSON columns are `json`, read with serde_json (tokio-postgres's
+//! `with-serde_json-1`), which keeps each number as written.
 
 use chrono::{DateTime, Utc};
-use hydracore_domain::{History, Status, Timestamp, Workflow, WorkflowType};
+use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow};
+use postgres_types::{FromSql, Json, ToSql};
 use serde_json::{Map, Value};
-use sqlx::postgres::PgRow;
-use sqlx::types::Json;
-// `try_get` of sqlx's rows, for `workflow_row!`.
-use sqlx::Row as _;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::rows::{corrupt, Columns, WORKFLOW_COLUMN_COUNT};
 use crate::StoreError;
 
-/// The columns of [`WorkflowRow`], in a form every query can splice in.
-pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, workflow_type, \
-    status, stage, title, reference, assigned_to, approver_id, escalation_level, \
-    workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
-    last_action_at, next_action_at, expires_at, completed_at, version";
-
 /// A workflow's stored history entries joined with commas, oldest first:
-/// selected beside [`WORKFLOW_COLUMNS`] for a page, so the records and
-/// their histories come in one statement (one snapshot, one round trip).
-/// `hydracore_workflow` (migrations 0005, 0006, 0010) selects the same for one
-/// record.
+/// selected after [`crate::rows::WORKFLOW_COLUMNS`] for a page, so the
+/// records and their histories come in one statement (one snapshot, one
+/// round trip). `hydracore_workflow` and `hydracore_list_workflows`
+/// select the same in the same place.
 pub const HISTORY_COLUMN: &str = "(SELECT string_agg(h.entry, ',' ORDER BY h.seq) \
     FROM workflow_history AS h \
     WHERE h.tenant_id = workflows.tenant_id AND h.workflow_id = workflows.id) AS history";
 
-/// A workflow as stored, read by [`WorkflowRow::from_pool`] (sqlx) or
-/// [`WorkflowRow::from_pipelined`] (tokio-postgres): one list of columns
-/// for both drivers, in `workflow_row!`.
-pub struct WorkflowRow {
-    id: Uuid,
-    tenant_id: Uuid,
-    instance_id: Uuid,
-    customer_id: Uuid,
-    workflow_type: String,
-    status: String,
-    stage: Option<String>,
-    title: Option<String>,
-    reference: Option<String>,
-    assigned_to: Option<String>,
-    approver_id: Option<Uuid>,
-    escalation_level: i64,
-    workflow_state: Value,
-    suspended_step: Option<String>,
-    suspend_payload: Option<Value>,
-    suspended_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    last_action_at: Option<DateTime<Utc>>,
-    next_action_at: Option<DateTime<Utc>>,
-    expires_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    version: i64,
-    /// [`HISTORY_COLUMN`], when selected.
-    history: Option<String>,
+/// Where [`HISTORY_COLUMN`] is in a row that has it.
+pub const HISTORY: usize = WORKFLOW_COLUMN_COUNT;
+
+/// Column `i` of `row`; a value this build cannot read is corrupt.
+pub fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
+    row.try_get(i).map_err(|e| {
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        StoreError::Corrupt(format!("{e}: {}", cause.unwrap_or_default()))
+    })
 }
 
-/// Both drivers' rows have a `try_get` by column name whose value type is
-/// inferred from the field, so one expansion reads either.
-macro_rules! workflow_row {
-    ($row:expr, $with_history:expr) => {{
-        let row = $row;
-        WorkflowRow {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            instance_id: row.try_get("instance_id")?,
-            customer_id: row.try_get("customer_id")?,
-            workflow_type: row.try_get("workflow_type")?,
-            status: row.try_get("status")?,
-            stage: row.try_get("stage")?,
-            title: row.try_get("title")?,
-            reference: row.try_get("reference")?,
-            assigned_to: row.try_get("assigned_to")?,
-            approver_id: row.try_get("approver_id")?,
-            escalation_level: row.try_get("escalation_level")?,
-            workflow_state: row.try_get("workflow_state")?,
-            suspended_step: row.try_get("suspended_step")?,
-            suspend_payload: row.try_get("suspend_payload")?,
-            suspended_at: row.try_get("suspended_at")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            last_action_at: row.try_get("last_action_at")?,
-            next_action_at: row.try_get("next_action_at")?,
-            expires_at: row.try_get("expires_at")?,
-            completed_at: row.try_get("completed_at")?,
-            version: row.try_get("version")?,
-            history: if $with_history {
-                row.try_get("history")?
-            } else {
-                None
-            },
-        }
-    }};
+impl Columns for Row {
+    fn uuid(&self, i: usize) -> Result<Uuid, StoreError> {
+        get(self, i)
+    }
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
+        get(self, i)
+    }
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        get(self, i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        get(self, i)
+    }
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        get(self, i)
+    }
+    fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError> {
+        get::<Option<DateTime<Utc>>>(self, i)?
+            .map(timestamp)
+            .transpose()
+    }
+    fn json(&self, i: usize) -> Result<Value, StoreError> {
+        Ok(get::<Option<Value>>(self, i)?.unwrap_or_default())
+    }
 }
 
-impl WorkflowRow {
-    /// A row from the pool's connections; `with_history` when the query
-    /// selected [`HISTORY_COLUMN`].
-    pub fn from_pool(row: &PgRow, with_history: bool) -> Result<Self, StoreError> {
-        Ok(workflow_row!(row, with_history))
+/// A row of workflow columns followed by [`HISTORY_COLUMN`] (NULL when the
+/// history was not wanted), as a workflow with its history.
+pub fn workflow_with_history(row: &Row) -> Result<Workflow, StoreError> {
+    let mut workflow = crate::rows::workflow(row)?;
+    if let Some(joined) = get::<Option<&str>>(row, HISTORY)? {
+        workflow.history = rendered(joined)?;
     }
-
-    /// A row of `hydracore_workflow` or `hydracore_list_workflows`, which
-    /// always have the history column (NULL when not wanted).
-    pub fn from_pipelined(row: &tokio_postgres::Row) -> Result<Self, StoreError> {
-        Ok(workflow_row!(row, true))
-    }
-
-    pub fn into_domain(self) -> Result<Workflow, StoreError> {
-        Ok(Workflow {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            instance_id: self.instance_id,
-            customer_id: self.customer_id,
-            workflow_type: WorkflowType::parse(&self.workflow_type)
-                .ok_or_else(|| corrupt("workflow_type", &self.workflow_type))?,
-            status: status(&self.status)?,
-            stage: self.stage,
-            title: self.title,
-            reference: self.reference,
-            assigned_to: self.assigned_to,
-            approver_id: self.approver_id,
-            escalation_level: self.escalation_level,
-            workflow_state: json_object(self.workflow_state)?,
-            suspended_step: self.suspended_step,
-            suspend_payload: json_value(self.suspend_payload),
-            suspended_at: timestamp_opt(self.suspended_at)?,
-            created_at: timestamp(self.created_at)?,
-            updated_at: timestamp(self.updated_at)?,
-            last_action_at: timestamp_opt(self.last_action_at)?,
-            next_action_at: timestamp_opt(self.next_action_at)?,
-            expires_at: timestamp_opt(self.expires_at)?,
-            completed_at: timestamp_opt(self.completed_at)?,
-            version: self.version,
-            history: match self.history {
-                Some(joined) => rendered(&joined)?,
-                None => History::default(),
-            },
-        })
-    }
+    Ok(workflow)
 }
 
 /// Entries joined as [`HISTORY_COLUMN`] joins them, as a history.
-pub fn rendered(joined: &str) -> Result<History, StoreError> {
-    History::from_rendered(std::iter::once(joined).filter(|j| !j.is_empty()))
+pub fn rendered(joined: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    if joined.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(&format!("[{joined}]"))
         .map_err(|e| StoreError::Corrupt(format!("stored history: {e}")))
-}
-
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
-
-fn status(s: &str) -> Result<Status, StoreError> {
-    Status::parse(s).ok_or_else(|| corrupt("status", s))
 }
 
 /// timestamptz spans more years than RFC 3339 can print; such a value was
@@ -162,28 +89,104 @@ pub fn timestamp(dt: DateTime<Utc>) -> Result<Timestamp, StoreError> {
     Timestamp::new(dt).ok_or_else(|| corrupt("timestamp", &dt.to_string()))
 }
 
-pub fn timestamp_opt(dt: Option<DateTime<Utc>>) -> Result<Option<Timestamp>, StoreError> {
-    dt.map(timestamp).transpose()
-}
-
-pub fn datetime(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
+fn datetime(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
     t.map(Timestamp::as_datetime)
-}
-
-fn json_object(value: Value) -> Result<Map<String, Value>, StoreError> {
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(corrupt("workflow_state", &other.to_string())),
-    }
-}
-
-/// SQL `NULL` is JSON `null`.
-fn json_value(value: Option<Value>) -> Value {
-    value.unwrap_or_default()
 }
 
 /// JSON `null` is stored as SQL `NULL`, as the SQLite backend does, so a
 /// missing payload reads the same on both.
-pub fn json_param(value: &Value) -> Option<Json<&Value>> {
-    (!value.is_null()).then_some(Json(value))
+fn json_or_null(value: &Value) -> Option<&Value> {
+    (!value.is_null()).then_some(value)
+}
+
+/// A workflow as the request functions take it: `hydracore_workflow_record`,
+/// which has no tenant nor instance (the call's own parameters say where
+/// the record goes).
+#[derive(Debug, ToSql)]
+#[postgres(name = "hydracore_workflow_record")]
+pub struct WorkflowRecord<'a> {
+    id: Uuid,
+    customer_id: Uuid,
+    workflow_type: &'a str,
+    title: Option<&'a str>,
+    reference: Option<&'a str>,
+    created_at: DateTime<Utc>,
+    status: &'a str,
+    stage: Option<&'a str>,
+    assigned_to: Option<&'a str>,
+    approver_id: Option<Uuid>,
+    escalation_level: i64,
+    workflow_state: Json<&'a Map<String, Value>>,
+    suspended_step: Option<&'a str>,
+    suspend_payload: Option<&'a Value>,
+    suspended_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    last_action_at: Option<DateTime<Utc>>,
+    next_action_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    version: i64,
+}
+
+impl<'a> From<&'a Workflow> for WorkflowRecord<'a> {
+    fn from(w: &'a Workflow) -> Self {
+        WorkflowRecord {
+            id: w.id,
+            customer_id: w.customer_id,
+            workflow_type: w.workflow_type.as_str(),
+            title: w.title.as_deref(),
+            reference: w.reference.as_deref(),
+            created_at: w.created_at.as_datetime(),
+            status: w.status.as_str(),
+            stage: w.stage.as_deref(),
+            assigned_to: w.assigned_to.as_deref(),
+            approver_id: w.approver_id,
+            escalation_level: w.escalation_level,
+            workflow_state: Json(&w.workflow_state),
+            suspended_step: w.suspended_step.as_deref(),
+            suspend_payload: json_or_null(&w.suspend_payload),
+            suspended_at: datetime(w.suspended_at),
+            updated_at: w.updated_at.as_datetime(),
+            last_action_at: datetime(w.last_action_at),
+            next_action_at: datetime(w.next_action_at),
+            expires_at: datetime(w.expires_at),
+            completed_at: datetime(w.completed_at),
+            version: w.version,
+        }
+    }
+}
+
+/// A history entry as the request functions take it:
+/// `hydracore_history_entry`, with `entry` its rendering (what the API
+/// answers, spliced into every later read).
+#[derive(Debug, ToSql)]
+#[postgres(name = "hydracore_history_entry")]
+pub struct EntryRecord<'a> {
+    seq: i64,
+    at: DateTime<Utc>,
+    action: &'a str,
+    action_detail: Option<&'a Value>,
+    actor: Option<&'a str>,
+    from_status: Option<&'a str>,
+    to_status: Option<&'a str>,
+    from_stage: Option<&'a str>,
+    to_stage: Option<&'a str>,
+    entry: &'a str,
+}
+
+impl<'a> EntryRecord<'a> {
+    pub fn new(e: &'a HistoryEntry, rendered: &'a str) -> Self {
+        EntryRecord {
+            seq: e.seq,
+            at: e.at.as_datetime(),
+            action: &e.action,
+            action_detail: json_or_null(&e.action_detail),
+            actor: e.actor.as_deref(),
+            from_status: e.from_status.map(Status::as_str),
+            to_status: e.to_status.map(Status::as_str),
+            from_stage: e.from_stage.as_deref(),
+            to_stage: e.to_stage.as_deref(),
+            entry: rendered,
+        }
+    }
 }

@@ -1,16 +1,22 @@
-//! Request transactions: the role and tenant every request query runs
-//! under, and the start-up check that this really confines requests.
+//! Request transactions on a pooled connection: the role and tenant every
+//! request query runs under, and the start-up check that this really
+//! confines requests.
+//!
+//! A transaction here is plain SQL on the connection (`BEGIN` in the
+//! opening message, then [`finish`]'s `COMMIT` or `ROLLBACK`), not a
+//! driver object: a request dropped halfway drops its checkout unsettled,
+//! which closes the connection (`pool`), so nothing has to roll back on
+//! drop.
 
 use hydracore_domain::Scope;
-use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use tokio_postgres::error::SqlState;
 
+use super::pool::Client;
+use super::rows::get;
 use crate::StoreError;
 
 /// The NOLOGIN role the migrations create; requests run as it.
 pub const APP_ROLE: &str = "hydracore_app";
-
-/// SQLSTATE 42501: what `SET ROLE` answers a login that is not a member.
-const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// What a request transaction may see besides nothing.
 #[derive(Debug, Clone, Copy)]
@@ -30,22 +36,23 @@ pub enum Mode {
     Write,
 }
 
-impl Mode {
-    fn isolation(self) -> &'static str {
-        match self {
-            Mode::Read => "REPEATABLE READ, READ ONLY",
-            Mode::Write => "READ COMMITTED",
-        }
-    }
-}
-
-/// The isolation level, then `hydracore_enter` (migration 0005): the
-/// request's key checked unrevoked, the role and the tenant, all
-/// transaction-local, so nothing outlives the transaction on the pooled
-/// connection. They lead the message that starts the transaction, which
-/// saves a round trip each. The uuids are written in as hex digits and
-/// dashes.
-fn preamble(access: Access, isolation: &str) -> String {
+/// The message that opens a transaction for `access` in `mode`: the
+/// isolation level, then `hydracore_enter` (the request's key checked
+/// unrevoked, the role and the tenant, all transaction-local, so nothing
+/// outlives the transaction on the pooled connection), then `BEGIN`. They
+/// share the message that starts the transaction, which saves a round trip
+/// each. The uuids are written in as hex digits and dashes.
+///
+/// The preamble comes before `BEGIN`, in PostgreSQL's implicit transaction
+/// for a multi-statement message, which `BEGIN` then makes explicit. If a
+/// preamble statement fails, PostgreSQL ends that implicit transaction and
+/// the connection is idle again; after `BEGIN` the failure would leave it
+/// inside an aborted transaction.
+fn opening(access: Access, mode: Mode) -> String {
+    let isolation = match mode {
+        Mode::Read => "REPEATABLE READ, READ ONLY",
+        Mode::Write => "READ COMMITTED",
+    };
     let literal = |id: Option<uuid::Uuid>| {
         id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'", id.hyphenated()))
     };
@@ -55,45 +62,35 @@ fn preamble(access: Access, isolation: &str) -> String {
     };
     format!(
         "SET TRANSACTION ISOLATION LEVEL {isolation}; \
-         SELECT hydracore_enter({}, {})",
+         SELECT hydracore_enter({}, {}); BEGIN",
         literal(tenant),
         literal(credential)
     )
 }
 
-/// Opens a request transaction as [`APP_ROLE`], with `access` set, in one
-/// round trip. End it with [`finish`].
-///
-/// The preamble comes before `BEGIN`, in PostgreSQL's implicit transaction
-/// for a multi-statement message, which `BEGIN` then makes explicit. If a
-/// preamble statement fails, PostgreSQL ends that implicit transaction and
-/// the connection is idle again; after `BEGIN` the failure would leave it
-/// inside an aborted transaction. (A request dropped while this runs drops
-/// its checkout unsettled, which closes the connection: `pool`.)
-pub async fn begin(
-    conn: &mut PgConnection,
-    access: Access,
-    mode: Mode,
-) -> Result<Transaction<'_, Postgres>, StoreError> {
-    let statement = format!("{}; BEGIN", preamble(access, mode.isolation()));
-    Ok(conn.begin_with(statement).await?)
+/// Opens a transaction for `access` in `mode`, in one round trip. End it
+/// with [`finish`].
+pub async fn begin(conn: &Client, access: Access, mode: Mode) -> Result<(), StoreError> {
+    Ok(conn.batch_execute(&opening(access, mode)).await?)
 }
 
-/// Commits `tx` if `result` is a success, else rolls it back, before the
-/// connection goes back to the pool: a transaction left to sqlx's drop
-/// would only be rolled back on the connection's next use, holding its
-/// locks until then.
-pub async fn finish<T>(
-    tx: Transaction<'_, Postgres>,
-    result: Result<T, StoreError>,
-) -> Result<T, StoreError> {
+/// Opens a transaction as the login, without switching role: for the
+/// administrative work, which spans tenants. End it with [`finish`].
+pub async fn begin_as_login(conn: &Client) -> Result<(), StoreError> {
+    Ok(conn.batch_execute("BEGIN").await?)
+}
+
+/// Commits the open transaction if `result` is a success, else rolls it
+/// back, before the connection goes back to the pool, so that it holds no
+/// locks while idle.
+pub async fn finish<T>(conn: &Client, result: Result<T, StoreError>) -> Result<T, StoreError> {
     match result {
         Ok(value) => {
-            tx.commit().await?;
+            conn.batch_execute("COMMIT").await?;
             Ok(value)
         }
         Err(e) => {
-            tx.rollback().await?;
+            conn.batch_execute("ROLLBACK").await?;
             Err(e)
         }
     }
@@ -102,13 +99,18 @@ pub async fn finish<T>(
 /// Refuses to serve when row-level security would not bind requests: the
 /// application role must not be a superuser nor bypass RLS, and the login
 /// must be able to switch to it.
-pub async fn check_app_role(conn: &mut PgConnection) -> Result<(), StoreError> {
-    let role: Option<(bool, bool)> =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
-            .bind(APP_ROLE)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match role {
+pub async fn check_app_role(conn: &Client) -> Result<(), StoreError> {
+    let role = conn
+        .query_opt(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1",
+            &[&APP_ROLE],
+        )
+        .await?;
+    let attributes = match &role {
+        Some(row) => Some((get::<bool>(row, 0)?, get::<bool>(row, 1)?)),
+        None => None,
+    };
+    match attributes {
         None => {
             return Err(StoreError::Config(format!(
                 "the role {APP_ROLE} does not exist although the migrations ran; \
@@ -129,15 +131,16 @@ pub async fn check_app_role(conn: &mut PgConnection) -> Result<(), StoreError> {
         }
         Some((false, false)) => {}
     }
-    match begin(conn, Access::Anonymous, Mode::Read).await {
-        Ok(tx) => return Ok(tx.rollback().await?),
-        Err(StoreError::Database(sqlx::Error::Database(db)))
-            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) => {}
-        Err(e) => return Err(e),
+    match conn
+        .batch_execute(&opening(Access::Anonymous, Mode::Read))
+        .await
+    {
+        Ok(()) => return Ok(conn.batch_execute("ROLLBACK").await?),
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {}
+        Err(e) => return Err(e.into()),
     }
-    let login: String = sqlx::query_scalar("SELECT current_user::text")
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = conn.query_one("SELECT current_user::text", &[]).await?;
+    let login: String = get(&row, 0)?;
     Err(StoreError::Config(format!(
         "refusing to start: the database login {login} cannot SET ROLE {APP_ROLE}, \
          the role every request runs as; run GRANT {APP_ROLE} TO {login}"

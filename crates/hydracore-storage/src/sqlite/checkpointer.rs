@@ -4,32 +4,25 @@
 //!
 //! By default the connection whose commit takes the WAL past 1,000 pages
 //! checkpoints it there and then, fsyncs included: with one writer, every
-//! write queued behind that commit waited (6 % of the server's samples
-//! under the agent load, on the writer thread). This thread runs a
-//! `PASSIVE` checkpoint (it never blocks the writer or readers) a few
-//! times a second.
+//! write queued behind that commit would wait. This thread runs a `PASSIVE`
+//! checkpoint (it never blocks the writer or readers) a few times a second.
 //!
 //! That copies the WAL back but does not start it over: SQLite starts the
 //! file over only when a write begins with nothing left to copy, and under
 //! load the writer appends while this thread copies. So once this thread
 //! finds a WAL of [`RESTART_PAGES`] or more copied back whole, it asks the
 //! writer to checkpoint between two transactions: only the frames since
-//! are left to copy and sync (a pause of the writer of 7 to 11 ms, every
-//! ~340 ms under the agent mix), and the writer's next transaction starts
-//! the file over. Under sustained writes the WAL file then grew to 78 to
-//! 115 MiB, against 393 to 395 MiB with the writer's own threshold alone,
-//! at the same throughput (docs/benchmarks.md, round 8, step 23).
+//! are left to copy and sync (a short pause of the writer), and the
+//! writer's next transaction starts the file over. This keeps the WAL file
+//! near a hundred MiB under sustained writes instead of several hundred.
 //!
 //! The writer's own threshold, [`WRITER_BACKSTOP_PAGES`], remains as a
-//! backstop, for when readers keep the WAL from being copied back whole:
-//! it checkpoints inside a commit, holding every queued write for the
-//! fsyncs of a whole WAL and the database file (about 30 ms on the
-//! benchmark machine). At 10,000 pages that stall came every ~450 ms under
-//! the agent mix and set the writes' p99 (36.6 to 37.8 ms against a p95 of
-//! 6.4 to 7.3), hence 100,000 (docs/benchmarks.md, round 7). The file
-//! keeps its largest size until the last connection closes. (Cutting it
-//! back when it starts over, `journal_size_limit`, made that moment a
-//! stall of up to 425 ms.)
+//! backstop, for when readers keep the WAL from being copied back whole: it
+//! checkpoints inside a commit, holding every queued write for the fsyncs
+//! of a whole WAL and the database file, so it is set high enough to be
+//! rare. The file keeps its largest size until the last connection closes
+//! (cutting it back when it starts over, `journal_size_limit`, makes that
+//! moment a long stall).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

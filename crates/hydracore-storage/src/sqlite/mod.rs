@@ -1,12 +1,11 @@
-//! The embedded backend: one SQLite file in WAL mode.
+//! The embedded backend: one SQLite file in WAL mode, driven by rusqlite.
 //!
 //! Writes go through one thread that owns the write connection
 //! ([`writer`]): the writes of this process queue there and are committed
 //! in batches with `BEGIN IMMEDIATE`, and a writer in another process (the
 //! command line next to a running server) waits on `busy_timeout`. Reads run
 //! on reader threads with connections of their own ([`readers`]) and never
-//! block on writes, as WAL allows. Both drive SQLite through rusqlite; sqlx
-//! only runs the migrations here.
+//! block on writes, as WAL allows.
 
 mod checkpointer;
 mod credentials;
@@ -17,28 +16,25 @@ mod workflow_writes;
 mod workflows;
 mod writer;
 
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
-use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::transition::{Change, Command};
-use hydracore_domain::{Scope, Status, Workflow};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use hydracore_domain::{Scope, Status, Timestamp, Workflow};
+use rusqlite::{params, Connection, OpenFlags};
 use uuid::Uuid;
 
 use self::readers::Readers;
 use self::writer::Writer;
 
+use crate::migrate::{self, Applied};
 use crate::{
-    Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, WithHistory,
-    WorkflowPage,
+    ChangeOutcome, Credential, Instance, NewCredential, PoolStats, Rule, Store, StoreError,
+    StoreOptions, WithHistory, WorkflowPage,
 };
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a write waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,31 +43,31 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     reader: Readers,
     writer: Writer,
-    options: SqliteConnectOptions,
+    path: PathBuf,
 }
 
 impl SqliteStore {
     /// Opens `url` (`sqlite:PATH`, `sqlite://PATH` or a bare path), creating
     /// the file and running migrations as needed.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let connect = connect_options(url)?;
-        migrate(&connect).await?;
-        let writer = Writer::start(connect.get_filename(), options.acquire_timeout)?;
+        let path = path_of(url)?;
+        migrate_file(path.clone()).await?;
+        let writer = Writer::start(&path, options.acquire_timeout, options.sqlite_sync)?;
         let reader = Readers::start(
-            connect.get_filename(),
+            &path,
             reader_threads(options.max_connections),
             options.acquire_timeout,
         )?;
         Ok(Self {
             reader,
             writer,
-            options: connect,
+            path,
         })
     }
 
     /// Runs the migrations only (they also run on every connect).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.options).await
+        migrate_file(self.path.clone()).await
     }
 }
 
@@ -81,9 +77,8 @@ const STATEMENT_CACHE: usize = 64;
 /// A rusqlite connection to an existing (migrated, WAL) database, as the
 /// writer, the readers and the checkpointer each open theirs. `NO_MUTEX`:
 /// each connection is used by one thread only.
-fn open_connection(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
@@ -93,9 +88,8 @@ fn open_connection(path: &std::path::Path) -> Result<rusqlite::Connection, Store
 }
 
 /// Reader threads: `max_connections`, but no more than the CPUs. A read
-/// of a local file keeps its CPU busy; more readers than CPUs only take
-/// turns (on 2 CPUs, 2 readers served 16,078 gets/s with a p99 of 3.9 ms
-/// on a million workflows, 8 readers 13,473 with 5.9 ms; docs/benchmarks.md).
+/// of a local file keeps its CPU busy, so more readers than CPUs only take
+/// turns.
 fn reader_threads(max_connections: u32) -> u32 {
     let cpus = std::thread::available_parallelism()
         .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
@@ -104,57 +98,98 @@ fn reader_threads(max_connections: u32) -> u32 {
 
 /// Creates the file if needed, puts it in WAL mode and runs the migrations,
 /// on a connection of its own that is closed afterwards.
-async fn migrate(options: &SqliteConnectOptions) -> Result<(), StoreError> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options.clone())
-        .await?;
-    let migrated = match ensure_wal(&pool).await {
-        Ok(()) => MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(crate::error::migrate_error),
-        Err(e) => Err(e),
-    };
-    pool.close().await;
-    migrated
+async fn migrate_file(path: PathBuf) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        ensure_wal(&conn)?;
+        run_migrations(&conn)
+    })
+    .await
+    .map_err(|e| StoreError::Config(format!("the SQLite migrations did not finish: {e}")))?
 }
 
 /// Puts the file in WAL mode, once. WAL is a property of the file and
 /// stays; asking for it on every connection would need a lock SQLite
 /// cannot wait for, and fail with "database is locked" whenever another
 /// process (a running server) has the file open.
-async fn ensure_wal(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await?;
+fn ensure_wal(conn: &Connection) -> Result<(), StoreError> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        sqlx::query("PRAGMA journal_mode = WAL")
-            .execute(pool)
-            .await?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     }
     Ok(())
 }
 
-fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    if url.contains(":memory:") || url.contains("mode=memory") {
+/// Applies the pending migrations, each in a transaction of its own that
+/// also records it; `BEGIN IMMEDIATE` makes a concurrent migrator (another
+/// process starting on the same file) wait, then find nothing to do.
+fn run_migrations(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (version INTEGER PRIMARY KEY NOT NULL, \
+         name TEXT NOT NULL, checksum BLOB NOT NULL, \
+         applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        migrate::TABLE
+    ))?;
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let step = next_migration(conn);
+        match step {
+            Ok(true) => conn.execute_batch("COMMIT")?,
+            Ok(false) => {
+                conn.execute_batch("COMMIT")?;
+                return Ok(());
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Applies the first pending migration, if any; `false` when none is left.
+fn next_migration(conn: &Connection) -> Result<bool, StoreError> {
+    let applied = conn
+        .prepare(&format!("SELECT version, checksum FROM {}", migrate::TABLE))?
+        .query_map([], |row| {
+            Ok(Applied {
+                version: row.get(0)?,
+                checksum: row.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(next) = migrate::pending(migrate::SQLITE, &applied)?
+        .first()
+        .copied()
+    else {
+        return Ok(false);
+    };
+    conn.execute_batch(next.sql)?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (version, name, checksum) VALUES (?1, ?2, ?3)",
+            migrate::TABLE
+        ),
+        params![next.version, next.name, next.checksum()],
+    )?;
+    Ok(true)
+}
+
+/// The file `url` names.
+fn path_of(url: &str) -> Result<PathBuf, StoreError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    // Options after `?` (as other tools write them) are not ours to honour.
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
         return Err(StoreError::Config(
             "an in-memory SQLite database cannot be shared by the server's connections; give a file path".into(),
         ));
     }
-    let options = if url.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?
-    } else {
-        SqliteConnectOptions::new().filename(url)
-    };
-    Ok(options
-        .create_if_missing(true)
-        // In WAL mode NORMAL loses no committed transaction when the
-        // process dies, only (at worst) the last ones on power loss.
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true))
+    Ok(PathBuf::from(path))
 }
 
 #[async_trait]
@@ -229,9 +264,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |conn| workflow_writes::expire_due(conn, limit))
+    async fn due_for_expiry(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(Scope, Uuid)>, StoreError> {
+        self.reader
+            .read(move |conn| workflows::due_for_expiry(conn, now, limit))
             .await
     }
 
@@ -273,27 +312,21 @@ impl Store for SqliteStore {
         &self,
         scope: Scope,
         id: Uuid,
-        command: &Command,
-        actor: &str,
-        if_match: Option<&IfMatch>,
+        rule: Rule,
         history: WithHistory,
-    ) -> Result<Change, StoreError> {
-        let (command, actor, if_match) = (command.clone(), actor.to_owned(), if_match.cloned());
-        let mut change = self
+    ) -> Result<ChangeOutcome, StoreError> {
+        let mut outcome = self
             .writer
-            .write(move |conn| {
-                let if_match = if_match.as_ref();
-                workflow_writes::change(conn, scope, id, &command, &actor, if_match)
-            })
+            .write(move |conn| workflow_writes::change(conn, scope, id, rule.as_ref()))
             .await?;
-        if history == WithHistory::Yes {
+        if let (ChangeOutcome::Changed(change), WithHistory::Yes) = (&mut outcome, history) {
             let (tenant, version) = (scope.tenant_id, change.workflow.version);
             change.workflow.history = self
                 .reader
                 .read(move |conn| workflows::history_of(conn, tenant, id, version))
                 .await?;
         }
-        Ok(change)
+        Ok(outcome)
     }
 
     async fn create_instance(&self, instance: &Instance) -> Result<(), StoreError> {

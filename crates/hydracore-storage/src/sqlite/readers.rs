@@ -6,9 +6,8 @@
 //! back, rather than one per statement as with an async driver. Each thread
 //! keeps its connection, and with it its page cache and prepared
 //! statements, warm. (Lending connections to tokio's blocking pool instead
-//! grew the pool to one thread per concurrent request, each running reads
-//! in turn on cold caches; see docs/benchmarks.md.) WAL lets reads run
-//! beside the writer.
+//! grows the pool to one thread per concurrent request, each running reads
+//! in turn on cold caches.) WAL lets reads run beside the writer.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -80,7 +79,7 @@ impl Readers {
                 Err(unavailable("timed out waiting for a read connection"))
             } else {
                 panic::catch_unwind(AssertUnwindSafe(|| read(conn)))
-                    .unwrap_or_else(|_| Err(StoreError::Sqlite("a read panicked".to_owned())))
+                    .unwrap_or_else(|_| Err(StoreError::database("a read panicked".to_owned())))
             };
             let _ = reply.send(result);
         });

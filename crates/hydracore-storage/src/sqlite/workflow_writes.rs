@@ -2,23 +2,16 @@
 //! (`writer`), inside its transaction: SQLite has one writer, so what a
 //! function reads cannot change before it writes.
 
-use hydracore_domain::precondition::IfMatch;
-use hydracore_domain::transition::{self, Change, Command};
-use hydracore_domain::{History, HistoryEntry, Scope, Status, Timestamp, Workflow};
-use rusqlite::{params, Connection, OptionalExtension};
+use hydracore_domain::transition::{Change, TransitionError};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use rusqlite::{params, Connection};
 use uuid::Uuid;
 
-use super::rows::{json_text, micros, object_text, WorkflowRow, WORKFLOW_COLUMNS};
-use crate::StoreError;
+use super::rows::{json_text, micros, object_text, SqliteRow};
+use crate::rows::WORKFLOW_COLUMNS;
+use crate::{ChangeOutcome, StoreError};
 
 pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
-    // A new workflow carries the entries it was created with; a rendered
-    // history only ever comes out of storage.
-    let History::Entries(entries) = &w.history else {
-        return Err(StoreError::Corrupt(
-            "a new workflow must carry its history entries".into(),
-        ));
-    };
     conn.prepare_cached(
         "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
          stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
@@ -40,7 +33,7 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
         w.assigned_to,
         w.approver_id,
         w.escalation_level,
-        object_text(&w.workflow_state),
+        object_text(&w.workflow_state)?,
         w.suspended_step,
         json_text(&w.suspend_payload),
         micros(w.suspended_at),
@@ -52,7 +45,7 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
         micros(w.completed_at),
         w.version,
     ])?;
-    for entry in entries {
+    for entry in &w.history {
         append_history(conn, w.tenant_id, w.id, entry)?;
     }
     Ok(())
@@ -105,7 +98,7 @@ fn update(conn: &Connection, before: Indexed, w: &Workflow) -> Result<(), StoreE
         w.assigned_to,
         w.approver_id,
         w.escalation_level,
-        object_text(&w.workflow_state),
+        object_text(&w.workflow_state)?,
         w.suspended_step,
         json_text(&w.suspend_payload),
         w.updated_at.unix_micros(),
@@ -152,70 +145,33 @@ fn append_history(
 
 /// The workflow `id` within `scope`, without its history.
 fn select_one(conn: &Connection, scope: Scope, id: Uuid) -> Result<Option<Workflow>, StoreError> {
-    let row = conn
-        .prepare_cached(&format!(
-            "SELECT {WORKFLOW_COLUMNS} FROM workflows \
-             WHERE id = ?1 AND tenant_id = ?2 AND (?3 IS NULL OR instance_id = ?3)"
-        ))?
-        .query_row(
-            params![id, scope.tenant_id, scope.instance_id],
-            WorkflowRow::from_row,
-        )
-        .optional()?;
-    row.map(WorkflowRow::into_domain).transpose()
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows \
+         WHERE id = ?1 AND tenant_id = ?2 AND (?3 IS NULL OR instance_id = ?3)"
+    ))?;
+    let mut rows = statement.query(params![id, scope.tenant_id, scope.instance_id])?;
+    rows.next()?
+        .map(|row| crate::rows::workflow(&SqliteRow(row)))
+        .transpose()
 }
 
-/// Loads, checks and changes one workflow. The history is not read here:
-/// see `workflows::history_of`.
+/// Loads one workflow, runs `rule` on it and writes what it returns. The
+/// history is not read here: see `workflows::history_of`.
 pub fn change(
     conn: &Connection,
     scope: Scope,
     id: Uuid,
-    command: &Command,
-    actor: &str,
-    if_match: Option<&IfMatch>,
-) -> Result<Change, StoreError> {
-    let current = select_one(conn, scope, id)?.ok_or(StoreError::NotFound)?;
+    rule: &(dyn Fn(Workflow) -> Result<Change, TransitionError> + Send + Sync),
+) -> Result<ChangeOutcome, StoreError> {
+    let Some(current) = select_one(conn, scope, id)? else {
+        return Ok(ChangeOutcome::NotFound);
+    };
     let before = Indexed::of(&current);
-    let change = transition::apply(current, command, actor, if_match, Timestamp::now())?;
+    let change = match rule(current) {
+        Ok(change) => change,
+        Err(refused) => return Ok(ChangeOutcome::Refused(refused)),
+    };
     update(conn, before, &change.workflow)?;
     append_history(conn, scope.tenant_id, id, &change.entry)?;
-    Ok(change)
-}
-
-/// Expires up to `limit` overdue live workflows. SQLite has one writer, so
-/// no two sweepers can expire the same workflow.
-pub fn expire_due(conn: &Connection, limit: u32) -> Result<u64, StoreError> {
-    let due = conn
-        .prepare_cached(
-            "SELECT id, tenant_id, instance_id FROM workflows \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
-             AND status NOT IN ('completed', 'expired', 'cancelled', 'failed') \
-             ORDER BY expires_at LIMIT ?2",
-        )?
-        .query_map(
-            params![Timestamp::now().unix_micros(), i64::from(limit)],
-            |row| {
-                Ok((
-                    row.get::<_, Uuid>(0)?,
-                    row.get::<_, Uuid>(1)?,
-                    row.get::<_, Uuid>(2)?,
-                ))
-            },
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut expired = 0;
-    for (id, tenant_id, instance_id) in due {
-        let scope = Scope::instance(tenant_id, instance_id);
-        change(
-            conn,
-            scope,
-            id,
-            &Command::Expire,
-            transition::SYSTEM_ACTOR,
-            None,
-        )?;
-        expired += 1;
-    }
-    Ok(expired)
+    Ok(ChangeOutcome::Changed(Box::new(change)))
 }

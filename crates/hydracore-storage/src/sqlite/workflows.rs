@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::{History, Scope, Status, Workflow};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, params_from_iter, Connection};
 use uuid::Uuid;
 
-use super::rows::{WorkflowRow, WORKFLOW_COLUMNS};
+use super::rows::SqliteRow;
 use crate::filters::{counts_answer, push_list_filters, push_scope, Filter, SqliteQuery};
+use crate::rows::{TERMINAL_STATUSES, WORKFLOW_COLUMNS};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub fn get(
@@ -39,10 +40,12 @@ pub fn get(
 
 fn select_workflows(conn: &Connection, q: &SqliteQuery) -> Result<Vec<Workflow>, StoreError> {
     let mut statement = conn.prepare_cached(&q.sql)?;
-    let rows = statement
-        .query_map(params_from_iter(&q.values), WorkflowRow::from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(WorkflowRow::into_domain).collect()
+    let mut rows = statement.query(params_from_iter(&q.values))?;
+    let mut workflows = Vec::new();
+    while let Some(row) = rows.next()? {
+        workflows.push(crate::rows::workflow(&SqliteRow(row))?);
+    }
+    Ok(workflows)
 }
 
 /// Runs in one read transaction: the page and its total see one snapshot.
@@ -102,7 +105,7 @@ fn load_history(
     conn: &Connection,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, History>, StoreError> {
+) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -136,7 +139,7 @@ pub fn history_of(
     tenant_id: Uuid,
     id: Uuid,
     version: i64,
-) -> Result<History, StoreError> {
+) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = conn
         .prepare_cached(
             "SELECT entry FROM workflow_history \
@@ -144,7 +147,30 @@ pub fn history_of(
         )?
         .query_map(params![tenant_id, id, version], |row| row.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
-    crate::rendered_history(&rows)
+    crate::parse_history(rows.iter().map(String::as_str))
+}
+
+/// Live workflows whose deadline is at or before `now`, soonest first.
+pub fn due_for_expiry(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<(Scope, Uuid)>, StoreError> {
+    let due = conn
+        .prepare_cached(&format!(
+            "SELECT id, tenant_id, instance_id FROM workflows \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+             AND status NOT IN ({}) ORDER BY expires_at LIMIT ?2",
+            *TERMINAL_STATUSES
+        ))?
+        .query_map(params![now.unix_micros(), i64::from(limit)], |row| {
+            Ok((
+                Scope::instance(row.get(1)?, row.get(2)?),
+                row.get::<_, Uuid>(0)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(due)
 }
 
 pub fn count_by_status(conn: &Connection) -> Result<Vec<(Status, i64)>, StoreError> {

@@ -4,9 +4,9 @@
 //! SQLite takes one writer at a time, so every write of the process queues
 //! here. Doing each write as async statements on a pooled connection costs
 //! a hand-off between the runtime and the connection's worker thread per
-//! statement (BEGIN, read, update, append, COMMIT): under load the writer
-//! spent most of its time waiting to be scheduled, not writing (see
-//! docs/benchmarks.md). Here a job is a synchronous closure run on this
+//! statement (BEGIN, read, update, append, COMMIT), and under load such a
+//! writer spends most of its time waiting to be scheduled, not writing.
+//! Here a job is a synchronous closure run on this
 //! thread, and all jobs that queued up while one transaction ran go into
 //! the next one, each in its own savepoint, so one job's failure undoes
 //! only that job. Replies are sent after the COMMIT: no caller hears of a
@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpointer;
-use crate::StoreError;
+use crate::{SqliteSync, StoreError};
 
 /// Jobs committed together at most; bounds how long the first of them
 /// waits for the last.
@@ -72,7 +72,7 @@ where
             (Some(Err(e)), _) | (_, Err(e)) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
             // The job panicked (the panic hook logged it).
-            (None, Ok(())) => Err(StoreError::Sqlite("the write failed".to_owned())),
+            (None, Ok(())) => Err(StoreError::database("the write failed".to_owned())),
         };
         // A caller that went away after its write started hears nothing;
         // the write stands, as a committed write does on any database.
@@ -105,11 +105,9 @@ pub struct Writer {
 impl Writer {
     /// Opens the write connection to `path` (an existing, migrated, WAL
     /// database) and starts the writer thread.
-    pub fn start(path: &Path, wait: Duration) -> Result<Self, StoreError> {
+    pub fn start(path: &Path, wait: Duration, sync: SqliteSync) -> Result<Self, StoreError> {
         let conn = super::open_connection(path)?;
-        // In WAL mode NORMAL loses no committed transaction when the
-        // process dies, only (at worst) the last ones on power loss.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", sync.pragma())?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(
             None,
@@ -237,7 +235,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
                 job.finish(Err(if is_busy {
                     StoreError::Unavailable(reason.clone())
                 } else {
-                    StoreError::Sqlite(reason.clone())
+                    StoreError::database(reason.clone())
                 }));
             }
         }
@@ -271,7 +269,7 @@ fn run_jobs(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreErr
         // start and commit a transaction of its own, and the final COMMIT
         // fail: answers would then say "failed" about committed writes.
         if conn.is_autocommit() {
-            return Err(StoreError::Sqlite(
+            return Err(StoreError::database(
                 "SQLite rolled the write transaction back".to_owned(),
             ));
         }

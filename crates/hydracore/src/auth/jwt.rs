@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// An HS256 secret shorter than this is refused: RFC 7518 §3.2 asks for a
 /// key at least as long as the hash output (256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
-/// Clock skew tolerated on `exp`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECONDS: u64 = 30;
 
 /// How dashboard tokens are verified. One of `secret` or `public_key_file`.
@@ -22,6 +22,8 @@ pub struct JwtSettings {
     pub algorithm: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// When set, a token must carry `iat` and be at most this old.
+    pub max_age: Option<std::time::Duration>,
 }
 
 /// The claims minted by `hydracore token`.
@@ -49,6 +51,7 @@ struct RawClaims {
     sub: Option<String>,
     tenant_id: Option<String>,
     role: Option<String>,
+    iat: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +68,18 @@ pub enum JwtConfigError {
     BothKeys,
     #[error("cannot read HYDRACORE_JWT_PUBLIC_KEY_FILE {path}: {reason}")]
     KeyFile { path: String, reason: String },
+    #[error(
+        "a public key (HYDRACORE_JWT_PUBLIC_KEY_FILE) usually belongs to an identity provider \
+         that also mints tokens for other services: set HYDRACORE_JWT_ISSUER and \
+         HYDRACORE_JWT_AUDIENCE so that only tokens minted for HydraCore are accepted"
+    )]
+    PublicKeyWithoutIssuerAndAudience,
 }
 
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    max_age: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -87,6 +97,8 @@ pub enum TokenError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("claim {0} is missing or malformed")]
     Claim(&'static str),
+    #[error("the token is older than the maximum token age")]
+    TooOld,
 }
 
 impl JwtVerifier {
@@ -121,10 +133,16 @@ impl JwtVerifier {
                     "(set RS256, ES256 or EdDSA for a public key)".into(),
                 ))
             }
-            (None, Some(path), Some(alg)) => (public_key(path, alg)?, alg),
+            (None, Some(path), Some(alg)) => {
+                if settings.issuer.is_none() || settings.audience.is_none() {
+                    return Err(JwtConfigError::PublicKeyWithoutIssuerAndAudience);
+                }
+                (public_key(path, alg)?, alg)
+            }
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_aud = false;
         if let Some(issuer) = &settings.issuer {
@@ -136,11 +154,25 @@ impl JwtVerifier {
             validation.validate_aud = true;
             validation.required_spec_claims.insert("aud".into());
         }
-        Ok(Some(Self { key, validation }))
+        Ok(Some(Self {
+            key,
+            validation,
+            max_age: settings.max_age,
+        }))
     }
 
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         let claims = decode::<RawClaims>(token, &self.key, &self.validation)?.claims;
+        if let Some(max_age) = self.max_age {
+            let issued = claims.iat.ok_or(TokenError::Claim("iat"))?;
+            let age = chrono::Utc::now().timestamp().saturating_sub(issued);
+            let allowed = max_age.as_secs().saturating_add(LEEWAY_SECONDS);
+            // A token issued in the future (beyond the leeway) is as wrong
+            // as one too old.
+            if age.unsigned_abs() > allowed || age < -(LEEWAY_SECONDS as i64) {
+                return Err(TokenError::TooOld);
+            }
+        }
         let tenant_id = claims
             .tenant_id
             .as_deref()
@@ -267,6 +299,59 @@ mod tests {
         );
     }
 
+    fn signed(claims: serde_json::Value) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("sign")
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({"sub": "a", "tenant_id": Uuid::new_v4(), "role": "admin", "exp": now() + 600});
+        for (k, v) in extra.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let later = signed(claims(serde_json::json!({"nbf": now() + 300})));
+        assert!(hs256().verify(&later).is_err());
+        let within_leeway = signed(claims(serde_json::json!({"nbf": now() + 5})));
+        assert!(hs256().verify(&within_leeway).is_ok());
+    }
+
+    #[test]
+    fn with_a_maximum_age_an_old_or_undated_token_is_refused() {
+        let settings = JwtSettings {
+            secret: Some(SECRET.into()),
+            max_age: Some(std::time::Duration::from_secs(3600)),
+            ..JwtSettings::default()
+        };
+        let verifier = JwtVerifier::from_settings(&settings)
+            .ok()
+            .flatten()
+            .expect("configured");
+        let fresh = signed(claims(serde_json::json!({"iat": now() - 60})));
+        assert!(verifier.verify(&fresh).is_ok());
+        let old = signed(claims(serde_json::json!({"iat": now() - 7200})));
+        assert!(matches!(verifier.verify(&old), Err(TokenError::TooOld)));
+        let undated = signed(claims(serde_json::json!({})));
+        assert!(matches!(
+            verifier.verify(&undated),
+            Err(TokenError::Claim("iat"))
+        ));
+        let future = signed(claims(serde_json::json!({"iat": now() + 3600})));
+        assert!(verifier.verify(&future).is_err());
+    }
+
     #[test]
     fn an_unknown_algorithm_name_is_a_configuration_error() {
         let settings = JwtSettings {
@@ -313,7 +398,25 @@ mod public_key_tests {
     }
 
     fn claims() -> serde_json::Value {
-        serde_json::json!({"sub": "bob", "tenant_id": Uuid::new_v4(), "role": "admin", "exp": chrono::Utc::now().timestamp() + 60})
+        serde_json::json!({"sub": "bob", "tenant_id": Uuid::new_v4(), "role": "admin", "exp": chrono::Utc::now().timestamp() + 60, "iss": "https://idp.example", "aud": "hydracore"})
+    }
+
+    #[test]
+    fn a_public_key_without_issuer_and_audience_is_refused_at_start() {
+        let (_, _, file) = ed25519();
+        for (issuer, audience) in [(None, None), (Some("i"), None), (None, Some("a"))] {
+            let settings = JwtSettings {
+                public_key_file: Some(file.path().to_path_buf()),
+                algorithm: Some("EdDSA".into()),
+                issuer: issuer.map(str::to_owned),
+                audience: audience.map(str::to_owned),
+                ..JwtSettings::default()
+            };
+            assert!(matches!(
+                JwtVerifier::from_settings(&settings),
+                Err(JwtConfigError::PublicKeyWithoutIssuerAndAudience)
+            ));
+        }
     }
 
     #[test]
@@ -322,6 +425,8 @@ mod public_key_tests {
         let settings = JwtSettings {
             public_key_file: Some(file.path().to_path_buf()),
             algorithm: Some("EdDSA".into()),
+            issuer: Some("https://idp.example".into()),
+            audience: Some("hydracore".into()),
             ..JwtSettings::default()
         };
         let verifier = JwtVerifier::from_settings(&settings)
@@ -354,6 +459,9 @@ mod public_key_tests {
         let key = EncodingKey::from_secret(secret.as_bytes());
         let with = |extra: serde_json::Value| {
             let mut c = claims();
+            let fields = c.as_object_mut().expect("object");
+            fields.remove("iss");
+            fields.remove("aud");
             for (k, v) in extra.as_object().expect("object") {
                 c[k] = v.clone();
             }

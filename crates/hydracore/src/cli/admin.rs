@@ -13,6 +13,7 @@ use crate::provision;
 async fn open(global: &GlobalArgs) -> anyhow::Result<Arc<dyn Store>> {
     let options = StoreOptions {
         max_connections: 1,
+        ca_file: global.database_ca_file.clone(),
         ..StoreOptions::default()
     };
     hydracore_storage::connect(&global.database_url, &options)
@@ -137,10 +138,9 @@ pub async fn keys(
 
 pub fn token(global: &GlobalArgs, args: &TokenArgs, output: &Output) -> anyhow::Result<()> {
     let secret = global
-        .jwt_secret
-        .as_deref()
-        .context("set HYDRACORE_JWT_SECRET (or --jwt-secret) to the server's JWT secret")?;
-    let (token, claims) = jwt::mint_hs256(secret, args.tenant, &args.role, &args.sub, args.ttl)?;
+        .jwt_secret()?
+        .context("set HYDRACORE_JWT_SECRET (or --jwt-secret-file) to the server's JWT secret")?;
+    let (token, claims) = jwt::mint_hs256(&secret, args.tenant, &args.role, &args.sub, args.ttl)?;
     output.emit(json!({ "token": token, "expires_at": claims.exp }), || {
         token.clone()
     });

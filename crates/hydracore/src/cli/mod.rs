@@ -41,18 +41,31 @@ pub struct GlobalArgs {
     #[arg(long, env = "HYDRACORE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 
+    /// PEM file of the CA(s) that sign the PostgreSQL server's certificate,
+    /// for `sslmode=verify-ca`/`verify-full` (default: `sslrootcert` from
+    /// the URL, else the system's roots)
+    #[arg(long, env = "HYDRACORE_DATABASE_CA_FILE", global = true)]
+    pub database_ca_file: Option<std::path::PathBuf>,
+
     /// Print exactly one JSON object on stdout, for scripts
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// HS256 secret for dashboard JWTs (at least 32 bytes)
+    /// HS256 secret for dashboard JWTs (at least 32 bytes). From the
+    /// environment or the config file only: `main` refuses the flag, which
+    /// would show the secret to anyone who can list processes.
     #[arg(
         long,
         env = "HYDRACORE_JWT_SECRET",
         global = true,
+        hide = true,
         hide_env_values = true
     )]
     pub jwt_secret: Option<String>,
+
+    /// File holding the HS256 secret for dashboard JWTs (instead of HYDRACORE_JWT_SECRET)
+    #[arg(long, env = "HYDRACORE_JWT_SECRET_FILE", global = true)]
+    pub jwt_secret_file: Option<std::path::PathBuf>,
 
     /// TOML file of settings (keys: the HYDRACORE_* names in lower case, without the prefix)
     #[arg(long, env = "HYDRACORE_CONFIG", global = true)]
@@ -69,10 +82,30 @@ pub struct GlobalArgs {
     pub log_format: LogFormat,
 }
 
+impl GlobalArgs {
+    /// The HS256 secret: `HYDRACORE_JWT_SECRET`, or the contents of
+    /// `--jwt-secret-file` (without a trailing newline).
+    pub fn jwt_secret(&self) -> anyhow::Result<Option<String>> {
+        match (&self.jwt_secret, &self.jwt_secret_file) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set only one of HYDRACORE_JWT_SECRET and HYDRACORE_JWT_SECRET_FILE")
+            }
+            (Some(secret), None) => Ok(Some(secret.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading HYDRACORE_JWT_SECRET_FILE {}", path.display())
+                })?;
+                Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default command)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit
     Migrate,
     /// Register and list agent instances
@@ -98,6 +131,10 @@ pub struct ServeArgs {
     /// Database connections for requests (PostgreSQL: the pool, plus as many again, at least 2, that carry the one-call reads; SQLite: reader threads, at most one per CPU)
     #[arg(long, env = "HYDRACORE_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_connections: u32,
+
+    /// SQLite: `full` (an answered write survives a power loss) or `normal` (it survives a process crash; faster)
+    #[arg(long, env = "HYDRACORE_SQLITE_SYNC", default_value = "full", value_parser = parse_sqlite_sync)]
+    pub sqlite_sync: hydracore_storage::SqliteSync,
 
     /// How long a request waits for a database connection before a 503
     #[arg(long, env = "HYDRACORE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -126,6 +163,49 @@ pub struct ServeArgs {
     /// Required `aud` of dashboard JWTs
     #[arg(long, env = "HYDRACORE_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+
+    /// Refuse dashboard JWTs issued (`iat`) longer ago than this, e.g. `1h`
+    /// (default: no limit beyond `exp`)
+    #[arg(long, env = "HYDRACORE_JWT_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub jwt_max_age: Option<Duration>,
+
+    /// Serve /metrics on a listener of its own, e.g. 127.0.0.1:9090 (default: not served)
+    #[arg(long, env = "HYDRACORE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// A request still running after this is answered 503 with Retry-After
+    #[arg(long, env = "HYDRACORE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests in flight at most; beyond, 503 at once instead of a queue
+    #[arg(long, env = "HYDRACORE_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+
+    /// Requests per credential: `500/s`, `6000/min`, with the burst after a colon (`500/s:1000`), or `off`
+    #[arg(long, env = "HYDRACORE_RATE_LIMIT", default_value = crate::http::limits::DEFAULT_RATE, value_parser = parse_rate)]
+    pub rate_limit: RateSetting,
+
+    /// Tenants with a rate of their own: `TENANT_ID=RATE,...` (RATE as for the rate limit)
+    #[arg(long, env = "HYDRACORE_TENANT_RATE_LIMITS", default_value = "", value_parser = parse_tenant_rates)]
+    pub tenant_rate_limits: TenantRates,
+
+    /// Failed authentications per client address before it gets 429 (`10/s:50`, or `off`)
+    #[arg(long, env = "HYDRACORE_FAILED_AUTH_LIMIT", default_value = crate::http::limits::DEFAULT_FAILED_AUTH_RATE, value_parser = parse_rate)]
+    pub failed_auth_limit: RateSetting,
+
+    /// How long a key that matched no credential is refused from memory, without a database lookup
+    #[arg(long, env = "HYDRACORE_UNKNOWN_KEY_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub unknown_key_ttl: Duration,
+
+    /// Also serve /metrics on the API listener, to `Authorization: Bearer <token>` only
+    /// (from the environment or the config file only, as the JWT secret)
+    #[arg(
+        long,
+        env = "HYDRACORE_METRICS_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +271,26 @@ pub struct TokenArgs {
 
 /// A positive interval: plain seconds, as `HYDRACORE_SWEEP_INTERVAL`
 /// documents, or a duration such as `500ms`.
+/// A parsed `HYDRACORE_RATE_LIMIT`-style value (`None`: off). A newtype,
+/// since clap takes an `Option` field for an optional flag.
+#[derive(Debug, Clone)]
+pub struct RateSetting(pub Option<crate::http::limits::Rate>);
+
+#[derive(Debug, Clone)]
+pub struct TenantRates(pub std::collections::HashMap<Uuid, Option<crate::http::limits::Rate>>);
+
+fn parse_sqlite_sync(s: &str) -> Result<hydracore_storage::SqliteSync, String> {
+    hydracore_storage::SqliteSync::parse(s).ok_or_else(|| format!("{s:?}: expected full or normal"))
+}
+
+fn parse_rate(s: &str) -> Result<RateSetting, String> {
+    crate::http::limits::parse_rate(s).map(RateSetting)
+}
+
+fn parse_tenant_rates(s: &str) -> Result<TenantRates, String> {
+    crate::http::limits::parse_tenant_rates(s).map(TenantRates)
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let interval = match s.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
@@ -213,8 +313,32 @@ fn parse(mut args: Vec<OsString>) -> Cli {
     Cli::parse_from(args)
 }
 
+/// A flag that would carry a secret on the command line, if given.
+fn secret_flag(args: &[OsString]) -> Option<&'static str> {
+    ["--jwt-secret", "--metrics-token"]
+        .into_iter()
+        .find(|flag| {
+            args.iter().any(|a| {
+                let a = a.to_string_lossy();
+                a == *flag || a.starts_with(&format!("{flag}="))
+            })
+        })
+}
+
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(flag) = secret_flag(&args) {
+        eprintln!(
+            "error: {flag} would show the secret to anyone who can list processes; \
+             set it in the environment or the config file instead{}",
+            if flag == "--jwt-secret" {
+                " (or pass --jwt-secret-file FILE)"
+            } else {
+                ""
+            }
+        );
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = config_file::apply(&args) {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
@@ -242,7 +366,7 @@ async fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         .command
         .unwrap_or_else(|| unreachable!("parse() always sets a command"))
     {
-        Command::Serve(args) => serve(global, args, output).await,
+        Command::Serve(args) => serve(global, *args, output).await,
         Command::Migrate => admin::migrate(&global, output).await,
         Command::Instances(command) => admin::instances(&global, command, output).await,
         Command::Keys(command) => admin::keys(&global, command, output).await,
@@ -252,11 +376,12 @@ async fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
 
 async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::Result<()> {
     let mut jwt = JwtSettings {
-        secret: global.jwt_secret,
+        secret: global.jwt_secret()?,
         public_key_file: args.jwt_public_key_file,
         algorithm: args.jwt_algorithm,
         issuer: args.jwt_issuer,
         audience: args.jwt_audience,
+        max_age: args.jwt_max_age,
     };
     // The demo's admin JWT needs a secret the server verifies with; with
     // none configured, one lives in memory for this run only.
@@ -276,11 +401,27 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
         store: StoreOptions {
             max_connections: args.max_connections,
             acquire_timeout: args.acquire_timeout,
+            ca_file: global.database_ca_file,
+            sqlite_sync: args.sqlite_sync,
             ..StoreOptions::default()
         },
         jwt,
         shutdown_timeout: args.shutdown_timeout,
         sweep_interval: args.sweep_interval,
+        metrics: crate::config::MetricsSettings {
+            listen: args.metrics_listen,
+            token: args.metrics_token,
+        },
+        load: crate::config::LoadSettings {
+            request_timeout: args.request_timeout,
+            max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
+        },
+        limits: crate::config::LimitSettings {
+            per_credential: args.rate_limit.0,
+            tenants: args.tenant_rate_limits.0,
+            failed_auth: args.failed_auth_limit.0,
+            unknown_key_ttl: args.unknown_key_ttl,
+        },
     };
     let app = crate::startup::App::build(&settings).await?;
     let base_url = format!("http://{}", app.local_addr()?);

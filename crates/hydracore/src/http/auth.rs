@@ -1,9 +1,13 @@
-//! Authentication extractors. Each refuses with 401 or 403 only; why it
-//! refused is logged at debug, never told to the client.
+//! Authentication extractors. Each refuses with 401 or 403 only (or 429
+//! when the credential, or the client address after failed attempts, is
+//! over its rate: `limits`); why it refused is logged at debug, never told
+//! to the client.
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use hydracore_domain::Scope;
@@ -33,18 +37,27 @@ impl FromRequestParts<AppState> for ProxyAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let address = client_address(parts);
+        state.limits.check_address(address)?;
         let Some(token) = bearer_token(parts) else {
             tracing::debug!("no bearer token");
+            state.limits.failed(address);
             return Err(ApiError::Unauthorized("Not authenticated"));
         };
-        let credential = find_live_credential(state, token, CredentialKind::Proxy).await?;
+        let credential = find_live_credential(state, token, CredentialKind::Proxy)
+            .await
+            .inspect_err(|_| state.limits.failed(address))?;
         let instance_id = path_uuid(parts, state, "instance_id").await?;
         if credential.instance_id != Some(instance_id) {
             tracing::debug!(credential = %credential.id, %instance_id, "proxy key of another instance");
+            state.limits.failed(address);
             return Err(ApiError::Forbidden(
                 "This key is not valid for this instance",
             ));
         }
+        state
+            .limits
+            .admit(credential.tenant_id, &format!("instance:{instance_id}"))?;
         Ok(ProxyAuth {
             scope: Scope::instance(credential.tenant_id, instance_id).by_key(credential.id),
             instance_id,
@@ -60,13 +73,29 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The address the request came from, when the server knows it.
+fn client_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
 /// The unrevoked credential of `kind` whose key is `key`, or 401.
 pub async fn find_live_credential(
     state: &AppState,
     key: &str,
     kind: CredentialKind,
 ) -> Result<Credential, ApiError> {
-    let credential = state.store.find_credential(&keys::hash(key)).await?;
+    let hash = keys::hash(key);
+    if state.limits.known_unknown(&hash) {
+        tracing::debug!("unknown key (remembered)");
+        return Err(ApiError::Unauthorized("Invalid credentials"));
+    }
+    let credential = state.store.find_credential(&hash).await?;
+    if credential.is_none() {
+        state.limits.remember_unknown(hash);
+    }
     match credential {
         Some(c) if c.kind == kind && !c.is_revoked() => Ok(c),
         Some(c) => {
@@ -112,31 +141,49 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminAuth<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (scope, actor) = if let Some(token) = bearer_token(parts) {
-            let (tenant_id, actor) = admin_from_jwt(state, token)?;
-            (Scope::tenant(tenant_id), actor)
-        } else if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-            let credential = find_live_credential(state, key.trim(), CredentialKind::Api).await?;
-            if !credential.has_scope(S::SCOPE) {
-                tracing::debug!(credential = %credential.id, needs = S::SCOPE, "API key lacks the scope");
-                return Err(ApiError::Forbidden(
-                    "This API key lacks the scope this route needs",
-                ));
-            }
-            (
-                Scope::tenant(credential.tenant_id).by_key(credential.id),
-                format!("api_key:{}", credential.id),
-            )
-        } else {
-            tracing::debug!("no JWT and no API key");
-            return Err(ApiError::Unauthorized("Not authenticated"));
-        };
-        Ok(AdminAuth {
-            scope,
-            actor,
-            _scope: PhantomData,
-        })
+        let address = client_address(parts);
+        state.limits.check_address(address)?;
+        let admin = authenticate_admin::<S>(parts, state)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, ApiError::Unauthorized(_) | ApiError::Forbidden(_)) {
+                    state.limits.failed(address);
+                }
+            })?;
+        state.limits.admit(admin.scope.tenant_id, &admin.actor)?;
+        Ok(admin)
     }
+}
+
+/// The admin `parts` authenticate, allowed the route's scope `S`.
+async fn authenticate_admin<S: RequiredScope>(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<AdminAuth<S>, ApiError> {
+    let (scope, actor) = if let Some(token) = bearer_token(parts) {
+        let (tenant_id, actor) = admin_from_jwt(state, token)?;
+        (Scope::tenant(tenant_id), actor)
+    } else if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        let credential = find_live_credential(state, key.trim(), CredentialKind::Api).await?;
+        if !credential.has_scope(S::SCOPE) {
+            tracing::debug!(credential = %credential.id, needs = S::SCOPE, "API key lacks the scope");
+            return Err(ApiError::Forbidden(
+                "This API key lacks the scope this route needs",
+            ));
+        }
+        (
+            Scope::tenant(credential.tenant_id).by_key(credential.id),
+            format!("api_key:{}", credential.id),
+        )
+    } else {
+        tracing::debug!("no JWT and no API key");
+        return Err(ApiError::Unauthorized("Not authenticated"));
+    };
+    Ok(AdminAuth {
+        scope,
+        actor,
+        _scope: PhantomData,
+    })
 }
 
 fn admin_from_jwt(state: &AppState, token: &str) -> Result<(Uuid, String), ApiError> {

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{ListQuery, ResumeWorkflow, SuspendWorkflow};
 use hydracore_domain::transition::Command;
@@ -39,6 +40,30 @@ fn location(id: Uuid) -> String {
     format!("/v1/workflows/{id}")
 }
 
+/// Runs abort, suspend or resume for the admin and answers `{id, message,
+/// status}`.
+async fn act<S>(
+    state: &AppState,
+    admin: &AdminAuth<S>,
+    id: Uuid,
+    command: Command,
+    if_match: Option<IfMatch>,
+    prefer: Prefer,
+) -> Result<Response, ApiError> {
+    let change = state
+        .workflows
+        .change(
+            admin.scope,
+            id,
+            command,
+            &admin.actor,
+            if_match,
+            WithHistory::No,
+        )
+        .await?;
+    Ok(respond::action(&change, &location(id), prefer))
+}
+
 /// List Workflows Dashboard
 ///
 /// List workflow records for tenant dashboard observability, newest first. Auth: JWT (admin) or API key with `workflows:read`.
@@ -58,7 +83,7 @@ async fn list(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<WorkflowList>, ApiError> {
     let query = ListQuery::from_pairs(&pairs, true)?;
-    let page = state.store.list_workflows(admin.scope, &query).await?;
+    let page = state.workflows.list(admin.scope, &query).await?;
     Ok(Json(WorkflowList::new(&query, page)))
 }
 
@@ -77,7 +102,7 @@ async fn list_suspended(
     State(state): State<AppState>,
     admin: AdminAuth<Read>,
 ) -> Result<Json<Vec<SuspendedWorkflow>>, ApiError> {
-    Ok(Json(state.store.list_suspended(admin.scope).await?))
+    Ok(Json(state.workflows.list_suspended(admin.scope).await?))
 }
 
 /// Get Workflow Dashboard
@@ -100,10 +125,9 @@ async fn read(
     WorkflowId(id): WorkflowId,
 ) -> Result<Response, ApiError> {
     let workflow = state
-        .store
-        .get_workflow(admin.scope, id, WithHistory::Yes)
-        .await?
-        .ok_or(ApiError::WorkflowNotFound)?;
+        .workflows
+        .get(admin.scope, id, WithHistory::Yes)
+        .await?;
     Ok(respond::record(
         StatusCode::OK,
         &workflow,
@@ -139,17 +163,7 @@ async fn abort(
     prefer: Prefer,
     IfMatchHeader(if_match): IfMatchHeader,
 ) -> Result<Response, ApiError> {
-    respond::act(
-        &state,
-        admin.scope,
-        id,
-        &Command::Abort,
-        &admin.actor,
-        if_match.as_ref(),
-        &location(id),
-        prefer,
-    )
-    .await
+    act(&state, &admin, id, Command::Abort, if_match, prefer).await
 }
 
 /// Suspend Workflow
@@ -182,17 +196,7 @@ async fn suspend(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
-    respond::act(
-        &state,
-        admin.scope,
-        id,
-        &command,
-        &admin.actor,
-        if_match.as_ref(),
-        &location(id),
-        prefer,
-    )
-    .await
+    act(&state, &admin, id, command, if_match, prefer).await
 }
 
 /// Resume Workflow
@@ -225,15 +229,5 @@ async fn resume(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
-    respond::act(
-        &state,
-        admin.scope,
-        id,
-        &command,
-        &admin.actor,
-        if_match.as_ref(),
-        &location(id),
-        prefer,
-    )
-    .await
+    act(&state, &admin, id, command, if_match, prefer).await
 }

@@ -3,8 +3,9 @@
 //! Which error to use where:
 //! - request parsing and validation: [`ValidationErrors`] (from the domain
 //!   crate), converted with `?` into a pydantic-shaped 422;
-//! - storage calls: [`StoreError`], converted with `?` (404, 409, 503, or a
-//!   logged 500);
+//! - use cases: [`UseCaseError`], converted with `?` (404, 409, 412, 422,
+//!   503, or a logged 500): the one place where the domain's refusals and
+//!   the store's failures become statuses;
 //! - credentials: [`ApiError::Unauthorized`] / [`ApiError::Forbidden`] with
 //!   a short public sentence; the real reason is logged at debug by the
 //!   extractor that refused;
@@ -14,10 +15,11 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use hydracore_domain::loc;
 use hydracore_domain::transition::TransitionError;
-use hydracore_domain::validation::ValidationErrors;
-use hydracore_storage::StoreError;
-use serde_json::json;
+use hydracore_domain::validation::{Invalid, ValidationErrors};
+use hydracore_storage::{StoreError, UseCaseError};
+use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,6 +47,16 @@ pub enum ApiError {
     BadBody,
     #[error("The database is unavailable; retry shortly")]
     Unavailable(String),
+    #[error("Too many requests; retry after the time in Retry-After")]
+    RateLimited {
+        /// The bucket's size, for `RateLimit-Limit`.
+        limit: u32,
+        retry_after: std::time::Duration,
+    },
+    #[error("The server is busy; retry shortly")]
+    Overloaded,
+    #[error("The request took too long; retry shortly")]
+    TimedOut,
     #[error("Internal Server Error")]
     Internal(#[source] anyhow::Error),
 }
@@ -64,8 +76,30 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadBody => StatusCode::BAD_REQUEST,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded | ApiError::TimedOut => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<UseCaseError> for ApiError {
+    fn from(e: UseCaseError) -> Self {
+        match e {
+            UseCaseError::NotFound => ApiError::WorkflowNotFound,
+            UseCaseError::Refused(refusal) => ApiError::Conflict(refusal),
+            UseCaseError::IdempotencyKeyInFlight => ApiError::IdempotencyInFlight,
+            UseCaseError::IdempotencyKeyReused(key) => ValidationErrors::single(
+                Invalid::value_error("this Idempotency-Key was used with a different request body")
+                    .at(
+                        loc!["header", "idempotency-key"],
+                        Value::String(key.as_str().to_owned()),
+                    ),
+            )
+            .into(),
+            UseCaseError::Store(e) => e.into(),
         }
     }
 }
@@ -73,12 +107,10 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => ApiError::WorkflowNotFound,
             StoreError::KeyRevoked => {
                 tracing::debug!("key revoked since it was looked up");
                 ApiError::Unauthorized("Invalid credentials")
             }
-            StoreError::Transition(t) => ApiError::Conflict(t),
             StoreError::Unavailable(reason) => ApiError::Unavailable(reason),
             other => ApiError::Internal(other.into()),
         }
@@ -110,6 +142,16 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited { limit, retry_after } = &self {
+            // Whole seconds, rounded up: a client that waits that long is
+            // admitted.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert("ratelimit-limit", HeaderValue::from(*limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+            headers.insert("ratelimit-reset", HeaderValue::from(seconds));
         }
         response
     }

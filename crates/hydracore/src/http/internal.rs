@@ -4,16 +4,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use hydracore_domain::idempotency::{self, Claim};
-use hydracore_domain::loc;
+use hydracore_domain::idempotency;
+use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
-use hydracore_domain::transition::{self, Command};
-use hydracore_domain::validation::{Invalid, ValidationErrors};
-use hydracore_domain::Timestamp;
+use hydracore_domain::transition::Command;
+use hydracore_storage::service::Idempotent;
 use hydracore_storage::WithHistory;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -44,6 +42,30 @@ fn location(instance_id: Uuid, id: Uuid) -> String {
     format!("/internal/v1/instances/{instance_id}/workflows/{id}")
 }
 
+/// Runs suspend or resume for the agent and answers `{id, message, status}`.
+async fn act(
+    state: &AppState,
+    agent: &ProxyAuth,
+    id: Uuid,
+    command: Command,
+    if_match: Option<IfMatch>,
+    prefer: Prefer,
+) -> Result<Response, ApiError> {
+    let change = state
+        .workflows
+        .change(
+            agent.scope,
+            id,
+            command,
+            &agent.actor(),
+            if_match,
+            WithHistory::No,
+        )
+        .await?;
+    let location = location(agent.instance_id, id);
+    Ok(respond::action(&change, &location, prefer))
+}
+
 fn history_for(prefer: Prefer) -> WithHistory {
     if prefer.minimal {
         WithHistory::No
@@ -72,7 +94,7 @@ async fn list(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<WorkflowList>, ApiError> {
     let query = ListQuery::from_pairs(&pairs, false)?;
-    let page = state.store.list_workflows(agent.scope, &query).await?;
+    let page = state.workflows.list(agent.scope, &query).await?;
     Ok(Json(WorkflowList::new(&query, page)))
 }
 
@@ -105,79 +127,33 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let body = body.unwrap_or_default();
     let request = CreateWorkflow::from_json(&body, agent.instance_id)?;
-    let (tenant_id, instance_id) = (agent.scope.tenant_id, agent.instance_id);
-    if let Some(key) = &key {
-        let fingerprint = idempotency::fingerprint(&body);
-        match state
-            .store
-            .claim_idempotency_key(agent.scope, instance_id, key, &fingerprint)
-            .await?
-        {
-            Claim::Fresh => {}
-            Claim::Replay(id) => return replay(&state, &agent, id, prefer).await,
-            Claim::InFlight => return Err(ApiError::IdempotencyInFlight),
-            Claim::Mismatch => {
-                return Err(ValidationErrors::single(
-                    Invalid::value_error(
-                        "this Idempotency-Key was used with a different request body",
-                    )
-                    .at(
-                        loc!["header", "idempotency-key"],
-                        Value::String(key.as_str().to_owned()),
-                    ),
-                )
-                .into())
-            }
-        }
-    }
-    let workflow = transition::create(
-        Uuid::now_v7(),
-        tenant_id,
-        instance_id,
-        request,
-        agent.actor(),
-        Timestamp::now(),
-    );
-    if let Err(e) = state
-        .store
-        .insert_workflow(agent.scope, &workflow, key.as_ref())
-        .await
-    {
-        if let Some(key) = &key {
-            // Best effort: a key left claimed frees itself once stale.
-            let _ = state
-                .store
-                .release_idempotency_key(tenant_id, instance_id, key)
-                .await;
-        }
-        return Err(e.into());
-    }
-    let location = location(instance_id, workflow.id);
-    Ok(respond::record(
+    let idempotent = key.map(|key| Idempotent {
+        key,
+        fingerprint: idempotency::fingerprint(&body),
+    });
+    let created = state
+        .workflows
+        .create(
+            agent.scope,
+            agent.instance_id,
+            request,
+            idempotent,
+            agent.actor(),
+            history_for(prefer),
+        )
+        .await?;
+    let location = location(agent.instance_id, created.workflow.id);
+    let mut response = respond::record(
         StatusCode::CREATED,
-        &workflow,
+        &created.workflow,
         Some(&location),
         prefer,
-    ))
-}
-
-/// The first answer again, for a retried create.
-async fn replay(
-    state: &AppState,
-    agent: &ProxyAuth,
-    id: Uuid,
-    prefer: Prefer,
-) -> Result<Response, ApiError> {
-    let workflow = state
-        .store
-        .get_workflow(agent.scope, id, history_for(prefer))
-        .await?
-        .ok_or(ApiError::WorkflowNotFound)?;
-    let location = location(agent.instance_id, id);
-    let mut response = respond::record(StatusCode::CREATED, &workflow, Some(&location), prefer);
-    response
-        .headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    );
+    if created.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
     Ok(response)
 }
 
@@ -202,10 +178,9 @@ async fn read(
     WorkflowId(id): WorkflowId,
 ) -> Result<Response, ApiError> {
     let workflow = state
-        .store
-        .get_workflow(agent.scope, id, WithHistory::Yes)
-        .await?
-        .ok_or(ApiError::WorkflowNotFound)?;
+        .workflows
+        .get(agent.scope, id, WithHistory::Yes)
+        .await?;
     Ok(respond::record(
         StatusCode::OK,
         &workflow,
@@ -249,13 +224,13 @@ async fn advance(
         &body.unwrap_or_default(),
     )?));
     let change = state
-        .store
-        .change_workflow(
+        .workflows
+        .change(
             agent.scope,
             id,
-            &command,
+            command,
             &agent.actor(),
-            if_match.as_ref(),
+            if_match,
             history_for(prefer),
         )
         .await?;
@@ -300,18 +275,7 @@ async fn suspend(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
-    let location = location(agent.instance_id, id);
-    respond::act(
-        &state,
-        agent.scope,
-        id,
-        &command,
-        &agent.actor(),
-        if_match.as_ref(),
-        &location,
-        prefer,
-    )
-    .await
+    act(&state, &agent, id, command, if_match, prefer).await
 }
 
 /// Resume Workflow Internal
@@ -346,16 +310,5 @@ async fn resume(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
-    let location = location(agent.instance_id, id);
-    respond::act(
-        &state,
-        agent.scope,
-        id,
-        &command,
-        &agent.actor(),
-        if_match.as_ref(),
-        &location,
-        prefer,
-    )
-    .await
+    act(&state, &agent, id, command, if_match, prefer).await
 }

@@ -6,6 +6,7 @@ mod dashboard;
 pub mod error;
 pub mod extract;
 mod internal;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod ops;
@@ -14,11 +15,14 @@ mod respond;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hydracore_storage::Store;
+use hydracore_storage::{Store, Workflows};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -33,18 +37,28 @@ use crate::auth::jwt::JwtVerifier;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The use cases the workflow routes run.
+    pub workflows: Workflows,
+    /// The store itself, for credentials, readiness and metrics.
     pub store: Arc<dyn Store>,
     /// `None` when no JWT key is configured: the dashboard takes API keys only.
     pub jwt: Option<Arc<JwtVerifier>>,
     pub status_counts: Arc<metrics::StatusCounts>,
+    /// The bearer token `/metrics` takes on the API listener; without one
+    /// it is not served there.
+    pub metrics_token: Option<Arc<str>>,
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Self {
         Self {
+            workflows: Workflows::new(Arc::clone(&store)),
             store,
             jwt: jwt.map(Arc::new),
             status_counts: Arc::default(),
+            metrics_token: None,
+            limits: Arc::new(limits::Limits::new(&limits::LimitSettings::default())),
         }
     }
 }
@@ -60,13 +74,48 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-pub fn router(state: AppState) -> Router {
+/// `/metrics` alone, for a listener of its own (`HYDRACORE_METRICS_LISTEN`).
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::recorder();
+    Router::new()
+        .route("/metrics", axum::routing::get(ops::metrics_text))
+        .fallback(error::route_not_found)
+        .with_state(state)
+}
+
+/// How much work the server takes on at once.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSettings {
+    /// A request still running after this is answered 503 (and cancelled).
+    pub request_timeout: Duration,
+    /// Requests in flight at most; more are answered 503 at once rather
+    /// than queued without end.
+    pub max_in_flight: usize,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 1024,
+        }
+    }
+}
+
+pub fn router(state: AppState, load: LoadSettings) -> Router {
     metrics::recorder();
     let (api, openapi) = api();
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overload_answer))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(load.max_in_flight))
+                .timeout(load.request_timeout),
+        )
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
@@ -98,4 +147,15 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The answer for a request the load layers refused or gave up on.
+async fn overload_answer(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::TimedOut
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else {
+        ApiError::Internal(anyhow::anyhow!(error))
+    }
 }

@@ -15,6 +15,7 @@ use hydracore_domain::{Status, Timestamp, WorkflowType};
 pub const PROXY_KEY: &str = "proxy_key";
 pub const ADMIN_JWT: &str = "admin_jwt";
 pub const API_KEY: &str = "api_key";
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -63,6 +64,15 @@ impl Modify for SecuritySchemes {
                 "X-Api-Key",
                 "Tenant API key (`hck_...`) with scope `workflows:read` or `workflows:write`",
             ))),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's `HYDRACORE_METRICS_TOKEN`"))
+                    .build(),
+            ),
         );
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -47,11 +47,38 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 }
 
 /// Prometheus metrics in the text exposition format.
+///
+/// On the API listener only with `HYDRACORE_METRICS_TOKEN` set, to that bearer token (else 404);
+/// `HYDRACORE_METRICS_LISTEN` serves them on a listener of their own.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+    security(("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorDetail),
+        (status = 404, description = "Not served on this listener", body = ErrorDetail),
+    )
 )]
-async fn prometheus(State(state): State<AppState>) -> Response {
+async fn prometheus(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(token) = &state.metrics_token else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !crate::auth::keys::same_secret(given, token) {
+        return Err(ApiError::Unauthorized("Invalid credentials"));
+    }
+    Ok(metrics_text(State(state)).await)
+}
+
+/// The metrics themselves, for whichever listener serves them.
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
     let text = metrics::render(state.store.as_ref(), &state.status_counts).await;
     (
         StatusCode::OK,

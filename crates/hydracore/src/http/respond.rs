@@ -4,17 +4,14 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::transition::Command;
-use hydracore_domain::{Scope, Status, Workflow};
-use hydracore_storage::{WithHistory, WorkflowPage};
+use hydracore_domain::transition::Change;
+use hydracore_domain::{Status, Workflow};
+use hydracore_storage::WorkflowPage;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::extract::Prefer;
-use super::AppState;
 
 /// A page of a workflow list.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,37 +78,17 @@ pub fn record(
     }
 }
 
-/// An action's result, or 204 and headers only when minimal was asked.
-fn action(result: ActionResult, version: i64, location: &str, prefer: Prefer) -> Response {
-    let headers = headers(Some(location), version, prefer);
+/// The `{id, message, status}` answer of suspend, resume and abort, or 204
+/// and headers only when minimal was asked.
+pub fn action(change: &Change, location: &str, prefer: Prefer) -> Response {
+    let headers = headers(Some(location), change.workflow.version, prefer);
     if prefer.minimal {
-        (StatusCode::NO_CONTENT, headers).into_response()
-    } else {
-        (StatusCode::OK, headers, Json(result)).into_response()
+        return (StatusCode::NO_CONTENT, headers).into_response();
     }
-}
-
-/// Runs suspend, resume or abort for `actor` and answers `{id, message,
-/// status}`; the same for agents and admins.
-#[allow(clippy::too_many_arguments)] // one per part of the request, each distinct
-pub async fn act(
-    state: &AppState,
-    scope: Scope,
-    id: Uuid,
-    command: &Command,
-    actor: &str,
-    if_match: Option<&IfMatch>,
-    location: &str,
-    prefer: Prefer,
-) -> Result<Response, ApiError> {
-    let change = state
-        .store
-        .change_workflow(scope, id, command, actor, if_match, WithHistory::No)
-        .await?;
     let result = ActionResult {
-        id,
-        message: change.message,
+        id: change.workflow.id,
+        message: change.message.clone(),
         status: change.workflow.status,
     };
-    Ok(action(result, change.workflow.version, location, prefer))
+    (StatusCode::OK, headers, Json(result)).into_response()
 }

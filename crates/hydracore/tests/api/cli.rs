@@ -201,3 +201,36 @@ fn serve_refuses_to_start_with_a_jwt_secret_under_32_bytes() {
         "refused before touching the database"
     );
 }
+
+#[test]
+fn the_jwt_secret_is_refused_on_the_command_line_where_ps_would_show_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hydracore"))
+        .args(["--jwt-secret", "0123456789abcdef0123456789abcdef", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--jwt-secret-file"), "{stderr}");
+}
+
+#[test]
+fn a_jwt_secret_file_mints_tokens_like_the_variable() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "0123456789abcdef0123456789abcdef\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hydracore"))
+        .args(["--json", "--jwt-secret-file"])
+        .arg(file.path())
+        .args(["token", "--tenant", "160c0c4b-9966-4dc1-a916-8407eb10d74e"])
+        .env_remove("HYDRACORE_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(token["token"]
+        .as_str()
+        .is_some_and(|t| t.split('.').count() == 3));
+}

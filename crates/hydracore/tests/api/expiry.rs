@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use hydracore_storage::Workflows;
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -35,7 +36,7 @@ async fn a_sweep_expires_overdue_live_workflows_only() {
     app.suspend(&app.agent, &suspended, json!({"step": "s"}))
         .await;
 
-    hydracore::sweeper::sweep_once(app.store.as_ref())
+    hydracore::sweeper::sweep_once(&Workflows::new(app.store.clone()))
         .await
         .unwrap();
 
@@ -96,16 +97,16 @@ async fn sweepers_running_at_once_expire_each_workflow_once() {
                 .await,
         );
     }
-    let store = app.store.clone();
+    let workflows = Workflows::new(app.store.clone());
     let sweeps = (0..4).map(|_| {
-        let store = store.clone();
-        tokio::spawn(async move { store.expire_due(25).await.unwrap() })
+        let workflows = workflows.clone();
+        tokio::spawn(async move { workflows.expire_due(25).await.unwrap() })
     });
     let mut expired: u64 = 0;
     for sweep in sweeps {
         expired += sweep.await.unwrap();
     }
-    expired += hydracore::sweeper::sweep_once(app.store.as_ref())
+    expired += hydracore::sweeper::sweep_once(&Workflows::new(app.store.clone()))
         .await
         .unwrap();
     // The app's own background sweeper races them too: none may double up.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hydracore::config::Settings;
 use hydracore::provision;
 use hydracore::startup::App;
-use hydracore_storage::Store;
+use hydracore_storage::{Store, StoreError};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -138,10 +138,11 @@ impl TestDatabase {
             }
             Some(server) => {
                 let name = format!("hc_api_{}", Uuid::new_v4().simple());
-                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                let admin = admin_connection(&server)
                     .await
                     .expect("PostgreSQL reachable (HYDRACORE_TEST_BACKEND=postgres)");
-                sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
                     .await
                     .expect("create the test database");
                 let url = with_database(&server, &name);
@@ -149,6 +150,12 @@ impl TestDatabase {
             }
         }
     }
+}
+
+/// A connection to the test server, opened as the service opens its own.
+async fn admin_connection(server: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let settings = hydracore_storage::postgres::tls::settings(server, None)?;
+    hydracore_storage::postgres::tls::connect(&settings).await
 }
 
 /// `url` with its database name replaced.
@@ -180,15 +187,11 @@ impl Drop for TestDatabase {
                 .build()
                 .ok()?;
             runtime.block_on(async {
-                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                let admin = admin_connection(&server).await.ok()?;
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await
-                    .ok()?;
-                sqlx::Executor::execute(
-                    &mut admin,
-                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                )
-                .await
-                .ok()
+                    .ok()
             })
         })
         .join();

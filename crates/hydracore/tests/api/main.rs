@@ -12,6 +12,7 @@ mod expiry;
 mod helpers;
 mod hostile;
 mod idempotency;
+mod limits;
 mod openapi;
 mod operations;
 mod outage;

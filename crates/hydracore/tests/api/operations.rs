@@ -66,11 +66,17 @@ async fn health_and_readiness_answer_and_readiness_fails_without_a_database() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_report_pool_and_statuses() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|s| s.metrics.token = Some("metrics-token".into())).await;
     let id = app.create_workflow(&app.agent).await;
     app.get(&app.agent, &id).await;
     let r = app
-        .request(Method::GET, "/metrics", None, Body::None, &[])
+        .request(
+            Method::GET,
+            "/metrics",
+            Some("metrics-token"),
+            Body::None,
+            &[],
+        )
         .await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));

@@ -152,3 +152,21 @@ async fn suspend_resume_and_abort_honour_if_match() {
         .await;
     assert_eq!((r.status, r.header("etag")), (200, Some("\"4\"")));
 }
+
+#[tokio::test]
+async fn a_weak_etag_never_satisfies_if_match() {
+    let app = TestApp::spawn().await;
+    let id = app.create_workflow(&app.agent).await;
+    let path = app.agent.workflow(&id);
+    let weak = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(app.agent.key.as_str()),
+            Body::Json(json!({"action": "weakly"})),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(weak.status, 412);
+    assert_eq!(app.get(&app.agent, &id).await.body["version"], json!(1));
+}

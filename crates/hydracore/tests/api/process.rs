@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::cli::{hydracore, hydracore_json};
+use crate::cli::hydracore_json;
 use crate::helpers::TestDatabase;
 
 /// Upper bound on any wait for the server: a hung server fails the test
@@ -190,17 +190,12 @@ async fn secrets_never_appear_in_the_logs_even_at_trace_level() {
         .unwrap()
         .to_owned();
     let jwt = {
-        let out = hydracore(
-            &db,
-            &[
-                "--json",
-                "--jwt-secret",
-                SECRET,
-                "token",
-                "--tenant",
-                &tenant,
-            ],
-        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hydracore"))
+            .args(["--json", "token", "--tenant", &tenant])
+            .env("HYDRACORE_DATABASE_URL", &db)
+            .env("HYDRACORE_JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
         serde_json::from_slice::<Value>(&out.stdout).unwrap()["token"]
             .as_str()
             .unwrap()

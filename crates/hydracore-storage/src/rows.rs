@@ -1,0 +1,120 @@
+//! Workflow rows, once for both backends: the column list every query
+//! selects, the one mapping from such a row to a [`Workflow`], and the
+//! status lists the SQL needs, generated from [`Status`].
+//!
+//! A backend only says how its driver reads one column of each kind
+//! ([`Columns`]): SQLite keeps UUIDs as blobs, times as Unix microseconds
+//! and JSON as text; PostgreSQL has types of its own for each.
+
+use std::sync::LazyLock;
+
+use hydracore_domain::{Status, Timestamp, Workflow, WorkflowType};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// The workflow columns, in the order [`workflow`] reads them.
+pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, workflow_type, \
+    status, stage, title, reference, assigned_to, approver_id, escalation_level, \
+    workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
+    last_action_at, next_action_at, expires_at, completed_at, version";
+
+/// `'completed', 'expired', ...`: the terminal statuses as an SQL list, for
+/// `status NOT IN (...)`. The migrations' partial indexes spell the same
+/// list (a test checks that they agree).
+pub static TERMINAL_STATUSES: LazyLock<String> = LazyLock::new(|| {
+    Status::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// How a backend's row reads one column of each kind, by position.
+pub trait Columns {
+    fn uuid(&self, i: usize) -> Result<Uuid, StoreError>;
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError>;
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+    fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError>;
+    /// SQL `NULL` reads as JSON `null`.
+    fn json(&self, i: usize) -> Result<Value, StoreError>;
+
+    fn time(&self, i: usize) -> Result<Timestamp, StoreError> {
+        self.opt_time(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is NULL")))
+    }
+}
+
+/// A row selected with [`WORKFLOW_COLUMNS`] (first), without its history.
+pub fn workflow(row: &impl Columns) -> Result<Workflow, StoreError> {
+    let workflow_type = row.text(4)?;
+    let status = row.text(5)?;
+    Ok(Workflow {
+        id: row.uuid(0)?,
+        tenant_id: row.uuid(1)?,
+        instance_id: row.uuid(2)?,
+        customer_id: row.uuid(3)?,
+        workflow_type: WorkflowType::parse(&workflow_type)
+            .ok_or_else(|| corrupt("workflow_type", &workflow_type))?,
+        status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        stage: row.opt_text(6)?,
+        title: row.opt_text(7)?,
+        reference: row.opt_text(8)?,
+        assigned_to: row.opt_text(9)?,
+        approver_id: row.opt_uuid(10)?,
+        escalation_level: row.int(11)?,
+        workflow_state: object(row.json(12)?)?,
+        suspended_step: row.opt_text(13)?,
+        suspend_payload: row.json(14)?,
+        suspended_at: row.opt_time(15)?,
+        created_at: row.time(16)?,
+        updated_at: row.time(17)?,
+        last_action_at: row.opt_time(18)?,
+        next_action_at: row.opt_time(19)?,
+        expires_at: row.opt_time(20)?,
+        completed_at: row.opt_time(21)?,
+        version: row.int(22)?,
+        history: Vec::new(),
+    })
+}
+
+/// How many columns [`WORKFLOW_COLUMNS`] has: a query's further columns
+/// start here.
+pub const WORKFLOW_COLUMN_COUNT: usize = 23;
+
+fn object(value: Value) -> Result<Map<String, Value>, StoreError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(corrupt("workflow_state", &other.to_string())),
+    }
+}
+
+pub fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_matches_the_column_list() {
+        assert_eq!(WORKFLOW_COLUMNS.split(',').count(), WORKFLOW_COLUMN_COUNT);
+    }
+
+    #[test]
+    fn every_migration_names_the_terminal_statuses_as_the_domain_does() {
+        for (name, sql) in crate::migrate::all_migrations() {
+            for line in sql.lines().filter(|l| l.contains("status NOT IN")) {
+                assert!(
+                    line.contains(&format!("status NOT IN ({})", *TERMINAL_STATUSES)),
+                    "{name}: {line}"
+                );
+            }
+        }
+    }
+}

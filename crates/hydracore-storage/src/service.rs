@@ -1,0 +1,210 @@
+//! The use cases: what each request and the sweeper do with the workflow
+//! records, from top to bottom, above whichever [`Store`] holds them.
+//!
+//! This is the one place that decides: which domain rule a change runs, how
+//! an idempotent create claims, uses and frees its key, what expiry does.
+//! The stores only offer primitives. Refusals stay values of
+//! [`UseCaseError`], mapped to HTTP statuses in one place (the HTTP
+//! layer's `ApiError`).
+
+use std::sync::Arc;
+
+use hydracore_domain::idempotency::{Claim, IdempotencyKey};
+use hydracore_domain::precondition::IfMatch;
+use hydracore_domain::record::SuspendedWorkflow;
+use hydracore_domain::request::{CreateWorkflow, ListQuery};
+use hydracore_domain::transition::{self, Change, Command, TransitionError};
+use hydracore_domain::{Scope, Timestamp, Workflow};
+use uuid::Uuid;
+
+use crate::{ChangeOutcome, Rule, Store, StoreError, WithHistory, WorkflowPage};
+
+/// Why a use case did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    /// No such workflow in the caller's scope (another tenant's or
+    /// instance's workflow is not found either).
+    #[error("workflow not found")]
+    NotFound,
+    /// The domain's rules refused the change (a conflict, or `If-Match`
+    /// naming another version).
+    #[error(transparent)]
+    Refused(#[from] TransitionError),
+    /// A create with this `Idempotency-Key` is still being made.
+    #[error("a request with this Idempotency-Key is in progress")]
+    IdempotencyKeyInFlight,
+    /// This `Idempotency-Key` was used with another request body.
+    #[error("this Idempotency-Key was used with a different request body")]
+    IdempotencyKeyReused(IdempotencyKey),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A create's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub workflow: Workflow,
+    /// The workflow an earlier request with the same `Idempotency-Key` and
+    /// body made, answered again.
+    pub replayed: bool,
+}
+
+/// An `Idempotency-Key` and the fingerprint of the body it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotent {
+    pub key: IdempotencyKey,
+    pub fingerprint: Vec<u8>,
+}
+
+/// The workflow use cases over one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Workflows {
+    store: Arc<dyn Store>,
+}
+
+impl Workflows {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Creates a workflow of `scope`'s instance. With a key, a retry with
+    /// the same key and body answers the first workflow again; the key is
+    /// claimed before the create and freed if the create fails.
+    pub async fn create(
+        &self,
+        scope: Scope,
+        instance_id: Uuid,
+        request: CreateWorkflow,
+        idempotent: Option<Idempotent>,
+        actor: String,
+        history: WithHistory,
+    ) -> Result<Created, UseCaseError> {
+        if let Some(Idempotent { key, fingerprint }) = &idempotent {
+            match self
+                .store
+                .claim_idempotency_key(scope, instance_id, key, fingerprint)
+                .await?
+            {
+                Claim::Fresh => {}
+                Claim::Replay(id) => {
+                    let workflow = self.get(scope, id, history).await?;
+                    return Ok(Created {
+                        workflow,
+                        replayed: true,
+                    });
+                }
+                Claim::InFlight => return Err(UseCaseError::IdempotencyKeyInFlight),
+                Claim::Mismatch => return Err(UseCaseError::IdempotencyKeyReused(key.clone())),
+            }
+        }
+        let workflow = transition::create(
+            Uuid::now_v7(),
+            scope.tenant_id,
+            instance_id,
+            request,
+            actor,
+            Timestamp::now(),
+        );
+        let key = idempotent.map(|i| i.key);
+        if let Err(e) = self
+            .store
+            .insert_workflow(scope, &workflow, key.as_ref())
+            .await
+        {
+            if let Some(key) = &key {
+                // Best effort: a key left claimed frees itself once stale.
+                let _ = self
+                    .store
+                    .release_idempotency_key(scope.tenant_id, instance_id, key)
+                    .await;
+            }
+            return Err(e.into());
+        }
+        Ok(Created {
+            workflow,
+            replayed: false,
+        })
+    }
+
+    pub async fn get(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        history: WithHistory,
+    ) -> Result<Workflow, UseCaseError> {
+        self.store
+            .get_workflow(scope, id, history)
+            .await?
+            .ok_or(UseCaseError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        scope: Scope,
+        query: &ListQuery,
+    ) -> Result<WorkflowPage, UseCaseError> {
+        Ok(self.store.list_workflows(scope, query).await?)
+    }
+
+    pub async fn list_suspended(
+        &self,
+        scope: Scope,
+    ) -> Result<Vec<SuspendedWorkflow>, UseCaseError> {
+        Ok(self.store.list_suspended(scope).await?)
+    }
+
+    /// Advances, suspends, resumes or aborts a workflow on behalf of
+    /// `actor`, if it is at a version `if_match` accepts.
+    pub async fn change(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: Command,
+        actor: &str,
+        if_match: Option<IfMatch>,
+        history: WithHistory,
+    ) -> Result<Change, UseCaseError> {
+        let actor = actor.to_owned();
+        let rule: Rule = Arc::new(move |current| {
+            transition::apply(
+                current,
+                &command,
+                &actor,
+                if_match.as_ref(),
+                Timestamp::now(),
+            )
+        });
+        match self.store.change_workflow(scope, id, rule, history).await? {
+            ChangeOutcome::Changed(change) => Ok(*change),
+            ChangeOutcome::Refused(refusal) => Err(refusal.into()),
+            ChangeOutcome::NotFound => Err(UseCaseError::NotFound),
+        }
+    }
+
+    /// Expires up to `limit` workflows whose `expires_at` has passed;
+    /// returns how many. Safe on several replicas at once: a workflow
+    /// another sweeper expired (or anyone changed) meanwhile is checked
+    /// again by the rule and left alone when no longer due.
+    pub async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
+        let now = Timestamp::now();
+        let due = self.store.due_for_expiry(now, limit).await?;
+        let rule: Rule = Arc::new(move |current| transition::expire(current, now));
+        let mut expired = 0;
+        for (scope, id) in due {
+            match self
+                .store
+                .change_workflow(scope, id, Arc::clone(&rule), WithHistory::No)
+                .await?
+            {
+                ChangeOutcome::Changed(_) => expired += 1,
+                ChangeOutcome::Refused(_) | ChangeOutcome::NotFound => {}
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Forgets up to `limit` idempotency keys past their 24 hours.
+    pub async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
+        self.store.purge_idempotency_keys(limit).await
+    }
+}

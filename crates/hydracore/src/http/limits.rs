@@ -1,0 +1,309 @@
+//! What keeps one client from hurting the others on a shared deployment:
+//! a token bucket per credential (its tenant's rate, or the default), a
+//! budget of failed authentications per client address, and a short memory
+//! of keys that matched nothing, so that a flood of made-up keys costs no
+//! database work.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+/// A sustained rate and the burst above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl Rate {
+    fn quota(self) -> Quota {
+        Quota::per_second(self.per_second).allow_burst(self.burst)
+    }
+}
+
+/// `100/s`, `6000/min` or `off`, with the burst twice the per-second rate
+/// unless given as `100/s:500`.
+pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (rate, burst) = match text.split_once(':') {
+        Some((rate, burst)) => (rate, Some(burst)),
+        None => (text, None),
+    };
+    let (count, unit) = rate
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: expected a rate such as 100/s, 6000/min or off"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: {count:?} is not a whole number"))?;
+    let per_second = match unit.trim() {
+        "s" | "sec" | "second" => count,
+        "m" | "min" | "minute" => count.div_ceil(60),
+        other => return Err(format!("{text:?}: unknown unit {other:?} (use s or min)")),
+    };
+    let per_second = NonZeroU32::new(per_second)
+        .ok_or_else(|| format!("{text:?}: the rate must be above zero (or off)"))?;
+    let burst = match burst {
+        Some(b) => b
+            .trim()
+            .parse()
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| format!("{text:?}: the burst must be a whole number above zero"))?,
+        None => per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
+    };
+    Ok(Some(Rate { per_second, burst }))
+}
+
+/// `TENANT=RATE,TENANT=RATE`: the tenants whose rate differs from the
+/// default.
+pub fn parse_tenant_rates(text: &str) -> Result<HashMap<Uuid, Option<Rate>>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (tenant, rate) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?}: expected TENANT_ID=RATE"))?;
+            let tenant = Uuid::from_str(tenant.trim())
+                .map_err(|_| format!("{entry:?}: {tenant:?} is not a tenant id"))?;
+            Ok((tenant, parse_rate(rate)?))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Requests per credential (an instance's proxy key, an API key, a JWT
+    /// subject); `None` for no limit.
+    pub per_credential: Option<Rate>,
+    /// Tenants with a rate of their own.
+    pub tenants: HashMap<Uuid, Option<Rate>>,
+    /// Failed authentications per client address.
+    pub failed_auth: Option<Rate>,
+    /// How long a key that matched nothing is answered 401 from memory.
+    pub unknown_key_ttl: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_credential: parse_rate(DEFAULT_RATE).ok().flatten(),
+            tenants: HashMap::new(),
+            failed_auth: parse_rate(DEFAULT_FAILED_AUTH_RATE).ok().flatten(),
+            unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,
+        }
+    }
+}
+
+pub const DEFAULT_RATE: &str = "500/s:1000";
+pub const DEFAULT_FAILED_AUTH_RATE: &str = "10/s:50";
+pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(60);
+
+/// Keys remembered as unknown, at most; the oldest go first.
+const UNKNOWN_KEYS: usize = 100_000;
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+pub struct Limits {
+    default: Option<(Rate, Limiter)>,
+    tenants: HashMap<Uuid, Option<(Rate, Limiter)>>,
+    failed_auth: Option<(Rate, Limiter)>,
+    /// Addresses over their failed-authentication budget, until when.
+    blocked: quick_cache::sync::Cache<IpAddr, Instant>,
+    unknown_keys: quick_cache::sync::Cache<Vec<u8>, Instant>,
+    unknown_key_ttl: Duration,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").finish_non_exhaustive()
+    }
+}
+
+impl Limits {
+    pub fn new(settings: &LimitSettings) -> Self {
+        let limiter = |rate: Rate| (rate, Limiter::keyed(rate.quota()));
+        Self {
+            default: settings.per_credential.map(limiter),
+            tenants: settings
+                .tenants
+                .iter()
+                .map(|(tenant, rate)| (*tenant, rate.map(limiter)))
+                .collect(),
+            failed_auth: settings.failed_auth.map(limiter),
+            blocked: quick_cache::sync::Cache::new(UNKNOWN_KEYS),
+            unknown_keys: quick_cache::sync::Cache::new(UNKNOWN_KEYS),
+            unknown_key_ttl: settings.unknown_key_ttl,
+        }
+    }
+
+    /// Counts one request of `principal` (of `tenant`) against its bucket.
+    pub fn admit(&self, tenant: Uuid, principal: &str) -> Result<(), ApiError> {
+        let limiter = match self.tenants.get(&tenant) {
+            Some(own) => own.as_ref(),
+            None => self.default.as_ref(),
+        };
+        let Some((rate, limiter)) = limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&principal.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                tracing::debug!(principal, ?wait, "rate limited");
+                ApiError::RateLimited {
+                    limit: rate.burst.get(),
+                    retry_after: wait,
+                }
+            })
+    }
+
+    /// 429 when `address` used up its failed authentications.
+    pub fn check_address(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(until) = address.and_then(|a| self.blocked.get(&a)) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if until <= now {
+            return Ok(());
+        }
+        Err(ApiError::RateLimited {
+            limit: self.failed_auth_burst(),
+            retry_after: until - now,
+        })
+    }
+
+    /// Counts a failed authentication of `address`.
+    pub fn failed(&self, address: Option<IpAddr>) {
+        let (Some(address), Some((_, limiter))) = (address, &self.failed_auth) else {
+            return;
+        };
+        if let Err(not_until) = limiter.check_key(&address.to_string()) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::debug!(%address, ?wait, "failed authentications over budget");
+            self.blocked.insert(address, Instant::now() + wait);
+        }
+    }
+
+    fn failed_auth_burst(&self) -> u32 {
+        self.failed_auth
+            .as_ref()
+            .map_or(0, |(rate, _)| rate.burst.get())
+    }
+
+    /// Whether the key hashing to `hash` matched nothing a moment ago.
+    pub fn known_unknown(&self, hash: &[u8]) -> bool {
+        self.unknown_keys
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < self.unknown_key_ttl)
+    }
+
+    pub fn remember_unknown(&self, hash: Vec<u8>) {
+        if !self.unknown_key_ttl.is_zero() {
+            self.unknown_keys.insert(hash, Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(text: &str) -> Rate {
+        parse_rate(text)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| unreachable!())
+    }
+
+    #[test]
+    fn rates_read_as_people_write_them() {
+        assert_eq!(rate("100/s").per_second.get(), 100);
+        assert_eq!(rate("100/s").burst.get(), 200);
+        assert_eq!(rate("6000/min").per_second.get(), 100);
+        assert_eq!(rate("5/s:7").burst.get(), 7);
+        assert_eq!(parse_rate("off"), Ok(None));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("5/h").is_err());
+    }
+
+    #[test]
+    fn a_credential_past_its_burst_is_refused_with_the_wait() {
+        let limits = Limits::new(&LimitSettings {
+            per_credential: Some(rate("1/s:3")),
+            ..LimitSettings::default()
+        });
+        let tenant = Uuid::new_v4();
+        for _ in 0..3 {
+            assert!(limits.admit(tenant, "instance:a").is_ok());
+        }
+        let refused = limits.admit(tenant, "instance:a");
+        assert!(
+            matches!(refused, Err(ApiError::RateLimited { limit: 3, retry_after }) if retry_after <= Duration::from_secs(1))
+        );
+        assert!(
+            limits.admit(tenant, "instance:b").is_ok(),
+            "buckets are per credential"
+        );
+    }
+
+    #[test]
+    fn a_tenant_may_have_its_own_rate_or_none() {
+        let (slow, free) = (Uuid::new_v4(), Uuid::new_v4());
+        let tenants = parse_tenant_rates(&format!("{slow}=1/s:1, {free}=off"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let limits = Limits::new(&LimitSettings {
+            per_credential: Some(rate("1/s:2")),
+            tenants,
+            ..LimitSettings::default()
+        });
+        assert!(limits.admit(slow, "k").is_ok());
+        assert!(limits.admit(slow, "k").is_err());
+        for _ in 0..100 {
+            assert!(limits.admit(free, "k").is_ok());
+        }
+    }
+
+    #[test]
+    fn an_address_that_keeps_failing_is_refused_before_any_lookup() {
+        let limits = Limits::new(&LimitSettings {
+            failed_auth: Some(rate("1/s:2")),
+            ..LimitSettings::default()
+        });
+        let address = Some(IpAddr::from([10, 0, 0, 7]));
+        for _ in 0..3 {
+            assert!(limits.check_address(address).is_ok());
+            limits.failed(address);
+        }
+        assert!(limits.check_address(address).is_err());
+        assert!(limits
+            .check_address(Some(IpAddr::from([10, 0, 0, 8])))
+            .is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_remembered_for_their_time_only() {
+        let limits = Limits::new(&LimitSettings {
+            unknown_key_ttl: Duration::from_millis(50),
+            ..LimitSettings::default()
+        });
+        limits.remember_unknown(vec![1, 2, 3]);
+        assert!(limits.known_unknown(&[1, 2, 3]));
+        assert!(!limits.known_unknown(&[4]));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!limits.known_unknown(&[1, 2, 3]));
+    }
+}
