@@ -19,7 +19,6 @@ mod rows;
 pub mod service;
 pub mod sqlite;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -180,31 +179,6 @@ pub trait Store: Send + Sync + 'static {
 /// The JSON an entry is stored as, the same the API answers.
 fn render_entry(entry: &HistoryEntry) -> Result<String, StoreError> {
     serde_json::to_string(entry).map_err(|e| StoreError::Corrupt(format!("history entry: {e}")))
-}
-
-/// Stored entry renderings (each one entry's JSON), oldest first.
-fn parse_history<'a>(
-    entries: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<HistoryEntry>, StoreError> {
-    entries
-        .into_iter()
-        .map(|entry| {
-            serde_json::from_str(entry)
-                .map_err(|e| StoreError::Corrupt(format!("stored history entry: {e}")))
-        })
-        .collect()
-}
-
-/// `(workflow_id, entry)` rows, each workflow's in `seq` order, as histories.
-fn group_histories(
-    rows: Vec<(Uuid, String)>,
-) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
-    let mut grouped: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::new();
-    for (id, entry) in rows {
-        let entry = parse_history([entry.as_str()])?;
-        grouped.entry(id).or_default().extend(entry);
-    }
-    Ok(grouped)
 }
 
 /// Rows of `SELECT status, COUNT(*) ... GROUP BY status`, parsed.

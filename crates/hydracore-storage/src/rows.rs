@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use hydracore_domain::{Status, Timestamp, Workflow, WorkflowType};
+use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow, WorkflowType};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -86,6 +86,32 @@ pub fn workflow(row: &impl Columns) -> Result<Workflow, StoreError> {
 /// start here.
 pub const WORKFLOW_COLUMN_COUNT: usize = 23;
 
+/// The columns of a history entry, in the order [`history_entry`] reads
+/// them.
+pub const HISTORY_COLUMNS: &str =
+    "seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage";
+
+/// A history entry selected with [`HISTORY_COLUMNS`], starting at column
+/// `first`.
+pub fn history_entry(row: &impl Columns, first: usize) -> Result<HistoryEntry, StoreError> {
+    let status = |i: usize| -> Result<Option<Status>, StoreError> {
+        row.opt_text(first + i)?
+            .map(|s| Status::parse(&s).ok_or_else(|| corrupt("status", &s)))
+            .transpose()
+    };
+    Ok(HistoryEntry {
+        seq: row.int(first)?,
+        at: row.time(first + 1)?,
+        action: row.text(first + 2)?,
+        action_detail: row.json(first + 3)?,
+        actor: row.opt_text(first + 4)?,
+        from_status: status(5)?,
+        to_status: status(6)?,
+        from_stage: row.opt_text(first + 7)?,
+        to_stage: row.opt_text(first + 8)?,
+    })
+}
+
 fn object(value: Value) -> Result<Map<String, Value>, StoreError> {
     match value {
         Value::Object(map) => Ok(map),
@@ -104,6 +130,28 @@ mod tests {
     #[test]
     fn the_column_count_matches_the_column_list() {
         assert_eq!(WORKFLOW_COLUMNS.split(',').count(), WORKFLOW_COLUMN_COUNT);
+    }
+
+    #[test]
+    fn the_history_columns_are_the_entry_fields_in_order() {
+        let entry = serde_json::to_value(HistoryEntry {
+            seq: 1,
+            at: Timestamp::now(),
+            action: "a".into(),
+            action_detail: Value::Null,
+            actor: None,
+            from_status: None,
+            to_status: None,
+            from_stage: None,
+            to_stage: None,
+        })
+        .unwrap_or_default();
+        let fields: Vec<&str> = entry
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let columns: Vec<&str> = HISTORY_COLUMNS.split(", ").collect();
+        assert_eq!(fields, columns);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::rows::SqliteRow;
 use crate::filters::{counts_answer, push_list_filters, push_scope, Filter, SqliteQuery};
-use crate::rows::{TERMINAL_STATUSES, WORKFLOW_COLUMNS};
+use crate::rows::{Columns, HISTORY_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS};
 use crate::{StoreError, WithHistory, WorkflowPage};
 
 pub fn get(
@@ -109,8 +109,9 @@ fn load_history(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut q =
-        SqliteQuery::new("SELECT workflow_id, entry FROM workflow_history WHERE tenant_id = ");
+    let mut q = SqliteQuery::new(&format!(
+        "SELECT workflow_id, {HISTORY_COLUMNS} FROM workflow_history WHERE tenant_id = "
+    ));
     q.bind_uuid(tenant_id);
     q.sql.push_str(" AND workflow_id IN (");
     for (i, id) in ids.iter().enumerate() {
@@ -120,13 +121,15 @@ fn load_history(
         q.bind_uuid(*id);
     }
     q.sql.push_str(") ORDER BY workflow_id, seq");
-    let rows = conn
-        .prepare_cached(&q.sql)?
-        .query_map(params_from_iter(&q.values), |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?
-        .collect::<Result<Vec<(Uuid, String)>, _>>()?;
-    crate::group_histories(rows)
+    let mut statement = conn.prepare_cached(&q.sql)?;
+    let mut rows = statement.query(params_from_iter(&q.values))?;
+    let mut histories: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let row = SqliteRow(row);
+        let entry = crate::rows::history_entry(&row, 1)?;
+        histories.entry(row.uuid(0)?).or_default().push(entry);
+    }
+    Ok(histories)
 }
 
 /// The history of one workflow as it stood at `version`. History is
@@ -140,14 +143,16 @@ pub fn history_of(
     id: Uuid,
     version: i64,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
-    let rows = conn
-        .prepare_cached(
-            "SELECT entry FROM workflow_history \
-             WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 ORDER BY seq",
-        )?
-        .query_map(params![tenant_id, id, version], |row| row.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    crate::parse_history(rows.iter().map(String::as_str))
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {HISTORY_COLUMNS} FROM workflow_history \
+         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 ORDER BY seq"
+    ))?;
+    let mut rows = statement.query(params![tenant_id, id, version])?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next()? {
+        entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
+    }
+    Ok(entries)
 }
 
 /// Live workflows whose deadline is at or before `now`, soonest first.

@@ -173,9 +173,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
 
-    /// A request still running after this is answered 503 with Retry-After
-    #[arg(long, env = "HYDRACORE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub request_timeout: Duration,
+    /// A request still running after this is answered 503 with Retry-After (`off`: none)
+    #[arg(long, env = "HYDRACORE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_optional_duration)]
+    pub request_timeout: OptionalDuration,
 
     /// Requests in flight at most; beyond, 503 at once instead of a queue
     #[arg(long, env = "HYDRACORE_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -278,6 +278,19 @@ pub struct RateSetting(pub Option<crate::http::limits::Rate>);
 
 #[derive(Debug, Clone)]
 pub struct TenantRates(pub std::collections::HashMap<Uuid, Option<crate::http::limits::Rate>>);
+
+/// A duration, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(OptionalDuration(None));
+    }
+    humantime::parse_duration(s)
+        .map(|d| OptionalDuration(Some(d)))
+        .map_err(|e| e.to_string())
+}
 
 fn parse_sqlite_sync(s: &str) -> Result<hydracore_storage::SqliteSync, String> {
     hydracore_storage::SqliteSync::parse(s).ok_or_else(|| format!("{s:?}: expected full or normal"))
@@ -413,7 +426,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             token: args.metrics_token,
         },
         load: crate::config::LoadSettings {
-            request_timeout: args.request_timeout,
+            request_timeout: args.request_timeout.0,
             max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
         },
         limits: crate::config::LimitSettings {

@@ -57,7 +57,7 @@ impl FromRequestParts<AppState> for ProxyAuth {
         }
         state
             .limits
-            .admit(credential.tenant_id, &format!("instance:{instance_id}"))?;
+            .admit(credential.tenant_id, || format!("instance:{instance_id}"))?;
         Ok(ProxyAuth {
             scope: Scope::instance(credential.tenant_id, instance_id).by_key(credential.id),
             instance_id,
@@ -150,7 +150,9 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminAuth<S> {
                     state.limits.failed(address);
                 }
             })?;
-        state.limits.admit(admin.scope.tenant_id, &admin.actor)?;
+        state
+            .limits
+            .admit(admin.scope.tenant_id, || admin.actor.clone())?;
         Ok(admin)
     }
 }

@@ -149,8 +149,9 @@ impl Limits {
         }
     }
 
-    /// Counts one request of `principal` (of `tenant`) against its bucket.
-    pub fn admit(&self, tenant: Uuid, principal: &str) -> Result<(), ApiError> {
+    /// Counts one request of `principal` (of `tenant`) against its bucket;
+    /// `principal` is only made when a limit applies.
+    pub fn admit(&self, tenant: Uuid, principal: impl FnOnce() -> String) -> Result<(), ApiError> {
         let limiter = match self.tenants.get(&tenant) {
             Some(own) => own.as_ref(),
             None => self.default.as_ref(),
@@ -158,16 +159,15 @@ impl Limits {
         let Some((rate, limiter)) = limiter else {
             return Ok(());
         };
-        limiter
-            .check_key(&principal.to_owned())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                tracing::debug!(principal, ?wait, "rate limited");
-                ApiError::RateLimited {
-                    limit: rate.burst.get(),
-                    retry_after: wait,
-                }
-            })
+        let principal = principal();
+        limiter.check_key(&principal).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::debug!(principal, ?wait, "rate limited");
+            ApiError::RateLimited {
+                limit: rate.burst.get(),
+                retry_after: wait,
+            }
+        })
     }
 
     /// 429 when `address` used up its failed authentications.
@@ -248,14 +248,14 @@ mod tests {
         });
         let tenant = Uuid::new_v4();
         for _ in 0..3 {
-            assert!(limits.admit(tenant, "instance:a").is_ok());
+            assert!(limits.admit(tenant, || "instance:a".into()).is_ok());
         }
-        let refused = limits.admit(tenant, "instance:a");
+        let refused = limits.admit(tenant, || "instance:a".into());
         assert!(
             matches!(refused, Err(ApiError::RateLimited { limit: 3, retry_after }) if retry_after <= Duration::from_secs(1))
         );
         assert!(
-            limits.admit(tenant, "instance:b").is_ok(),
+            limits.admit(tenant, || "instance:b".into()).is_ok(),
             "buckets are per credential"
         );
     }
@@ -270,10 +270,10 @@ mod tests {
             tenants,
             ..LimitSettings::default()
         });
-        assert!(limits.admit(slow, "k").is_ok());
-        assert!(limits.admit(slow, "k").is_err());
+        assert!(limits.admit(slow, || "k".into()).is_ok());
+        assert!(limits.admit(slow, || "k".into()).is_err());
         for _ in 0..100 {
-            assert!(limits.admit(free, "k").is_ok());
+            assert!(limits.admit(free, || "k".into()).is_ok());
         }
     }
 

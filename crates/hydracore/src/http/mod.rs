@@ -86,8 +86,10 @@ pub fn metrics_router(state: AppState) -> Router {
 /// How much work the server takes on at once.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSettings {
-    /// A request still running after this is answered 503 (and cancelled).
-    pub request_timeout: Duration,
+    /// A request still running after this is answered 503 (and cancelled);
+    /// `None` leaves that to a proxy in front (a timer per request costs a
+    /// few percent of the throughput of the cheapest reads).
+    pub request_timeout: Option<Duration>,
     /// Requests in flight at most; more are answered 503 at once rather
     /// than queued without end.
     pub max_in_flight: usize,
@@ -96,7 +98,7 @@ pub struct LoadSettings {
 impl Default for LoadSettings {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Some(Duration::from_secs(30)),
             max_in_flight: 1024,
         }
     }
@@ -105,16 +107,24 @@ impl Default for LoadSettings {
 pub fn router(state: AppState, load: LoadSettings) -> Router {
     metrics::recorder();
     let (api, openapi) = api();
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+    let mut routes = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
+    if let Some(timeout) = load.request_timeout {
+        routes = routes.layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overload_answer))
+                .timeout(timeout),
+        );
+    }
+    routes
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overload_answer))
                 .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(load.max_in_flight))
-                .timeout(load.request_timeout),
+                .layer(GlobalConcurrencyLimitLayer::new(load.max_in_flight)),
         )
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| {

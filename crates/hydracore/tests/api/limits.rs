@@ -150,7 +150,7 @@ async fn metrics_can_have_a_listener_of_their_own() {
 async fn more_requests_than_the_server_takes_at_once_are_answered_503_at_once() {
     let app = TestApp::spawn_with(|s| {
         s.load.max_in_flight = 1;
-        s.load.request_timeout = Duration::from_secs(30);
+        s.load.request_timeout = Some(Duration::from_secs(30));
     })
     .await;
     let path = app.agent.workflows();
