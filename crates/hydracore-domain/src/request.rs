@@ -23,8 +23,47 @@ fn status(v: &Value) -> Result<Status, Invalid> {
     Status::parse(s).ok_or_else(|| Invalid::enum_mismatch(Status::expected()))
 }
 
-fn owned_string(v: &Value) -> Result<String, Invalid> {
-    values::string(v).map(str::to_owned)
+/// Names and labels (`stage`, `reference`, `assigned_to`, `actor`): at
+/// most this many characters.
+pub const TEXT_MAX_CHARS: usize = 255;
+/// A workflow's `title`: at most this many characters.
+pub const TITLE_MAX_CHARS: usize = 1_000;
+/// One history entry's free-form JSON (`action_detail`, `resume_data`):
+/// at most this many bytes, as compact JSON. History is kept for good, so
+/// each entry is bounded.
+pub const DETAIL_MAX_BYTES: usize = 64 * 1024;
+
+/// A string of at most `max` characters.
+fn text(max: usize) -> impl Fn(&Value) -> Result<String, Invalid> {
+    move |v| values::bounded(values::string(v)?, 0, max).map(str::to_owned)
+}
+
+/// An agent's own name for itself in the history: not the sweeper's.
+fn actor(v: &Value) -> Result<String, Invalid> {
+    let actor = text(TEXT_MAX_CHARS)(v)?;
+    if actor
+        .trim()
+        .eq_ignore_ascii_case(crate::transition::SYSTEM_ACTOR)
+    {
+        return Err(Invalid::value_error(
+            "actor cannot be \"system\": that name is the service's own",
+        ));
+    }
+    Ok(actor)
+}
+
+/// Refuses `value` (the field `name`) when its compact JSON is larger than
+/// [`DETAIL_MAX_BYTES`].
+fn refuse_oversized(r: &mut BodyReader<'_>, name: &str, value: &impl serde::Serialize) {
+    let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+    if size > DETAIL_MAX_BYTES {
+        r.reject(
+            name,
+            Invalid::value_error(&format!(
+                "{name} must be at most {DETAIL_MAX_BYTES} bytes of JSON (it is {size})"
+            )),
+        );
+    }
 }
 
 /// `POST .../workflows`.
@@ -48,10 +87,10 @@ impl CreateWorkflow {
         let mut r = BodyReader::new(body)?;
         let customer_id = r.required("customer_id", values::uuid);
         let workflow_type = r.required("workflow_type", workflow_type);
-        let stage = r.optional_value("stage", owned_string);
-        let title = r.optional_value("title", owned_string);
-        let reference = r.optional_value("reference", owned_string);
-        let assigned_to = r.optional_value("assigned_to", owned_string);
+        let stage = r.optional_value("stage", text(TEXT_MAX_CHARS));
+        let title = r.optional_value("title", text(TITLE_MAX_CHARS));
+        let reference = r.optional_value("reference", text(TEXT_MAX_CHARS));
+        let assigned_to = r.optional_value("assigned_to", text(TEXT_MAX_CHARS));
         let workflow_state = r.json_object("workflow_state").unwrap_or_default();
         let next_action_at = r.optional_value("next_action_at", values::datetime);
         let expires_at = r.optional_value("expires_at", values::datetime);
@@ -101,15 +140,16 @@ impl AdvanceWorkflow {
         let mut r = BodyReader::new(body)?;
         let action = r.required("action", |v| ActionName::parse(values::string(v)?));
         let action_detail = r.json("action_detail");
-        let actor = r.optional_value("actor", owned_string);
+        refuse_oversized(&mut r, "action_detail", &action_detail);
+        let actor = r.optional_value("actor", actor);
         let approver_id = r.optional("approver_id", values::uuid);
-        let assigned_to = r.optional("assigned_to", owned_string);
+        let assigned_to = r.optional("assigned_to", text(TEXT_MAX_CHARS));
         let escalation_level = r.optional_value("escalation_level", |v| {
             values::greater_than_equal(values::int(v)?, 0)
         });
         let expires_at = r.optional("expires_at", values::datetime);
         let next_action_at = r.optional("next_action_at", values::datetime);
-        let stage = r.optional("stage", owned_string);
+        let stage = r.optional("stage", text(TEXT_MAX_CHARS));
         let status = r.optional_value("status", status);
         let workflow_state = r.json_object("workflow_state");
         r.finish(|| {
@@ -164,6 +204,7 @@ impl ResumeWorkflow {
         };
         let mut r = BodyReader::new(body)?;
         let resume_data = r.json_object("resume_data").unwrap_or_default();
+        refuse_oversized(&mut r, "resume_data", &resume_data);
         r.finish(|| Some(Self { resume_data }))
     }
 }
@@ -337,6 +378,61 @@ mod tests {
         assert_eq!(
             state.map(|s| Value::Object(s).to_string()).ok().as_deref(),
             Some(r#"{"big":12345678901234567890123,"long":0.1000000000000000000001,"zero":-0.0}"#)
+        );
+    }
+
+    #[test]
+    fn free_text_is_bounded_and_the_title_has_room_for_a_sentence() {
+        let long = |n: usize| "x".repeat(n);
+        let body = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "lead",
+            "stage": long(256), "reference": long(255), "title": long(1001), "assigned_to": long(256)});
+        let e = CreateWorkflow::from_json(&body, Uuid::nil()).err();
+        let refused = e.as_ref().map(types).unwrap_or_default();
+        assert_eq!(
+            refused,
+            vec![
+                ("string_too_long", vec![json!("body"), json!("stage")]),
+                ("string_too_long", vec![json!("body"), json!("title")]),
+                ("string_too_long", vec![json!("body"), json!("assigned_to")]),
+            ]
+        );
+        let fits = json!({"customer_id": Uuid::from_u128(1), "workflow_type": "lead",
+            "stage": long(255), "title": long(1000)});
+        assert!(CreateWorkflow::from_json(&fits, Uuid::nil()).is_ok());
+    }
+
+    #[test]
+    fn an_agent_cannot_sign_its_advance_as_the_system_or_at_length() {
+        for actor in ["system", "SYSTEM", " system "] {
+            let e = AdvanceWorkflow::from_json(&json!({"action": "a", "actor": actor})).err();
+            assert_eq!(
+                e.as_ref().map(types).unwrap_or_default(),
+                vec![("value_error", vec![json!("body"), json!("actor")])]
+            );
+        }
+        let long = AdvanceWorkflow::from_json(&json!({"action": "a", "actor": "a".repeat(256)}));
+        assert!(long.is_err());
+        assert!(AdvanceWorkflow::from_json(&json!({"action": "a", "actor": "agent-7"})).is_ok());
+    }
+
+    #[test]
+    fn a_history_entry_holds_at_most_64_kib_of_detail() {
+        let big = "x".repeat(DETAIL_MAX_BYTES);
+        let e = AdvanceWorkflow::from_json(&json!({"action": "a", "action_detail": {"note": big}}))
+            .err();
+        assert_eq!(
+            e.as_ref().map(types).unwrap_or_default(),
+            vec![("value_error", vec![json!("body"), json!("action_detail")])]
+        );
+        let e = ResumeWorkflow::from_json(Some(&json!({"resume_data": {"note": big}}))).err();
+        assert_eq!(
+            e.as_ref().map(types).unwrap_or_default(),
+            vec![("value_error", vec![json!("body"), json!("resume_data")])]
+        );
+        let fits = "x".repeat(DETAIL_MAX_BYTES - 20);
+        assert!(
+            AdvanceWorkflow::from_json(&json!({"action": "a", "action_detail": {"n": fits}}))
+                .is_ok()
         );
     }
 

@@ -212,6 +212,11 @@ pub struct StoreOptions {
     pub ca_file: Option<std::path::PathBuf>,
     /// SQLite: how a commit reaches the disk.
     pub sqlite_sync: SqliteSync,
+    /// PostgreSQL: the longest any statement of the service may run, and
+    /// the longest a transaction may sit idle, before the server ends it
+    /// (`statement_timeout`, `idle_in_transaction_session_timeout`).
+    /// Migrations are not bounded.
+    pub statement_timeout: std::time::Duration,
 }
 
 /// When an answered SQLite write is on disk (SQLite's `synchronous`, in
@@ -253,6 +258,7 @@ impl Default for StoreOptions {
             read_call_timeout: std::time::Duration::from_secs(10),
             ca_file: None,
             sqlite_sync: SqliteSync::default(),
+            statement_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

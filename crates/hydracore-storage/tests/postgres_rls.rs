@@ -1667,3 +1667,33 @@ async fn a_login_that_cannot_switch_to_the_app_role_is_refused_at_start() {
     })
     .await;
 }
+
+/// A statement that runs long (a slow plan, a lock held elsewhere) is ended
+/// by the server, so it cannot hold a pooled connection for long.
+#[tokio::test]
+async fn a_statement_past_the_statement_timeout_is_ended_by_the_server() {
+    with_database_for(|url| async move {
+        let options = StoreOptions {
+            statement_timeout: Duration::from_millis(200),
+            ..options(1)
+        };
+        let store = PgStore::connect(&url, &options).await.expect("connect");
+        let conn = store
+            .pooled_connection()
+            .await
+            .expect("the store's connection");
+        let shown: String = conn
+            .query_one("SHOW idle_in_transaction_session_timeout", &[])
+            .await
+            .expect("show")
+            .get(0);
+        assert_eq!(shown, "200ms");
+        let slow = conn.batch_execute("SELECT pg_sleep(2)").await;
+        let code = slow
+            .expect_err("cancelled")
+            .code()
+            .map(|c| c.code().to_owned());
+        assert_eq!(code.as_deref(), Some("57014"), "query_canceled");
+    })
+    .await;
+}

@@ -34,6 +34,10 @@ pub async fn run(conn: &Client) -> Result<(), StoreError> {
 /// In the open transaction: applies the first pending migration, if any;
 /// `false` when none is left.
 async fn next(conn: &Client) -> Result<bool, StoreError> {
+    // A migration may rewrite a large table: the service's statement
+    // timeout is for requests.
+    conn.batch_execute("SET LOCAL statement_timeout = 0")
+        .await?;
     conn.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .await?;
     let table = migrate::TABLE;

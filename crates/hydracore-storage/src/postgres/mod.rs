@@ -77,7 +77,8 @@ impl PgStore {
     /// migrations and checks that requests will really be bound by
     /// row-level security before accepting any.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let settings = tls::settings(url, options.ca_file.as_deref())?;
+        let mut settings = tls::settings(url, options.ca_file.as_deref())?;
+        bound_statements(&mut settings.config, options.statement_timeout);
         let pool = Pool::new(&settings, options.max_connections, options.acquire_timeout)?;
         let store = Self {
             pool,
@@ -380,4 +381,19 @@ impl Store for PgStore {
         self.with_conn(async |conn| credentials::revoke_credential(conn, id).await)
             .await
     }
+}
+
+/// Sets the server's statement and idle-transaction timeouts for every
+/// connection (after whatever `options` the URL gave, so these win). As
+/// connection options they bind the application role too, which `SET
+/// ROLE` would not take settings of `ALTER ROLE` from.
+fn bound_statements(config: &mut tokio_postgres::Config, timeout: std::time::Duration) {
+    let millis = timeout.as_millis().max(1);
+    let ours =
+        format!("-c statement_timeout={millis} -c idle_in_transaction_session_timeout={millis}");
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
+        _ => ours,
+    };
+    config.options(options);
 }

@@ -288,11 +288,12 @@ pub async fn list_suspended(
         .collect()
 }
 
-/// How often a change starts over because others changed the workflow
-/// first. Each lost race is another change landing, so only a workflow
-/// changed this often at the same moment runs out; the caller is then told
-/// to retry (503).
-const MAX_ATTEMPTS: usize = 1_000;
+/// How long a change may keep starting over because others changed the
+/// workflow first. Each lost race is another change landing, so only a
+/// workflow changed this often at the same moment runs out; the caller is
+/// then told to retry (503). A time rather than a count of attempts, so
+/// that a request cannot hold its connection for long whatever the rate.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One rule on one workflow, as a change runs it.
 pub struct Attempt {
@@ -323,7 +324,10 @@ impl Attempt {
         let mut guess = last_written
             .guess(scope.tenant_id, id)
             .filter(|w| scope.instance_id.is_none_or(|i| i == w.instance_id));
-        for _ in 0..MAX_ATTEMPTS {
+        let deadline = std::time::Instant::now() + RETRY_FOR;
+        // The first attempt always runs; later ones while time is left.
+        let mut first = true;
+        while std::mem::take(&mut first) || std::time::Instant::now() < deadline {
             let guessed = guess.is_some();
             let current = match guess.take() {
                 Some(remembered) => remembered,
@@ -381,7 +385,7 @@ impl Attempt {
             return Ok(ChangeOutcome::Changed(Box::new(change)));
         }
         Err(StoreError::Unavailable(format!(
-            "workflow {id} changed {MAX_ATTEMPTS} times while one change was being applied"
+            "workflow {id} kept changing for {RETRY_FOR:?} while one change was being applied"
         )))
     }
 }

@@ -136,6 +136,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_SQLITE_SYNC", default_value = "full", value_parser = parse_sqlite_sync)]
     pub sqlite_sync: hydracore_storage::SqliteSync,
 
+    /// PostgreSQL: the longest a statement may run, or a transaction sit idle, before the server ends it
+    #[arg(long, env = "HYDRACORE_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub statement_timeout: Duration,
+
     /// How long a request waits for a database connection before a 503
     #[arg(long, env = "HYDRACORE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub acquire_timeout: Duration,
@@ -416,6 +420,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             acquire_timeout: args.acquire_timeout,
             ca_file: global.database_ca_file,
             sqlite_sync: args.sqlite_sync,
+            statement_timeout: args.statement_timeout,
             ..StoreOptions::default()
         },
         jwt,

@@ -121,10 +121,14 @@ pub struct CreateWorkflowBody {
     /// May repeat the path's instance; any other value is a 422.
     pub instance_id: Option<Uuid>,
     /// Initial stage.
+    #[schema(max_length = 255)]
     pub stage: Option<String>,
+    #[schema(max_length = 1000)]
     pub title: Option<String>,
     /// External reference (property ref, job ref, etc.).
+    #[schema(max_length = 255)]
     pub reference: Option<String>,
+    #[schema(max_length = 255)]
     pub assigned_to: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub workflow_state: Option<Value>,
@@ -141,16 +145,21 @@ pub struct AdvanceWorkflowBody {
     /// Audit action name (e.g. 'escalated', 'approved', 'contacted_tier2').
     #[schema(min_length = 1, max_length = 100)]
     pub action: String,
+    /// Any JSON, at most 64 KiB.
     pub action_detail: Option<Value>,
-    /// Named in the history entry; default `instance:<instance_id>`.
+    /// Named in the history entry; default `instance:<instance_id>`. Not
+    /// `system`, the service's own name.
+    #[schema(max_length = 255)]
     pub actor: Option<String>,
     pub approver_id: Option<Uuid>,
+    #[schema(max_length = 255)]
     pub assigned_to: Option<String>,
     #[schema(minimum = 0)]
     pub escalation_level: Option<i64>,
     pub expires_at: Option<Timestamp>,
     pub next_action_at: Option<Timestamp>,
     /// New stage.
+    #[schema(max_length = 255)]
     pub stage: Option<String>,
     /// New status; into a terminal one sets `completed_at`.
     pub status: Option<Status>,
@@ -174,7 +183,7 @@ pub struct SuspendWorkflowBody {
 #[derive(ToSchema)]
 #[schema(as = ResumeWorkflow)]
 pub struct ResumeWorkflowBody {
-    /// Data merged into workflow_state on resume.
+    /// Data merged into workflow_state on resume; at most 64 KiB of JSON.
     #[schema(value_type = Option<Object>)]
     pub resume_data: Option<Value>,
 }

@@ -186,3 +186,23 @@ async fn more_requests_than_the_server_takes_at_once_are_answered_503_at_once() 
         "every 503 says when to retry"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_history_entry_or_a_system_actor_is_a_422_that_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let id = app.create_workflow(&app.agent).await;
+    let big = "x".repeat(64 * 1024);
+    for (body, field) in [
+        (
+            json!({"action": "note", "action_detail": {"text": big}}),
+            "action_detail",
+        ),
+        (json!({"action": "note", "actor": "system"}), "actor"),
+        (json!({"action": "note", "stage": "s".repeat(256)}), "stage"),
+    ] {
+        let r = app.advance(&app.agent, &id, body).await;
+        assert_eq!(r.status, 422, "{field}");
+        assert_eq!(r.body["detail"][0]["loc"], json!(["body", field]));
+    }
+    assert_eq!(app.get(&app.agent, &id).await.body["version"], json!(1));
+}
