@@ -76,6 +76,17 @@ pub fn pending<'a>(
         .collect())
 }
 
+/// The migration of `known` to apply next, if any (see [`pending`]).
+pub fn next<'a>(
+    known: &'a [Migration],
+    applied: &[Applied],
+) -> Result<Option<&'a Migration>, StoreError> {
+    Ok(pending(known, applied)?.first().copied())
+}
+
+/// What a backend reads to learn the applied migrations.
+pub const SELECT_APPLIED: &str = "SELECT version, checksum FROM hydracore_migrations";
+
 /// Every migration of both backends, named, for checks over their text.
 #[cfg(test)]
 pub fn all_migrations() -> impl Iterator<Item = (String, &'static str)> {
@@ -107,6 +118,11 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(versions, sorted);
         assert_eq!(versions.len(), SQLITE.len());
+    }
+
+    #[test]
+    fn the_applied_migrations_are_read_from_the_table() {
+        assert!(SELECT_APPLIED.ends_with(TABLE));
     }
 
     #[test]

@@ -54,7 +54,7 @@ async fn next(conn: &Client) -> Result<bool, StoreError> {
         .await?;
     }
     let applied = conn
-        .query(&format!("SELECT version, checksum FROM {table}"), &[])
+        .query(migrate::SELECT_APPLIED, &[])
         .await?
         .iter()
         .map(|row| {
@@ -64,10 +64,7 @@ async fn next(conn: &Client) -> Result<bool, StoreError> {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let Some(next) = migrate::pending(migrate::POSTGRES, &applied)?
-        .first()
-        .copied()
-    else {
+    let Some(next) = migrate::next(migrate::POSTGRES, &applied)? else {
         return Ok(false);
     };
     conn.batch_execute(next.sql).await?;

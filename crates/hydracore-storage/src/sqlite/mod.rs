@@ -151,7 +151,7 @@ fn run_migrations(conn: &Connection) -> Result<(), StoreError> {
 /// Applies the first pending migration, if any; `false` when none is left.
 fn next_migration(conn: &Connection) -> Result<bool, StoreError> {
     let applied = conn
-        .prepare(&format!("SELECT version, checksum FROM {}", migrate::TABLE))?
+        .prepare(migrate::SELECT_APPLIED)?
         .query_map([], |row| {
             Ok(Applied {
                 version: row.get(0)?,
@@ -159,10 +159,7 @@ fn next_migration(conn: &Connection) -> Result<bool, StoreError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let Some(next) = migrate::pending(migrate::SQLITE, &applied)?
-        .first()
-        .copied()
-    else {
+    let Some(next) = migrate::next(migrate::SQLITE, &applied)? else {
         return Ok(false);
     };
     conn.execute_batch(next.sql)?;
