@@ -37,8 +37,14 @@ pub struct Workflow {
     /// one history entry, so this is also the `seq` of the newest entry
     /// (an append never scans the history).
     pub version: i64,
-    /// Oldest first. Empty when the caller asked for the record without it.
+    /// Oldest first, the newest entries only when there are more than a
+    /// record embeds (then `history_total` says how many there are). Empty
+    /// when the caller asked for the record without it.
     pub history: Vec<HistoryEntry>,
+    /// How many entries the history has, when `history` holds only the
+    /// newest of them; absent otherwise, as in the original service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_total: Option<i64>,
 }
 
 /// One immutable audit line.

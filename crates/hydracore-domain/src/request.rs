@@ -209,6 +209,28 @@ impl ResumeWorkflow {
     }
 }
 
+/// A page of one workflow's history: the entries after `after` (a `seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub after: i64,
+    pub limit: i64,
+}
+
+/// History entries per page at most, and by default.
+pub const HISTORY_LIMIT_MAX: i64 = 1_000;
+pub const HISTORY_LIMIT_DEFAULT: i64 = 100;
+
+impl HistoryQuery {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, ValidationErrors> {
+        let mut q = QueryReader::new(pairs);
+        let query = Self {
+            after: q.int("after", 0, 0, None),
+            limit: q.int("limit", HISTORY_LIMIT_DEFAULT, 1, Some(HISTORY_LIMIT_MAX)),
+        };
+        q.finish(query)
+    }
+}
+
 /// Filters and paging of the workflow lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
@@ -434,6 +456,37 @@ mod tests {
             AdvanceWorkflow::from_json(&json!({"action": "a", "action_detail": {"n": fits}}))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_history_page_starts_at_the_beginning_and_is_bounded() {
+        assert_eq!(
+            HistoryQuery::from_pairs(&[]).ok(),
+            Some(HistoryQuery {
+                after: 0,
+                limit: 100
+            })
+        );
+        let q = [
+            ("after".to_owned(), "5".to_owned()),
+            ("limit".to_owned(), "1000".to_owned()),
+        ];
+        assert_eq!(
+            HistoryQuery::from_pairs(&q).ok(),
+            Some(HistoryQuery {
+                after: 5,
+                limit: 1000
+            })
+        );
+        for (name, bad) in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("after", "-1"),
+            ("after", "x"),
+        ] {
+            let q = [(name.to_owned(), bad.to_owned())];
+            assert!(HistoryQuery::from_pairs(&q).is_err(), "{name}={bad}");
+        }
     }
 
     #[test]

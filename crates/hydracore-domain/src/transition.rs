@@ -97,6 +97,7 @@ pub fn create(
         completed_at: None,
         version: 1,
         history: vec![entry],
+        history_total: None,
     }
 }
 
@@ -123,6 +124,7 @@ pub fn apply(
     }
     let from_stage = workflow.stage.clone();
     workflow.history = Vec::new();
+    workflow.history_total = None;
 
     let (action, action_detail, message) = match command {
         Command::Advance(advance) => {

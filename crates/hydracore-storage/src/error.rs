@@ -124,9 +124,10 @@ const KEY_REVOKED: &str = "HC401";
 
 /// PostgreSQL states that mean "the server is not serving now" rather than
 /// "this query is wrong": connection failures (class 08), shutdown and
-/// start-up (57P01..57P03), and a full connection table (53300).
+/// start-up (57P01..57P03), a full connection table (53300), and a
+/// statement ended by `statement_timeout` (57014): worth a retry (503).
 fn is_unavailable_sqlstate(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "57014")
 }
 
 #[cfg(test)]

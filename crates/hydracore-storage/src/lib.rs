@@ -61,8 +61,19 @@ pub struct WorkflowPage {
 /// Whether a read or write should bring the workflow's history back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WithHistory {
+    /// The newest entries, at most the store's `history_inline`.
     Yes,
     No,
+}
+
+impl WithHistory {
+    /// How many of the newest entries to read: `inline`, or none.
+    pub fn entries(self, inline: u32) -> i32 {
+        match self {
+            WithHistory::Yes => i32::try_from(inline).unwrap_or(i32::MAX),
+            WithHistory::No => 0,
+        }
+    }
 }
 
 /// Connections of a backend's pools, for metrics.
@@ -146,6 +157,17 @@ pub trait Store: Send + Sync + 'static {
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError>;
 
+    /// The entries of workflow `id`'s history with a `seq` above `after`,
+    /// at most `limit`, oldest first; `None` when there is no such
+    /// workflow in `scope`.
+    async fn history_page(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError>;
+
     /// The scope's suspended workflows, oldest suspension first.
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError>;
 
@@ -212,11 +234,15 @@ pub struct StoreOptions {
     pub ca_file: Option<std::path::PathBuf>,
     /// SQLite: how a commit reaches the disk.
     pub sqlite_sync: SqliteSync,
+    /// A record embeds at most this many of its newest history entries;
+    /// the history endpoint pages through all of them.
+    pub history_inline: u32,
     /// PostgreSQL: the longest any statement of the service may run, and
     /// the longest a transaction may sit idle, before the server ends it
-    /// (`statement_timeout`, `idle_in_transaction_session_timeout`).
-    /// Migrations are not bounded.
-    pub statement_timeout: std::time::Duration,
+    /// (`statement_timeout`, `idle_in_transaction_session_timeout`, sent
+    /// as connection options); `None` sends none (a pooler that refuses
+    /// startup options). Migrations are not bounded.
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 /// When an answered SQLite write is on disk (SQLite's `synchronous`, in
@@ -258,7 +284,8 @@ impl Default for StoreOptions {
             read_call_timeout: std::time::Duration::from_secs(10),
             ca_file: None,
             sqlite_sync: SqliteSync::default(),
-            statement_timeout: std::time::Duration::from_secs(10),
+            history_inline: 100,
+            statement_timeout: Some(std::time::Duration::from_secs(10)),
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn workflow(row: &impl Columns) -> Result<Workflow, StoreError> {
         completed_at: row.opt_time(21)?,
         version: row.int(22)?,
         history: Vec::new(),
+        history_total: None,
     })
 }
 

@@ -14,7 +14,7 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{CreateWorkflow, ListQuery};
 use hydracore_domain::transition::{self, Change, Command, TransitionError};
-use hydracore_domain::{Scope, Timestamp, Workflow};
+use hydracore_domain::{HistoryEntry, Scope, Timestamp, Workflow};
 use uuid::Uuid;
 
 use crate::{ChangeOutcome, Rule, Store, StoreError, WithHistory, WorkflowPage};
@@ -132,10 +132,15 @@ impl Workflows {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Workflow, UseCaseError> {
-        self.store
+        let mut workflow = self
+            .store
             .get_workflow(scope, id, history)
             .await?
-            .ok_or(UseCaseError::NotFound)
+            .ok_or(UseCaseError::NotFound)?;
+        if history == WithHistory::Yes {
+            note_cut_history(&mut workflow);
+        }
+        Ok(workflow)
     }
 
     pub async fn list(
@@ -143,7 +148,24 @@ impl Workflows {
         scope: Scope,
         query: &ListQuery,
     ) -> Result<WorkflowPage, UseCaseError> {
-        Ok(self.store.list_workflows(scope, query).await?)
+        let mut page = self.store.list_workflows(scope, query).await?;
+        page.workflows.iter_mut().for_each(note_cut_history);
+        Ok(page)
+    }
+
+    /// The entries of one workflow's history after `after` (a `seq`), at
+    /// most `limit`, oldest first.
+    pub async fn history(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, UseCaseError> {
+        self.store
+            .history_page(scope, id, after, limit)
+            .await?
+            .ok_or(UseCaseError::NotFound)
     }
 
     pub async fn list_suspended(
@@ -175,7 +197,12 @@ impl Workflows {
             )
         });
         match self.store.change_workflow(scope, id, rule, history).await? {
-            ChangeOutcome::Changed(change) => Ok(*change),
+            ChangeOutcome::Changed(mut change) => {
+                if history == WithHistory::Yes {
+                    note_cut_history(&mut change.workflow);
+                }
+                Ok(*change)
+            }
             ChangeOutcome::Refused(refusal) => Err(refusal.into()),
             ChangeOutcome::NotFound => Err(UseCaseError::NotFound),
         }
@@ -207,4 +234,12 @@ impl Workflows {
     pub async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
         self.store.purge_idempotency_keys(limit).await
     }
+}
+
+/// Says how long a history is when the record carries only its newest
+/// entries. Every change appends one entry and the newest `seq` is the
+/// version, so the version is the number of entries.
+fn note_cut_history(workflow: &mut Workflow) {
+    let embedded = i64::try_from(workflow.history.len()).unwrap_or(i64::MAX);
+    workflow.history_total = (embedded < workflow.version).then_some(workflow.version);
 }

@@ -1674,7 +1674,7 @@ async fn a_login_that_cannot_switch_to_the_app_role_is_refused_at_start() {
 async fn a_statement_past_the_statement_timeout_is_ended_by_the_server() {
     with_database_for(|url| async move {
         let options = StoreOptions {
-            statement_timeout: Duration::from_millis(200),
+            statement_timeout: Some(Duration::from_millis(200)),
             ..options(1)
         };
         let store = PgStore::connect(&url, &options).await.expect("connect");

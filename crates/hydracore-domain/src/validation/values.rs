@@ -82,11 +82,11 @@ pub fn int_str(s: &str) -> Result<i64, Invalid> {
 ///
 /// A [`serde_json::Number`] keeps the literal it was sent as (serde_json's
 /// `arbitrary_precision`): an integer literal within i64 is taken exactly,
-/// anything else as the nearest f64, as pydantic reads a JSON float. The
-/// error types are those of before, when serde_json read an integer
-/// literal beyond u64 as a float: `int_parsing_size` for an integer above
-/// i64 up to `u64::MAX`, and for a number beyond f64 (`1e400`, which could
-/// not be read at all before); `int_from_float` for every other number.
+/// anything else as the nearest f64, as pydantic reads a JSON float:
+/// `int_parsing_size` for an integer above i64 up to `u64::MAX` and for a
+/// number beyond f64 (`1e400`); `int_from_float` for every other number
+/// (an integer literal beyond u64 included, as pydantic reads it as a
+/// float).
 pub fn int(v: &Value) -> Result<i64, Invalid> {
     match v {
         Value::Number(n) => {
@@ -270,7 +270,7 @@ mod tests {
             ("12345678901234567890123", Err("int_from_float")),
             ("-9223372036854775809", Err("int_from_float")),
             ("-12345678901234567890123", Err("int_from_float")),
-            // Beyond f64: a JSON parse error before, too large now.
+            // Beyond f64.
             ("1e400", Err("int_parsing_size")),
             ("-1.5E+400", Err("int_parsing_size")),
         ];

@@ -138,8 +138,8 @@ CREATE TABLE workflow_history (
     to_status     text,
     from_stage    text,
     to_stage      text,
-    -- The entry as the API renders it, written once: records are answered
-    -- with their whole history, which is then spliced in, never rebuilt.
+    -- The entry as the API renders it, written once: the request functions
+    -- return a record's entries as these renderings joined, in one column.
     entry         text NOT NULL,
     PRIMARY KEY (tenant_id, workflow_id, seq),
     FOREIGN KEY (tenant_id, workflow_id) REFERENCES workflows (tenant_id, id)
@@ -403,7 +403,7 @@ CREATE FUNCTION hydracore_workflow(
     p_instance_id   uuid,  -- NULL: any instance of the tenant
     p_credential_id uuid,  -- NULL: not by key (a JWT); else checked live
     p_id            uuid,
-    p_with_history  boolean
+    p_history       integer  -- the newest this many entries; 0: none
 )
 RETURNS TABLE (
     id               uuid,
@@ -444,7 +444,7 @@ BEGIN
         RAISE EXCEPTION 'the key of credential % is revoked', p_credential_id
             USING ERRCODE = 'HC401';
     END IF;
-    IF p_with_history THEN
+    IF p_history > 0 THEN
         RETURN QUERY
             SELECT w.id, w.tenant_id, w.instance_id, w.customer_id, w.workflow_type,
                    w.status, w.stage, w.title, w.reference, w.assigned_to, w.approver_id,
@@ -454,7 +454,8 @@ BEGIN
                    w.version,
                    (SELECT string_agg(h.entry, ',' ORDER BY h.seq)
                     FROM workflow_history AS h
-                    WHERE h.tenant_id = w.tenant_id AND h.workflow_id = w.id)
+                    WHERE h.tenant_id = w.tenant_id AND h.workflow_id = w.id
+                      AND h.seq > w.version - p_history)
             FROM workflows AS w
             WHERE w.tenant_id = p_tenant_id
               AND w.id = p_id
@@ -597,7 +598,7 @@ CREATE FUNCTION hydracore_change_workflow(
     p_expected_updated_at timestamptz,
     p_workflow            hydracore_workflow_record,
     p_entry               hydracore_history_entry,
-    p_with_history        boolean,
+    p_history             integer,  -- the newest this many entries back; 0: none
     OUT changed           boolean,
     OUT earlier           text
 )
@@ -637,11 +638,11 @@ BEGIN
     INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail,
                                   actor, from_status, to_status, from_stage, to_stage, entry)
     VALUES (p_tenant_id, p_workflow.id, (p_entry).*);
-    IF p_with_history THEN
+    IF p_history > 1 THEN
         SELECT string_agg(h.entry, ',' ORDER BY h.seq) INTO earlier
         FROM workflow_history AS h
         WHERE h.tenant_id = p_tenant_id AND h.workflow_id = p_workflow.id
-          AND h.seq < p_entry.seq;
+          AND h.seq < p_entry.seq AND h.seq > p_entry.seq - p_history;
     END IF;
 END
 $$;
@@ -670,7 +671,8 @@ CREATE FUNCTION hydracore_list_workflows(
     p_credential_id uuid,  -- NULL: not by key (a JWT); else checked live
     p_status        text,
     p_limit         bigint,
-    p_offset        bigint
+    p_offset        bigint,
+    p_history       integer  -- each workflow's newest this many entries
 )
 RETURNS TABLE (
     id               uuid,
@@ -728,7 +730,8 @@ BEGIN
                    w.version,
                    (SELECT string_agg(h.entry, ',' ORDER BY h.seq)
                     FROM workflow_history AS h
-                    WHERE h.tenant_id = w.tenant_id AND h.workflow_id = w.id)
+                    WHERE h.tenant_id = w.tenant_id AND h.workflow_id = w.id
+                      AND h.seq > w.version - p_history)
             FROM workflows AS w
             WHERE w.tenant_id = p_tenant_id AND w.instance_id = p_instance_id
               AND w.status = p_status
@@ -741,13 +744,13 @@ $$;
 -- Only the login that migrated (the owner) calls the request functions.
 REVOKE EXECUTE ON FUNCTION hydracore_enter(uuid, uuid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION hydracore_credential_by_key(bytea) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, uuid, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, uuid, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION hydracore_create_workflow(
     uuid, uuid, uuid, hydracore_workflow_record, hydracore_history_entry[], text
 ) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION hydracore_change_workflow(
     uuid, uuid, uuid, bigint, timestamptz, hydracore_workflow_record, hydracore_history_entry,
-    boolean
+    integer
 ) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION hydracore_list_workflows(uuid, uuid, uuid, text, bigint, bigint)
+REVOKE EXECUTE ON FUNCTION hydracore_list_workflows(uuid, uuid, uuid, text, bigint, bigint, integer)
     FROM PUBLIC;

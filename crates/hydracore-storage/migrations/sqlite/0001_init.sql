@@ -69,8 +69,8 @@ CREATE TABLE workflow_history (
     to_status     TEXT,
     from_stage    TEXT,
     to_stage      TEXT,
-    -- The entry as the API renders it, written once: records are answered
-    -- with their whole history, which is then spliced in, never rebuilt.
+    -- The entry as the API renders it, as PostgreSQL keeps it (reads here
+    -- take the columns above): an export or a move to PostgreSQL copies it.
     entry         TEXT NOT NULL,
     PRIMARY KEY (workflow_id, seq)
 ) WITHOUT ROWID;

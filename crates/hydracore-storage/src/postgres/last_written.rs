@@ -88,6 +88,7 @@ impl LastWritten {
         }
         let workflow = Workflow {
             history: Vec::new(),
+            history_total: None,
             ..workflow.clone()
         };
         let bytes = approximate_bytes(&workflow);
@@ -185,6 +186,7 @@ mod tests {
         assert_eq!(
             Workflow {
                 history: Vec::new(),
+                history_total: None,
                 ..w.clone()
             },
             guessed

@@ -46,7 +46,7 @@ use async_trait::async_trait;
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::{Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
@@ -70,6 +70,8 @@ pub struct PgStore {
     reads: Arc<Pipelined>,
     keys: Arc<KeyCache>,
     last_written: Arc<LastWritten>,
+    /// How many of a record's newest history entries it embeds.
+    history_inline: u32,
 }
 
 impl PgStore {
@@ -78,7 +80,9 @@ impl PgStore {
     /// row-level security before accepting any.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let mut settings = tls::settings(url, options.ca_file.as_deref())?;
-        bound_statements(&mut settings.config, options.statement_timeout);
+        if let Some(timeout) = options.statement_timeout.filter(|t| !t.is_zero()) {
+            bound_statements(&mut settings.config, timeout);
+        }
         let pool = Pool::new(&settings, options.max_connections, options.acquire_timeout)?;
         let store = Self {
             pool,
@@ -90,6 +94,7 @@ impl PgStore {
             )),
             keys: Arc::new(KeyCache::default()),
             last_written: Arc::new(LastWritten::default()),
+            history_inline: options.history_inline,
         };
         store
             .with_conn(async |conn| {
@@ -183,7 +188,9 @@ impl Store for PgStore {
     ) -> Result<Option<Workflow>> {
         let got = self
             .reads
-            .call(async |conn| workflows::get(conn, scope, id, history).await)
+            .call(async |conn| {
+                workflows::get(conn, scope, id, history.entries(self.history_inline)).await
+            })
             .await;
         self.noting_revocation(got)
     }
@@ -198,17 +205,34 @@ impl Store for PgStore {
         if let Some(confined) = confined {
             let page = self
                 .reads
-                .call(async |conn| workflows::list_one_status(conn, scope, confined, query).await)
+                .call(async |conn| {
+                    let history = WithHistory::Yes.entries(self.history_inline);
+                    workflows::list_one_status(conn, scope, confined, query, history).await
+                })
                 .await;
             return self.noting_revocation(page);
         }
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            workflows::list(tx, scope, query).await
+            let history = WithHistory::Yes.entries(self.history_inline);
+            workflows::list(tx, scope, query, history).await
         })
         .await
     }
 
     /// Plain SQL in a request transaction.
+    async fn history_page(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<HistoryEntry>>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::history_page(tx, scope, id, after, limit).await
+        })
+        .await
+    }
+
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list_suspended(tx, scope).await
@@ -268,8 +292,6 @@ impl Store for PgStore {
         &self,
         scope: Scope,
         id: Uuid,
-        // Run again on the newer record each time another change landed
-        // first.
         rule: crate::Rule,
         history: WithHistory,
     ) -> Result<ChangeOutcome> {
@@ -277,7 +299,7 @@ impl Store for PgStore {
             scope,
             id,
             rule,
-            history,
+            history: history.entries(self.history_inline),
         };
         self.with_conn(async |conn| attempt.run(conn, &self.reads, &self.last_written).await)
             .await
@@ -388,7 +410,7 @@ impl Store for PgStore {
 /// connection options they bind the application role too, which `SET
 /// ROLE` would not take settings of `ALTER ROLE` from.
 fn bound_statements(config: &mut tokio_postgres::Config, timeout: std::time::Duration) {
-    let millis = timeout.as_millis().max(1);
+    let millis = timeout.as_millis();
     let ours =
         format!("-c statement_timeout={millis} -c idle_in_transaction_session_timeout={millis}");
     let options = match config.get_options() {

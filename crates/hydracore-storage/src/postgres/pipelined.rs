@@ -9,7 +9,7 @@
 //! tokio-postgres writes each call as soon as it is made, behind any the
 //! connection already carries, and the server process reads the next call
 //! as it finishes one, so a pipeline of short reads does several times the
-//! calls per second of one read at a time (docs/benchmarks.md).
+//! calls per second of one read at a time.
 //!
 //! Each call is its own implicit transaction (a Sync of its own), in which
 //! the function checks the request's key and sets the role and tenant
@@ -155,8 +155,8 @@ impl Pipelined {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
         // In turn, not to the connection with the fewest calls in it: that
-        // gave no more throughput and let single requests wait behind a
-        // slow call far longer (docs/benchmarks.md).
+        // gives no more throughput and lets single requests wait behind a
+        // slow call far longer.
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[turn];
         let conn = tokio::time::timeout(self.timeout, slot.conn(&self.settings))

@@ -18,16 +18,22 @@ use uuid::Uuid;
 use crate::rows::{corrupt, Columns, WORKFLOW_COLUMN_COUNT};
 use crate::StoreError;
 
-/// A workflow's stored history entries joined with commas, oldest first:
-/// selected after [`crate::rows::WORKFLOW_COLUMNS`] for a page, so the
-/// records and their histories come in one statement (one snapshot, one
-/// round trip). `hydracore_workflow` and `hydracore_list_workflows`
-/// select the same in the same place.
-pub const HISTORY_COLUMN: &str = "(SELECT string_agg(h.entry, ',' ORDER BY h.seq) \
-    FROM workflow_history AS h \
-    WHERE h.tenant_id = workflows.tenant_id AND h.workflow_id = workflows.id) AS history";
+/// A workflow's newest `entries` stored history entries joined with
+/// commas, oldest first: selected after [`crate::rows::WORKFLOW_COLUMNS`]
+/// for a page, so the records and their histories come in one statement
+/// (one snapshot, one round trip). `hydracore_workflow` and
+/// `hydracore_list_workflows` select the same in the same place. (The
+/// newest `seq` is the version, so the newest entries are a key range.)
+pub fn history_column(entries: i32) -> String {
+    format!(
+        "(SELECT string_agg(h.entry, ',' ORDER BY h.seq) \
+         FROM workflow_history AS h \
+         WHERE h.tenant_id = workflows.tenant_id AND h.workflow_id = workflows.id \
+         AND h.seq > workflows.version - {entries}) AS history"
+    )
+}
 
-/// Where [`HISTORY_COLUMN`] is in a row that has it.
+/// Where [`history_column`] is in a row that has it.
 pub const HISTORY: usize = WORKFLOW_COLUMN_COUNT;
 
 /// Column `i` of `row`; a value this build cannot read is corrupt.
@@ -158,7 +164,7 @@ impl<'a> From<&'a Workflow> for WorkflowRecord<'a> {
 
 /// A history entry as the request functions take it:
 /// `hydracore_history_entry`, with `entry` its rendering (what the API
-/// answers, spliced into every later read).
+/// answers; the request functions return a record's entries joined).
 #[derive(Debug, ToSql)]
 #[postgres(name = "hydracore_history_entry")]
 pub struct EntryRecord<'a> {

@@ -20,12 +20,13 @@ use super::last_written::LastWritten;
 use super::pipelined::{Conn, Pipelined};
 use super::pool::{prepare, Client};
 use super::rows::{
-    get as column, rendered, workflow_with_history, EntryRecord, WorkflowRecord, HISTORY,
-    HISTORY_COLUMN,
+    get as column, history_column, rendered, workflow_with_history, EntryRecord, WorkflowRecord,
+    HISTORY,
 };
 use crate::filters::{counts_answer, push_list_filters, push_scope, PgQuery};
+use crate::rows::HISTORY_COLUMNS;
 use crate::rows::{TERMINAL_STATUSES, WORKFLOW_COLUMNS};
-use crate::{ChangeOutcome, Rule, StoreError, WithHistory, WorkflowPage};
+use crate::{ChangeOutcome, Rule, StoreError, WorkflowPage};
 
 /// `hydracore_create_workflow`: the workflow, the entries it was created
 /// with and, with a key, that key's claim completed.
@@ -89,7 +90,7 @@ struct Unchanged {
 /// What [`write_change`] found.
 enum Written {
     /// The change landed; with the history wanted, the entries before it
-    /// (joined as [`HISTORY_COLUMN`] joins them; `None` if there are none).
+    /// (joined as [`history_column`] joins them; `None` if there are none).
     Landed(Option<String>),
     /// The workflow was no longer the record the change was made from.
     Stale,
@@ -99,7 +100,7 @@ enum Written {
 const CHANGE: &str = "SELECT changed, earlier FROM hydracore_change_workflow(\
     p_tenant_id => $1, p_instance_id => $2, p_credential_id => $3, \
     p_expected_version => $4, p_expected_updated_at => $5, p_workflow => $6, p_entry => $7, \
-    p_with_history => $8)";
+    p_history => $8)";
 
 /// Writes back every column a command may change and appends `entry`, if
 /// the workflow is still the record the change was made from (`from`):
@@ -111,7 +112,7 @@ async fn write_change(
     w: &Workflow,
     entry: &HistoryEntry,
     rendered_entry: &str,
-    history: WithHistory,
+    history: i32,
 ) -> Result<Written, StoreError> {
     let statement = prepare(conn, CHANGE).await?;
     let row = conn
@@ -125,7 +126,7 @@ async fn write_change(
                 &from.updated_at.as_datetime(),
                 &WorkflowRecord::from(w),
                 &EntryRecord::new(entry, rendered_entry),
-                &(history == WithHistory::Yes),
+                &history,
             ],
         )
         .await?;
@@ -145,7 +146,7 @@ pub async fn get(
     conn: &Conn,
     scope: Scope,
     id: Uuid,
-    history: WithHistory,
+    history: i32,
 ) -> Result<Option<Workflow>, StoreError> {
     conn.client
         .query_opt(
@@ -155,7 +156,7 @@ pub async fn get(
                 &scope.instance_id,
                 &scope.credential_id,
                 &id,
-                &(history == WithHistory::Yes),
+                &history,
             ],
         )
         .await?
@@ -180,7 +181,8 @@ pub fn one_instance_in_one_status(scope: Scope, query: &ListQuery) -> Option<(Uu
 
 /// `hydracore_list_workflows`: the key check, the role and tenant, and the
 /// page with its total in one statement (one snapshot).
-pub const LIST_ONE_STATUS: &str = "SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6)";
+pub const LIST_ONE_STATUS: &str =
+    "SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6, $7)";
 
 /// Where the total is in a row of [`LIST_ONE_STATUS`]: after the history.
 const TOTAL: usize = HISTORY + 1;
@@ -191,6 +193,7 @@ pub async fn list_one_status(
     scope: Scope,
     (instance_id, status): (Uuid, Status),
     query: &ListQuery,
+    history: i32,
 ) -> Result<WorkflowPage, StoreError> {
     let rows = conn
         .client
@@ -203,6 +206,7 @@ pub async fn list_one_status(
                 &status.as_str(),
                 &query.per_page,
                 &query.offset(),
+                &history,
             ],
         )
         .await?;
@@ -226,6 +230,7 @@ pub async fn list(
     conn: &Client,
     scope: Scope,
     query: &ListQuery,
+    history: i32,
 ) -> Result<WorkflowPage, StoreError> {
     // `workflow_counts` answers the filters it has columns for, exactly
     // and in a few rows; other filters count the matches.
@@ -239,7 +244,8 @@ pub async fn list(
     let total: i64 = column(&conn.query_one(&statement, &count.values()).await?, 0)?;
 
     let mut select = PgQuery::new(format!(
-        "SELECT {WORKFLOW_COLUMNS}, {HISTORY_COLUMN} FROM workflows"
+        "SELECT {WORKFLOW_COLUMNS}, {} FROM workflows",
+        history_column(history)
     ));
     push_list_filters(&mut select, scope, query);
     // LIMIT is written in (an integer, 1 to 100): as a parameter, a cached
@@ -256,7 +262,7 @@ pub async fn list(
         0 => select.push(" OFFSET 0"),
         offset => select.push(" OFFSET ").bind(offset),
     };
-    // Each row's history is a subquery of the row (`HISTORY_COLUMN`): run
+    // Each row's history is a subquery of the row (`history_column`): run
     // for the page's rows only, one key range each, whatever the planner
     // makes of the table's statistics. (A join with the page's ids could be
     // planned as a hash join over the whole tenant's history.)
@@ -288,6 +294,46 @@ pub async fn list_suspended(
         .collect()
 }
 
+/// A page of one workflow's history; `None` when the workflow is not in
+/// `scope`. In a read-only request transaction (one snapshot).
+pub async fn history_page(
+    conn: &Client,
+    scope: Scope,
+    id: Uuid,
+    after: i64,
+    limit: u32,
+) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+    let exists = prepare(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND id = $2 \
+         AND ($3::uuid IS NULL OR instance_id = $3))",
+    )
+    .await?;
+    let found: bool = column(
+        &conn
+            .query_one(&exists, &[&scope.tenant_id, &id, &scope.instance_id])
+            .await?,
+        0,
+    )?;
+    if !found {
+        return Ok(None);
+    }
+    let page = prepare(
+        conn,
+        &format!(
+            "SELECT {HISTORY_COLUMNS} FROM workflow_history \
+             WHERE tenant_id = $1 AND workflow_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        ),
+    )
+    .await?;
+    conn.query(&page, &[&scope.tenant_id, &id, &after, &i64::from(limit)])
+        .await?
+        .iter()
+        .map(|row| crate::rows::history_entry(row, 0))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 /// How long a change may keep starting over because others changed the
 /// workflow first. Each lost race is another change landing, so only a
 /// workflow changed this often at the same moment runs out; the caller is
@@ -300,7 +346,8 @@ pub struct Attempt {
     pub scope: Scope,
     pub id: Uuid,
     pub rule: Rule,
-    pub history: WithHistory,
+    /// How many of the newest entries the answer carries (0: none).
+    pub history: i32,
 }
 
 impl Attempt {
@@ -331,10 +378,7 @@ impl Attempt {
             let guessed = guess.is_some();
             let current = match guess.take() {
                 Some(remembered) => remembered,
-                None => match reads
-                    .call(async |c| get(c, scope, id, WithHistory::No).await)
-                    .await?
-                {
+                None => match reads.call(async |c| get(c, scope, id, 0).await).await? {
                     Some(stored) => stored,
                     None => return Ok(ChangeOutcome::NotFound),
                 },
@@ -375,7 +419,7 @@ impl Attempt {
                 }
             };
             last_written.remember(&change.workflow);
-            if self.history == WithHistory::Yes {
+            if self.history > 0 {
                 let joined = match earlier {
                     Some(earlier) => format!("{earlier},{rendered_entry}"),
                     None => rendered_entry,

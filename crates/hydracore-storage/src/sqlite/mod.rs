@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::{Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, Connection, OpenFlags};
 use uuid::Uuid;
 
@@ -44,6 +44,8 @@ pub struct SqliteStore {
     reader: Readers,
     writer: Writer,
     path: PathBuf,
+    /// How many of a record's newest history entries it embeds.
+    history_inline: u32,
 }
 
 impl SqliteStore {
@@ -62,6 +64,7 @@ impl SqliteStore {
             reader,
             writer,
             path,
+            history_inline: options.history_inline,
         })
     }
 
@@ -283,8 +286,9 @@ impl Store for SqliteStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
+        let entries = history.entries(self.history_inline);
         self.reader
-            .read(move |conn| workflows::get(conn, scope, id, history))
+            .read(move |conn| workflows::get(conn, scope, id, entries))
             .await
     }
 
@@ -294,8 +298,21 @@ impl Store for SqliteStore {
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
         let query = query.clone();
+        let entries = WithHistory::Yes.entries(self.history_inline);
         self.reader
-            .read(move |conn| workflows::list(conn, scope, &query))
+            .read(move |conn| workflows::list(conn, scope, &query, entries))
+            .await
+    }
+
+    async fn history_page(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+        self.reader
+            .read(move |conn| workflows::history_page(conn, scope, id, after, limit))
             .await
     }
 
@@ -318,9 +335,10 @@ impl Store for SqliteStore {
             .await?;
         if let (ChangeOutcome::Changed(change), WithHistory::Yes) = (&mut outcome, history) {
             let (tenant, version) = (scope.tenant_id, change.workflow.version);
+            let entries = history.entries(self.history_inline);
             change.workflow.history = self
                 .reader
-                .read(move |conn| workflows::history_of(conn, tenant, id, version))
+                .read(move |conn| workflows::history_of(conn, tenant, id, version, entries))
                 .await?;
         }
         Ok(outcome)

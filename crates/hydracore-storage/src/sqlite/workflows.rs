@@ -2,8 +2,6 @@
 //! connection (`readers`); the writes are in `workflow_writes`, run by
 //! the writer thread.
 
-use std::collections::HashMap;
-
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
@@ -12,14 +10,14 @@ use uuid::Uuid;
 
 use super::rows::SqliteRow;
 use crate::filters::{counts_answer, push_list_filters, push_scope, Filter, SqliteQuery};
-use crate::rows::{Columns, HISTORY_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS};
-use crate::{StoreError, WithHistory, WorkflowPage};
+use crate::rows::{HISTORY_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS};
+use crate::{StoreError, WorkflowPage};
 
 pub fn get(
     conn: &Connection,
     scope: Scope,
     id: Uuid,
-    history: WithHistory,
+    history: i32,
 ) -> Result<Option<Workflow>, StoreError> {
     let mut q = SqliteQuery::new(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
@@ -30,10 +28,10 @@ pub fn get(
     let Some(mut workflow) = rows.into_iter().next() else {
         return Ok(None);
     };
-    if history == WithHistory::Yes {
+    if history > 0 {
         // Up to the record's version: a change committed between the two
         // reads must not show in the history of the older record.
-        workflow.history = history_of(conn, scope.tenant_id, id, workflow.version)?;
+        workflow.history = history_of(conn, scope.tenant_id, id, workflow.version, history)?;
     }
     Ok(Some(workflow))
 }
@@ -53,9 +51,10 @@ pub fn list(
     conn: &Connection,
     scope: Scope,
     query: &ListQuery,
+    history: i32,
 ) -> Result<WorkflowPage, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    // `workflow_counts` (migration 0003) answers the filters it has columns
+    // `workflow_counts` answers the filters it has columns
     // for, exactly and in a few rows; other filters count the matches.
     let mut count = SqliteQuery::new(if counts_answer(query) {
         "SELECT COALESCE(SUM(n), 0) FROM workflow_counts"
@@ -76,10 +75,8 @@ pub fn list(
     select.bind(query.offset());
     let mut workflows = select_workflows(&tx, &select)?;
 
-    let ids: Vec<Uuid> = workflows.iter().map(|w| w.id).collect();
-    let mut histories = load_history(&tx, scope.tenant_id, &ids)?;
     for w in &mut workflows {
-        w.history = histories.remove(&w.id).unwrap_or_default();
+        w.history = history_of(&tx, scope.tenant_id, w.id, w.version, history)?;
     }
     tx.commit()?;
     Ok(WorkflowPage { total, workflows })
@@ -100,59 +97,61 @@ pub fn list_suspended(
         .collect())
 }
 
-/// The histories of `ids`, each oldest first, as rendered when written.
-fn load_history(
-    conn: &Connection,
-    tenant_id: Uuid,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<HistoryEntry>>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut q = SqliteQuery::new(&format!(
-        "SELECT workflow_id, {HISTORY_COLUMNS} FROM workflow_history WHERE tenant_id = "
-    ));
-    q.bind_uuid(tenant_id);
-    q.sql.push_str(" AND workflow_id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            q.sql.push_str(", ");
-        }
-        q.bind_uuid(*id);
-    }
-    q.sql.push_str(") ORDER BY workflow_id, seq");
-    let mut statement = conn.prepare_cached(&q.sql)?;
-    let mut rows = statement.query(params_from_iter(&q.values))?;
-    let mut histories: HashMap<Uuid, Vec<HistoryEntry>> = HashMap::new();
-    while let Some(row) = rows.next()? {
-        let row = SqliteRow(row);
-        let entry = crate::rows::history_entry(&row, 1)?;
-        histories.entry(row.uuid(0)?).or_default().push(entry);
-    }
-    Ok(histories)
-}
-
-/// The history of one workflow as it stood at `version`. History is
-/// append-only and the newest `seq` is the version, so this reads, at any
-/// later time and outside the write transaction, exactly what the write
-/// transaction would have: SQLite has one writer, and reading a long history
-/// on the writer thread would make every other write wait.
+/// The newest `entries` entries of one workflow's history as it stood at
+/// `version`, oldest first. History is append-only and the newest `seq` is
+/// the version, so this is a key range, and it reads, at any later time and
+/// outside the write transaction, exactly what the write transaction would
+/// have: SQLite has one writer, and reading history on the writer thread
+/// would make every other write wait.
 pub fn history_of(
     conn: &Connection,
     tenant_id: Uuid,
     id: Uuid,
     version: i64,
+    entries: i32,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {HISTORY_COLUMNS} FROM workflow_history \
-         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 ORDER BY seq"
+         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq > ?4 ORDER BY seq"
     ))?;
-    let mut rows = statement.query(params![tenant_id, id, version])?;
+    let oldest = version.saturating_sub(i64::from(entries));
+    let mut rows = statement.query(params![tenant_id, id, version, oldest])?;
     let mut entries = Vec::new();
     while let Some(row) = rows.next()? {
         entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
     }
     Ok(entries)
+}
+
+/// A page of one workflow's history; `None` when the workflow is not in
+/// `scope`. In one read transaction (one snapshot).
+pub fn history_page(
+    conn: &Connection,
+    scope: Scope,
+    id: Uuid,
+    after: i64,
+    limit: u32,
+) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let found = tx
+        .prepare_cached(
+            "SELECT 1 FROM workflows \
+             WHERE id = ?1 AND tenant_id = ?2 AND (?3 IS NULL OR instance_id = ?3)",
+        )?
+        .exists(params![id, scope.tenant_id, scope.instance_id])?;
+    if !found {
+        return Ok(None);
+    }
+    let mut statement = tx.prepare_cached(&format!(
+        "SELECT {HISTORY_COLUMNS} FROM workflow_history \
+         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+    ))?;
+    let mut rows = statement.query(params![scope.tenant_id, id, after, i64::from(limit)])?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next()? {
+        entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
+    }
+    Ok(Some(entries))
 }
 
 /// Live workflows whose deadline is at or before `now`, soonest first.

@@ -136,9 +136,13 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_SQLITE_SYNC", default_value = "full", value_parser = parse_sqlite_sync)]
     pub sqlite_sync: hydracore_storage::SqliteSync,
 
-    /// PostgreSQL: the longest a statement may run, or a transaction sit idle, before the server ends it
-    #[arg(long, env = "HYDRACORE_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub statement_timeout: Duration,
+    /// A record embeds at most this many of its newest history entries (the history routes page through all)
+    #[arg(long, env = "HYDRACORE_HISTORY_INLINE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub history_inline: u32,
+
+    /// PostgreSQL: the longest a statement may run, or a transaction sit idle, before the server ends it (`off`: not set, for a pooler that refuses startup options)
+    #[arg(long, env = "HYDRACORE_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_optional_duration)]
+    pub statement_timeout: OptionalDuration,
 
     /// How long a request waits for a database connection before a 503
     #[arg(long, env = "HYDRACORE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -273,8 +277,6 @@ pub struct TokenArgs {
     pub ttl: Duration,
 }
 
-/// A positive interval: plain seconds, as `HYDRACORE_SWEEP_INTERVAL`
-/// documents, or a duration such as `500ms`.
 /// A parsed `HYDRACORE_RATE_LIMIT`-style value (`None`: off). A newtype,
 /// since clap takes an `Option` field for an optional flag.
 #[derive(Debug, Clone)]
@@ -308,6 +310,8 @@ fn parse_tenant_rates(s: &str) -> Result<TenantRates, String> {
     crate::http::limits::parse_tenant_rates(s).map(TenantRates)
 }
 
+/// A positive interval: plain seconds, as `HYDRACORE_SWEEP_INTERVAL`
+/// documents, or a duration such as `500ms`.
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let interval = match s.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
@@ -420,7 +424,8 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             acquire_timeout: args.acquire_timeout,
             ca_file: global.database_ca_file,
             sqlite_sync: args.sqlite_sync,
-            statement_timeout: args.statement_timeout,
+            statement_timeout: args.statement_timeout.0,
+            history_inline: args.history_inline,
             ..StoreOptions::default()
         },
         jwt,

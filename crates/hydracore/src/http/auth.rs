@@ -46,7 +46,12 @@ impl FromRequestParts<AppState> for ProxyAuth {
         };
         let credential = find_live_credential(state, token, CredentialKind::Proxy)
             .await
-            .inspect_err(|_| state.limits.failed(address))?;
+            .inspect_err(|e| {
+                // Only a refused key counts, not a database that is away.
+                if matches!(e, ApiError::Unauthorized(_)) {
+                    state.limits.failed(address);
+                }
+            })?;
         let instance_id = path_uuid(parts, state, "instance_id").await?;
         if credential.instance_id != Some(instance_id) {
             tracing::debug!(credential = %credential.id, %instance_id, "proxy key of another instance");

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::Json;
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::{ListQuery, ResumeWorkflow, SuspendWorkflow};
+use hydracore_domain::request::{HistoryQuery, ListQuery, ResumeWorkflow, SuspendWorkflow};
 use hydracore_domain::transition::Command;
 use hydracore_storage::WithHistory;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,10 +18,10 @@ use super::auth::{AdminAuth, Read, Write};
 use super::error::ApiError;
 use super::extract::{IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId};
 use super::openapi::{
-    AdminErrors, BodyErrors, DashboardListParams, ErrorDetail, HttpValidationError,
+    AdminErrors, BodyErrors, DashboardListParams, ErrorDetail, HistoryParams, HttpValidationError,
     ResumeWorkflowBody, SuspendWorkflowBody,
 };
-use super::respond::{self, ActionResult, WorkflowList};
+use super::respond::{self, ActionResult, HistoryPage, WorkflowList};
 use super::AppState;
 use hydracore_domain::Workflow;
 
@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(list_suspended))
         .routes(routes!(read))
+        .routes(routes!(history))
         .routes(routes!(abort))
         .routes(routes!(suspend))
         .routes(routes!(resume))
@@ -128,12 +129,37 @@ async fn read(
         .workflows
         .get(admin.scope, id, WithHistory::Yes)
         .await?;
-    Ok(respond::record(
-        StatusCode::OK,
-        &workflow,
-        None,
-        Prefer::full(),
-    ))
+    let response = respond::record(StatusCode::OK, &workflow, None, Prefer::full());
+    Ok(respond::link_history(response, &workflow, &location(id)))
+}
+
+/// Get Workflow History Dashboard
+///
+/// Page through a workflow's whole history, oldest first: the entries after `after` (a `seq`), at most `limit`. A record embeds only its newest entries. Auth: JWT (admin) or API key with `workflows:read`.
+#[utoipa::path(
+    get, path = "/v1/workflows/{workflow_id}/history", tag = "dashboard", operation_id = "get_workflow_history_dashboard",
+    params(("workflow_id" = Uuid, Path, description = "Workflow Id"), HistoryParams),
+    security(("admin_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "One page of entries", body = HistoryPage),
+        (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
+        (status = 422, description = "Invalid path or query parameter", body = HttpValidationError),
+        AdminErrors,
+    )
+)]
+async fn history(
+    State(state): State<AppState>,
+    admin: AdminAuth<Read>,
+    WorkflowId(id): WorkflowId,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<HistoryPage>, ApiError> {
+    let query = HistoryQuery::from_pairs(&pairs)?;
+    let limit = u32::try_from(query.limit).unwrap_or(u32::MAX);
+    let entries = state
+        .workflows
+        .history(admin.scope, id, query.after, limit)
+        .await?;
+    Ok(Json(HistoryPage::new(entries, query.limit)))
 }
 
 /// Abort Workflow

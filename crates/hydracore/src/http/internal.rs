@@ -7,7 +7,7 @@ use axum::Json;
 use hydracore_domain::idempotency;
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::{
-    AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
+    AdvanceWorkflow, CreateWorkflow, HistoryQuery, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
 use hydracore_domain::transition::Command;
 use hydracore_storage::service::Idempotent;
@@ -22,10 +22,10 @@ use super::extract::{
     IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId,
 };
 use super::openapi::{
-    AdvanceWorkflowBody, AgentErrors, BodyErrors, CreateWorkflowBody, ErrorDetail,
+    AdvanceWorkflowBody, AgentErrors, BodyErrors, CreateWorkflowBody, ErrorDetail, HistoryParams,
     HttpValidationError, ListParams, ResumeWorkflowBody, SuspendWorkflowBody,
 };
-use super::respond::{self, ActionResult, WorkflowList};
+use super::respond::{self, ActionResult, HistoryPage, WorkflowList};
 use super::AppState;
 use hydracore_domain::Workflow;
 
@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, advance))
+        .routes(routes!(history))
         .routes(routes!(suspend))
         .routes(routes!(resume))
 }
@@ -181,12 +182,42 @@ async fn read(
         .workflows
         .get(agent.scope, id, WithHistory::Yes)
         .await?;
-    Ok(respond::record(
-        StatusCode::OK,
+    let response = respond::record(StatusCode::OK, &workflow, None, Prefer::full());
+    Ok(respond::link_history(
+        response,
         &workflow,
-        None,
-        Prefer::full(),
+        &location(agent.instance_id, id),
     ))
+}
+
+/// Get Workflow History Internal
+///
+/// Page through a workflow's whole history, oldest first: the entries after `after` (a `seq`), at most `limit`. A record embeds only its newest entries. Auth: Bearer proxy key.
+#[utoipa::path(
+    get, path = "/internal/v1/instances/{instance_id}/workflows/{workflow_id}/history", tag = "internal",
+    operation_id = "get_workflow_history_internal",
+    params(("instance_id" = Uuid, Path, description = "Instance Id"), ("workflow_id" = Uuid, Path, description = "Workflow Id"), HistoryParams),
+    security(("proxy_key" = [])),
+    responses(
+        (status = 200, description = "One page of entries", body = HistoryPage),
+        (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
+        (status = 422, description = "Invalid path or query parameter", body = HttpValidationError),
+        AgentErrors,
+    )
+)]
+async fn history(
+    State(state): State<AppState>,
+    agent: ProxyAuth,
+    WorkflowId(id): WorkflowId,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<HistoryPage>, ApiError> {
+    let query = HistoryQuery::from_pairs(&pairs)?;
+    let limit = u32::try_from(query.limit).unwrap_or(u32::MAX);
+    let entries = state
+        .workflows
+        .history(agent.scope, id, query.after, limit)
+        .await?;
+    Ok(Json(HistoryPage::new(entries, query.limit)))
 }
 
 /// Advance Workflow
@@ -235,12 +266,8 @@ async fn advance(
         )
         .await?;
     let location = location(agent.instance_id, id);
-    Ok(respond::record(
-        StatusCode::OK,
-        &change.workflow,
-        Some(&location),
-        prefer,
-    ))
+    let response = respond::record(StatusCode::OK, &change.workflow, Some(&location), prefer);
+    Ok(respond::link_history(response, &change.workflow, &location))
 }
 
 /// Suspend Workflow Internal

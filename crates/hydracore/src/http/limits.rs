@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -19,18 +20,30 @@ use super::error::ApiError;
 /// A sustained rate and the burst above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
-    pub per_second: NonZeroU32,
+    /// Requests the bucket refills by per `per`.
+    pub count: NonZeroU32,
+    pub per: Per,
     pub burst: NonZeroU32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    Second,
+    Minute,
 }
 
 impl Rate {
     fn quota(self) -> Quota {
-        Quota::per_second(self.per_second).allow_burst(self.burst)
+        let quota = match self.per {
+            Per::Second => Quota::per_second(self.count),
+            Per::Minute => Quota::per_minute(self.count),
+        };
+        quota.allow_burst(self.burst)
     }
 }
 
-/// `100/s`, `6000/min` or `off`, with the burst twice the per-second rate
-/// unless given as `100/s:500`.
+/// `100/s`, `6000/min` or `off`, with the burst twice the count unless
+/// given as `100/s:500`.
 pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("off") {
@@ -47,12 +60,12 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?}: {count:?} is not a whole number"))?;
-    let per_second = match unit.trim() {
-        "s" | "sec" | "second" => count,
-        "m" | "min" | "minute" => count.div_ceil(60),
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Per::Second,
+        "m" | "min" | "minute" => Per::Minute,
         other => return Err(format!("{text:?}: unknown unit {other:?} (use s or min)")),
     };
-    let per_second = NonZeroU32::new(per_second)
+    let count = NonZeroU32::new(count)
         .ok_or_else(|| format!("{text:?}: the rate must be above zero (or off)"))?;
     let burst = match burst {
         Some(b) => b
@@ -61,9 +74,10 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
             .ok()
             .and_then(NonZeroU32::new)
             .ok_or_else(|| format!("{text:?}: the burst must be a whole number above zero"))?,
-        None => per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
+        // Twice what the bucket refills by in its period.
+        None => count.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
     };
-    Ok(Some(Rate { per_second, burst }))
+    Ok(Some(Rate { count, per, burst }))
 }
 
 /// `TENANT=RATE,TENANT=RATE`: the tenants whose rate differs from the
@@ -124,7 +138,12 @@ pub struct Limits {
     blocked: quick_cache::sync::Cache<IpAddr, Instant>,
     unknown_keys: quick_cache::sync::Cache<Vec<u8>, Instant>,
     unknown_key_ttl: Duration,
+    /// Checks made, for [`Limits::tidy`].
+    checks: AtomicU64,
 }
+
+/// How many checks between two tidy-ups of the buckets.
+const TIDY_EVERY: u64 = 10_000;
 
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +165,7 @@ impl Limits {
             blocked: quick_cache::sync::Cache::new(UNKNOWN_KEYS),
             unknown_keys: quick_cache::sync::Cache::new(UNKNOWN_KEYS),
             unknown_key_ttl: settings.unknown_key_ttl,
+            checks: AtomicU64::new(0),
         }
     }
 
@@ -159,7 +179,10 @@ impl Limits {
         let Some((rate, limiter)) = limiter else {
             return Ok(());
         };
-        let principal = principal();
+        self.tidy();
+        // The default bucket set is shared by tenants: a principal is only
+        // unique within its tenant (a JWT `sub`).
+        let principal = format!("{tenant}:{}", principal());
         limiter.check_key(&principal).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             tracing::debug!(principal, ?wait, "rate limited");
@@ -190,10 +213,24 @@ impl Limits {
         let (Some(address), Some((_, limiter))) = (address, &self.failed_auth) else {
             return;
         };
+        self.tidy();
         if let Err(not_until) = limiter.check_key(&address.to_string()) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             tracing::debug!(%address, ?wait, "failed authentications over budget");
             self.blocked.insert(address, Instant::now() + wait);
+        }
+    }
+
+    /// Every so many checks, forgets the buckets that refilled: one per
+    /// credential or address ever seen would otherwise stay in memory.
+    fn tidy(&self) {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY != TIDY_EVERY - 1 {
+            return;
+        }
+        let limiters = self.default.iter().chain(self.tenants.values().flatten());
+        for (_, limiter) in limiters.chain(self.failed_auth.iter()) {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
     }
 
@@ -230,9 +267,15 @@ mod tests {
 
     #[test]
     fn rates_read_as_people_write_them() {
-        assert_eq!(rate("100/s").per_second.get(), 100);
+        assert_eq!(
+            (rate("100/s").count.get(), rate("100/s").per),
+            (100, Per::Second)
+        );
         assert_eq!(rate("100/s").burst.get(), 200);
-        assert_eq!(rate("6000/min").per_second.get(), 100);
+        assert_eq!(
+            (rate("30/min").count.get(), rate("30/min").per),
+            (30, Per::Minute)
+        );
         assert_eq!(rate("5/s:7").burst.get(), 7);
         assert_eq!(parse_rate("off"), Ok(None));
         assert!(parse_rate("0/s").is_err());

@@ -87,8 +87,9 @@ pub fn metrics_router(state: AppState) -> Router {
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSettings {
     /// A request still running after this is answered 503 (and cancelled);
-    /// `None` leaves that to a proxy in front (a timer per request costs a
-    /// few percent of the throughput of the cheapest reads).
+    /// `None` leaves that to a proxy in front, and saves a timer per
+    /// request. A write may have landed before such a 503: retry changes
+    /// with `If-Match` and creates with an `Idempotency-Key`.
     pub request_timeout: Option<Duration>,
     /// Requests in flight at most; more are answered 503 at once rather
     /// than queued without end.

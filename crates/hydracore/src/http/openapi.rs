@@ -202,6 +202,17 @@ pub struct ListParams {
     pub per_page: Option<i64>,
 }
 
+/// Query of a workflow's history.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// The entries after this `seq` (0: from the first).
+    #[param(minimum = 0, default = 0)]
+    pub after: Option<i64>,
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<i64>,
+}
+
 /// Query of the dashboard's list: the agent's, plus `instance_id`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -69,8 +69,9 @@ async fn prometheus(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if !crate::auth::keys::same_secret(given, token) {
         return Err(ApiError::Unauthorized("Invalid credentials"));
     }

@@ -92,3 +92,36 @@ pub fn action(change: &Change, location: &str, prefer: Prefer) -> Response {
     };
     (StatusCode::OK, headers, Json(result)).into_response()
 }
+
+/// Adds `Link: <.../history>; rel="history"` when `workflow` carries only
+/// the newest of its history entries: where the rest can be read.
+pub fn link_history(mut response: Response, workflow: &Workflow, record_path: &str) -> Response {
+    if workflow.history_total.is_some() {
+        let link = format!("<{record_path}/history>; rel=\"history\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
+}
+
+/// A page of one workflow's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub entries: Vec<hydracore_domain::HistoryEntry>,
+    /// The `after` of the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+impl HistoryPage {
+    pub fn new(entries: Vec<hydracore_domain::HistoryEntry>, limit: i64) -> Self {
+        let full = i64::try_from(entries.len()).is_ok_and(|n| n >= limit);
+        let next_after = entries.last().filter(|_| full).map(|e| e.seq);
+        Self {
+            entries,
+            next_after,
+        }
+    }
+}

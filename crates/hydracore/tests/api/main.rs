@@ -10,6 +10,7 @@ mod dashboard;
 mod errors;
 mod expiry;
 mod helpers;
+mod history;
 mod hostile;
 mod idempotency;
 mod limits;
