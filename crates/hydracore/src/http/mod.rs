@@ -67,11 +67,21 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The API's routes and its OpenAPI document, registered together.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (routes, probes, doc) = parts();
+    (routes.merge(probes), doc)
+}
+
+/// The routes the load limits apply to, the probes, which they do not,
+/// and the OpenAPI document of both.
+fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(internal::routes())
         .merge(dashboard::routes())
         .merge(ops::routes())
-        .split_for_parts()
+        .split_for_parts();
+    let (probes, probes_doc) = ops::probes().split_for_parts();
+    doc.merge(probes_doc);
+    (routes, probes, doc)
 }
 
 /// `/metrics` alone, for a listener of its own (`HYDRACORE_METRICS_LISTEN`).
@@ -107,11 +117,9 @@ impl Default for LoadSettings {
 
 pub fn router(state: AppState, load: LoadSettings) -> Router {
     metrics::recorder();
-    let (api, openapi) = api();
+    let (api, probes, openapi) = parts();
     let mut routes = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .fallback(error::route_not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
     if let Some(timeout) = load.request_timeout {
         routes = routes.layer(
@@ -127,6 +135,9 @@ pub fn router(state: AppState, load: LoadSettings) -> Router {
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(load.max_in_flight)),
         )
+        .merge(probes)
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()

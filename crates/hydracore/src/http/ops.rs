@@ -18,10 +18,15 @@ use super::{metrics, AppState};
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(prometheus))
+}
+
+/// Liveness and readiness: answered even when the server sheds load, so
+/// that an orchestrator does not restart a replica for being busy.
+pub fn probes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .routes(routes!(prometheus))
 }
 
 /// Liveness: the process answers.
