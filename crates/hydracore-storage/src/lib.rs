@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::ListQuery;
+use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::transition::{Change, TransitionError};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
@@ -157,15 +157,14 @@ pub trait Store: Send + Sync + 'static {
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError>;
 
-    /// The entries of workflow `id`'s history with a `seq` above `after`,
-    /// at most `limit`, oldest first; `None` when there is no such
-    /// workflow in `scope`.
+    /// The entries of workflow `id`'s history with a `seq` above
+    /// `page.after`, at most `page.limit`, oldest first; `None` when there
+    /// is no such workflow in `scope`.
     async fn history_page(
         &self,
         scope: Scope,
         id: Uuid,
-        after: i64,
-        limit: u32,
+        page: HistoryQuery,
     ) -> Result<Option<Vec<HistoryEntry>>, StoreError>;
 
     /// The scope's suspended workflows, oldest suspension first.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::{CreateWorkflow, ListQuery};
+use hydracore_domain::request::{CreateWorkflow, HistoryQuery, ListQuery};
 use hydracore_domain::transition::{self, Change, Command, TransitionError};
 use hydracore_domain::{HistoryEntry, Scope, Timestamp, Workflow};
 use uuid::Uuid;
@@ -153,17 +153,15 @@ impl Workflows {
         Ok(page)
     }
 
-    /// The entries of one workflow's history after `after` (a `seq`), at
-    /// most `limit`, oldest first.
+    /// A page of one workflow's history, oldest first.
     pub async fn history(
         &self,
         scope: Scope,
         id: Uuid,
-        after: i64,
-        limit: u32,
+        page: HistoryQuery,
     ) -> Result<Vec<HistoryEntry>, UseCaseError> {
         self.store
-            .history_page(scope, id, after, limit)
+            .history_page(scope, id, page)
             .await?
             .ok_or(UseCaseError::NotFound)
     }

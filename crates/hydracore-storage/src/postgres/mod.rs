@@ -45,7 +45,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::ListQuery;
+use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
@@ -219,20 +219,6 @@ impl Store for PgStore {
         .await
     }
 
-    /// Plain SQL in a request transaction.
-    async fn history_page(
-        &self,
-        scope: Scope,
-        id: Uuid,
-        after: i64,
-        limit: u32,
-    ) -> Result<Option<Vec<HistoryEntry>>> {
-        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            workflows::history_page(tx, scope, id, after, limit).await
-        })
-        .await
-    }
-
     async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list_suspended(tx, scope).await
@@ -253,6 +239,19 @@ impl Store for PgStore {
         .await?;
         self.last_written.remember(workflow);
         Ok(())
+    }
+
+    /// Plain SQL in a request transaction.
+    async fn history_page(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        page: HistoryQuery,
+    ) -> Result<Option<Vec<HistoryEntry>>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::history_page(tx, scope, id, page).await
+        })
+        .await
     }
 
     /// In a request transaction of the key's tenant.

@@ -12,7 +12,7 @@
 
 use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::ListQuery;
+use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
@@ -300,8 +300,7 @@ pub async fn history_page(
     conn: &Client,
     scope: Scope,
     id: Uuid,
-    after: i64,
-    limit: u32,
+    page: HistoryQuery,
 ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
     let exists = prepare(
         conn,
@@ -318,7 +317,7 @@ pub async fn history_page(
     if !found {
         return Ok(None);
     }
-    let page = prepare(
+    let statement = prepare(
         conn,
         &format!(
             "SELECT {HISTORY_COLUMNS} FROM workflow_history \
@@ -326,12 +325,15 @@ pub async fn history_page(
         ),
     )
     .await?;
-    conn.query(&page, &[&scope.tenant_id, &id, &after, &i64::from(limit)])
-        .await?
-        .iter()
-        .map(|row| crate::rows::history_entry(row, 0))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    conn.query(
+        &statement,
+        &[&scope.tenant_id, &id, &page.after, &page.limit],
+    )
+    .await?
+    .iter()
+    .map(|row| crate::rows::history_entry(row, 0))
+    .collect::<Result<Vec<_>, _>>()
+    .map(Some)
 }
 
 /// How long a change may keep starting over because others changed the

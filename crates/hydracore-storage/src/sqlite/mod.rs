@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::ListQuery;
+use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, Connection, OpenFlags};
 use uuid::Uuid;
@@ -308,11 +308,10 @@ impl Store for SqliteStore {
         &self,
         scope: Scope,
         id: Uuid,
-        after: i64,
-        limit: u32,
+        page: HistoryQuery,
     ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
         self.reader
-            .read(move |conn| workflows::history_page(conn, scope, id, after, limit))
+            .read(move |conn| workflows::history_page(conn, scope, id, page))
             .await
     }
 

@@ -3,7 +3,7 @@
 //! the writer thread.
 
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::ListQuery;
+use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, params_from_iter, Connection};
 use uuid::Uuid;
@@ -129,8 +129,7 @@ pub fn history_page(
     conn: &Connection,
     scope: Scope,
     id: Uuid,
-    after: i64,
-    limit: u32,
+    page: HistoryQuery,
 ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
     let tx = conn.unchecked_transaction()?;
     let found = tx
@@ -146,7 +145,7 @@ pub fn history_page(
         "SELECT {HISTORY_COLUMNS} FROM workflow_history \
          WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
     ))?;
-    let mut rows = statement.query(params![scope.tenant_id, id, after, i64::from(limit)])?;
+    let mut rows = statement.query(params![scope.tenant_id, id, page.after, page.limit])?;
     let mut entries = Vec::new();
     while let Some(row) = rows.next()? {
         entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);

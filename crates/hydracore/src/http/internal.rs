@@ -212,11 +212,7 @@ async fn history(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let query = HistoryQuery::from_pairs(&pairs)?;
-    let limit = u32::try_from(query.limit).unwrap_or(u32::MAX);
-    let entries = state
-        .workflows
-        .history(agent.scope, id, query.after, limit)
-        .await?;
+    let entries = state.workflows.history(agent.scope, id, query).await?;
     Ok(Json(HistoryPage::new(entries, query.limit)))
 }
 
