@@ -87,13 +87,9 @@ impl Slot {
     }
 }
 
-/// Opens a connection with TLS as [`super::tls`] says: `settings` is what
-/// `tls::settings` read from the URL, or a bare `Config`, taken at its
-/// `sslmode` (disable, prefer, require) without checking the certificate.
-async fn connect(
-    settings: impl TryInto<PgConnectSettings, Error = StoreError>,
-) -> Result<Conn, StoreError> {
-    let client = super::tls::connect(&settings.try_into()?).await?;
+/// Opens a connection with TLS as [`super::tls`] read it from the URL.
+async fn connect(settings: &PgConnectSettings) -> Result<Conn, StoreError> {
+    let client = super::tls::connect(settings).await?;
     Ok(Conn {
         get: client.prepare(super::workflows::GET).await?,
         list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,

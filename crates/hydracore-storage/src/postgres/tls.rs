@@ -293,28 +293,6 @@ pub fn settings(url: &str, ca_file: Option<&Path>) -> Result<PgConnectSettings, 
 }
 
 impl PgConnectSettings {
-    /// Settings for a `Config` read elsewhere (by `Config::from_str`, which
-    /// knows `sslmode` only as `disable`, `prefer` and `require`): TLS as
-    /// its mode says, the certificate unchecked, as libpq does for those
-    /// modes without a CA file. Prefer [`settings`], which reads the rest.
-    pub fn from_config(config: Config) -> Result<Self, StoreError> {
-        let ssl_mode = match config.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Disable => SslMode::Disable,
-            tokio_postgres::config::SslMode::Require => SslMode::Require,
-            _ => SslMode::Prefer,
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(Unchecked {
-            algorithms: provider.signature_verification_algorithms,
-        });
-        Ok(PgConnectSettings {
-            config,
-            tls: MakeRustlsConnect::new(client_config(provider, verifier)?),
-            ssl_mode,
-            roots: Roots::Unchecked,
-        })
-    }
-
     /// `e`, a failure to open a connection with these settings, as a
     /// [`StoreError`]: a refused certificate, a server without TLS for a
     /// mode that needs it, or a refused login is [`StoreError::Config`],
@@ -448,23 +426,6 @@ pub async fn connect(settings: &PgConnectSettings) -> Result<Client, StoreError>
         }
     });
     Ok(client)
-}
-
-impl TryFrom<&Config> for PgConnectSettings {
-    type Error = StoreError;
-
-    /// [`PgConnectSettings::from_config`].
-    fn try_from(config: &Config) -> Result<Self, StoreError> {
-        Self::from_config(config.clone())
-    }
-}
-
-impl TryFrom<&PgConnectSettings> for PgConnectSettings {
-    type Error = StoreError;
-
-    fn try_from(settings: &PgConnectSettings) -> Result<Self, StoreError> {
-        Ok(settings.clone())
-    }
 }
 
 fn client_config(
@@ -878,10 +839,6 @@ mod tests {
                 Err(e) => assert!(e.to_string().contains("found no system root"), "{e}"),
             }
         }
-        // A `Config` read elsewhere keeps its mode.
-        let config = Config::from_str("host=h sslmode=require").unwrap();
-        let s = PgConnectSettings::try_from(&config).unwrap();
-        assert_eq!(s.ssl_mode, SslMode::Require);
         // A Unix socket never carries TLS.
         let s = settings("host=/run/postgresql sslmode=require", None).unwrap();
         assert_eq!(
