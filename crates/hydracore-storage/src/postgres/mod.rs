@@ -170,9 +170,9 @@ impl PgStore {
 /// The pipelined connections beside a pool of `max_connections`: as many,
 /// at least two. Calls on one connection wait for those ahead of them, so
 /// a server process that is descheduled, or one slow call, holds up every
-/// call behind it; more connections keep that queue short, at some cost in
-/// throughput at saturation (docs/benchmarks.md). docs/scaling.md counts
-/// them in a replica's connections.
+/// call behind it; more connections keep that queue short, for a little
+/// less throughput at saturation. docs/scaling.md counts them in a
+/// replica's connections.
 fn pipelined_connections(max_connections: u32) -> usize {
     usize::try_from(max_connections).map_or(2, |n| n.max(2))
 }
