@@ -403,15 +403,16 @@ fn sqlite_insert(conn: &Connection, tenant_id: Uuid, rows: &[SeedRow]) -> anyhow
         .collect();
     let sql = format!(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage, entry) VALUES {}",
+         actor, from_status, to_status, from_stage, to_stage, principal, entry) VALUES {}",
         values(
-            "(?, ?, 1, ?, 'created', NULL, ?, NULL, 'active', NULL, 'intake', ?)",
+            "(?, ?, 1, ?, 'created', NULL, ?, NULL, 'active', NULL, 'intake', ?, ?)",
             rows.len()
         )
     );
-    let mut binds: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 5);
+    let mut binds: Vec<&dyn ToSql> = Vec::with_capacity(rows.len() * 6);
     for (r, (at, actor, entry)) in rows.iter().zip(&computed) {
-        binds.extend([&tenant_id as &dyn ToSql, &r.id, at, actor, entry]);
+        // The agent's own key acted: actor and principal are the same.
+        binds.extend([&tenant_id as &dyn ToSql, &r.id, at, actor, actor, entry]);
     }
     conn.prepare_cached(&sql)?.execute(binds.as_slice())?;
     Ok(())
@@ -436,9 +437,9 @@ const POSTGRES_WORKFLOWS: &str = "\
 /// Their `created` history entries.
 const POSTGRES_HISTORY: &str = "\
     INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-    actor, from_status, to_status, from_stage, to_stage, entry) \
+    actor, from_status, to_status, from_stage, to_stage, principal, entry) \
     SELECT $1::uuid, u.id, 1, u.at, 'created', NULL, 'instance:' || u.instance_id, NULL, \
-           'active', NULL, 'intake', u.entry \
+           'active', NULL, 'intake', 'instance:' || u.instance_id, u.entry \
     FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[]) \
          AS u(id, instance_id, at, entry)";
 
@@ -491,6 +492,7 @@ fn created_entry(r: &SeedRow) -> String {
         to_status: Some(hydracore_domain::Status::Active),
         from_stage: None,
         to_stage: Some("intake".into()),
+        principal: Some(format!("instance:{}", r.instance_id)),
     };
     serde_json::to_string(&entry).unwrap_or_default()
 }
@@ -527,18 +529,19 @@ pub async fn long_history_workflow(
                 )?;
                 tx.execute(
                     "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-                     action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
+                     action_detail, actor, from_status, to_status, from_stage, to_stage, principal, \
+                     entry) \
                      WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?4), \
                      e AS (SELECT n, ?3 + n * 1000 AS at, \
                             CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
                             CASE n WHEN 1 THEN NULL ELSE '{\"channel\":\"sms\",\"attempt\":' || n || '}' END AS detail, \
                             CASE n WHEN 1 THEN NULL ELSE 'active' END AS from_status, \
                             CASE n WHEN 1 THEN NULL ELSE 'chasing' END AS from_stage FROM s) \
-                     SELECT ?1, ?2, n, at, action, detail, ?5, from_status, 'active', from_stage, 'chasing', \
+                     SELECT ?1, ?2, n, at, action, detail, ?5, from_status, 'active', from_stage, 'chasing', ?5, \
                             json_object('seq', n, 'at', strftime('%Y-%m-%dT%H:%M:%S', at / 1000000, 'unixepoch') \
                               || printf('.%06dZ', at % 1000000), 'action', action, 'action_detail', json(detail), \
                               'actor', ?5, 'from_status', from_status, 'to_status', 'active', \
-                              'from_stage', from_stage, 'to_stage', 'chasing') \
+                              'from_stage', from_stage, 'to_stage', 'chasing', 'principal', ?5) \
                      FROM e",
                     params![tenant_id, id, at, entries, actor],
                 )?;
@@ -571,14 +574,16 @@ pub async fn long_history_workflow(
             .await?;
             tx.execute(
                 "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, \
-                 action_detail, actor, from_status, to_status, from_stage, to_stage, entry) \
+                 action_detail, actor, from_status, to_status, from_stage, to_stage, principal, \
+                 entry) \
                  SELECT $1::uuid, $2::uuid, n, at, action, detail, $5::text, from_status, 'active', \
-                        from_stage, 'chasing', \
+                        from_stage, 'chasing', $5::text, \
                         json_build_object('seq', n, \
                           'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
                           'action', action, 'action_detail', detail, 'actor', $5::text, \
                           'from_status', from_status, 'to_status', 'active', \
-                          'from_stage', from_stage, 'to_stage', 'chasing')::text \
+                          'from_stage', from_stage, 'to_stage', 'chasing', \
+                          'principal', $5::text)::text \
                  FROM (SELECT n, $3::timestamptz + n::float8 * interval '1 ms' AS at, \
                         CASE n WHEN 1 THEN 'created' ELSE 'contacted' END AS action, \
                         CASE n WHEN 1 THEN NULL \

@@ -9,6 +9,7 @@
 pub mod idempotency;
 pub mod merge;
 pub mod precondition;
+pub mod principal;
 pub mod record;
 pub mod request;
 pub mod scope;
@@ -19,6 +20,7 @@ pub mod transition;
 pub mod validation;
 pub mod workflow_type;
 
+pub use principal::Principal;
 pub use record::{HistoryEntry, Workflow};
 pub use scope::Scope;
 pub use status::Status;

@@ -59,6 +59,11 @@ pub struct HistoryEntry {
     pub to_status: Option<Status>,
     pub from_stage: Option<String>,
     pub to_stage: Option<String>,
+    /// Who was authenticated behind the change (`instance:<id>`,
+    /// `api_key:<id>`, `user:<sub>`, `system`), whatever `actor` says.
+    /// Absent on entries written before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 /// A suspended workflow as the dashboard's approval queue lists it.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::validation::body::BodyReader;
 use crate::validation::query::QueryReader;
 use crate::validation::{values, Invalid, ValidationErrors};
-use crate::{ActionName, Status, StepName, Timestamp, WorkflowType};
+use crate::{ActionName, Status, StepName, Timestamp, Workflow, WorkflowType};
 
 /// `per_page` bounds and default of every list.
 pub const PER_PAGE_DEFAULT: i64 = 20;
@@ -43,7 +43,7 @@ fn actor(v: &Value) -> Result<String, Invalid> {
     let actor = text(TEXT_MAX_CHARS)(v)?;
     if actor
         .trim()
-        .eq_ignore_ascii_case(crate::transition::SYSTEM_ACTOR)
+        .eq_ignore_ascii_case(&crate::Principal::System.default_actor())
     {
         return Err(Invalid::value_error(
             "actor cannot be \"system\": that name is the service's own",
@@ -231,6 +231,11 @@ impl HistoryQuery {
     }
 }
 
+/// How deep into a list `page` may reach (`page` × `per_page`): a deep
+/// `OFFSET` reads every row it skips, so past this a client follows
+/// `next_cursor`, which costs one page wherever it is.
+pub const PAGE_DEPTH_MAX: i64 = 10_000;
+
 /// Filters and paging of the workflow lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
@@ -242,6 +247,46 @@ pub struct ListQuery {
     pub instance_id: Option<Uuid>,
     pub page: i64,
     pub per_page: i64,
+    /// The page after this row instead of page `page`.
+    pub cursor: Option<ListCursor>,
+}
+
+/// A place in a list's order (newest first: `created_at`, then `id`, both
+/// descending): a cursor page holds the rows after it. Clients see it as
+/// an opaque string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at: Timestamp,
+    pub id: Uuid,
+}
+
+impl ListCursor {
+    /// The place just after `workflow`.
+    pub fn after(workflow: &Workflow) -> Self {
+        Self {
+            created_at: workflow.created_at,
+            id: workflow.id,
+        }
+    }
+
+    /// 48 hex digits: the time's microseconds, then the id.
+    pub fn encode(&self) -> String {
+        // The bits of the i64 as they are: a round trip through u64 keeps them.
+        let micros = self.created_at.unix_micros() as u64;
+        format!("{micros:016x}{}", self.id.simple())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let invalid = || Invalid::value_error("not a cursor this service gave out");
+        if s.len() != 48 || !s.is_ascii() {
+            return Err(invalid());
+        }
+        let (micros, id) = s.split_at(16);
+        let micros = u64::from_str_radix(micros, 16).map_err(|_| invalid())?;
+        let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+        let created_at = Timestamp::from_unix_micros(micros as i64).ok_or_else(invalid)?;
+        Ok(Self { created_at, id })
+    }
 }
 
 impl ListQuery {
@@ -267,11 +312,28 @@ impl ListQuery {
             },
             page: q.int("page", 1, 1, None),
             per_page: q.int("per_page", PER_PAGE_DEFAULT, 1, Some(PER_PAGE_MAX)),
+            cursor: q.optional("cursor", ListCursor::parse),
         };
+        if query.cursor.is_some() && q.has("page") {
+            q.refuse(
+                "page",
+                Invalid::value_error(
+                    "give page or cursor, not both: a cursor page starts after its cursor",
+                ),
+            );
+        } else if query.offset().saturating_add(query.per_page) > PAGE_DEPTH_MAX {
+            q.refuse(
+                "page",
+                Invalid::value_error(
+                    "pages end 10000 rows deep; follow next_cursor (or pass cursor) to read further",
+                ),
+            );
+        }
         q.finish(query)
     }
 
-    /// Rows to skip; saturates so that an absurd page is just empty.
+    /// Rows to skip; saturates, so that an absurd page is refused as too
+    /// deep rather than overflowing.
     pub fn offset(&self) -> i64 {
         (self.page - 1).saturating_mul(self.per_page)
     }
@@ -281,6 +343,59 @@ impl ListQuery {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn list(query: &[(&str, &str)]) -> Result<ListQuery, ValidationErrors> {
+        let pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ListQuery::from_pairs(&pairs, true)
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_the_place_it_was_made_from() {
+        let place = ListCursor {
+            created_at: Timestamp::now(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(ListCursor::parse(&place.encode()), Ok(place));
+        for junk in ["", "abc", &"z".repeat(48), &"é".repeat(24)] {
+            assert!(ListCursor::parse(junk).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_page_may_reach_ten_thousand_rows_deep_and_no_further() {
+        assert!(list(&[("page", "100"), ("per_page", "100")]).is_ok());
+        let e = list(&[("page", "101"), ("per_page", "100")]).err();
+        assert_eq!(
+            e.as_ref().map(types),
+            Some(vec![("value_error", vec![json!("query"), json!("page")])])
+        );
+        assert!(e.is_some_and(|e| e.0[0].msg.contains("next_cursor")));
+        assert!(list(&[("page", &i64::MAX.to_string())]).is_err());
+    }
+
+    #[test]
+    fn a_cursor_goes_without_a_page() {
+        let cursor = ListCursor {
+            created_at: Timestamp::now(),
+            id: Uuid::nil(),
+        }
+        .encode();
+        let q = list(&[("cursor", &cursor), ("per_page", "5")]);
+        assert!(q.is_ok_and(|q| q.cursor.is_some() && q.offset() == 0));
+        let e = list(&[("cursor", &cursor), ("page", "1")]).err();
+        assert_eq!(
+            e.as_ref().map(types),
+            Some(vec![("value_error", vec![json!("query"), json!("page")])])
+        );
+        let e = list(&[("cursor", "nope")]).err();
+        assert_eq!(
+            e.as_ref().map(types),
+            Some(vec![("value_error", vec![json!("query"), json!("cursor")])])
+        );
+    }
 
     const INSTANCE: Uuid = Uuid::from_u128(7);
 
@@ -542,11 +657,5 @@ mod tests {
         let p = pairs(&[("instance_id", "not-a-uuid")]);
         assert!(ListQuery::from_pairs(&p, false).is_ok());
         assert!(ListQuery::from_pairs(&p, true).is_err());
-    }
-
-    #[test]
-    fn a_huge_page_number_saturates_instead_of_overflowing() {
-        let q = ListQuery::from_pairs(&pairs(&[("page", &i64::MAX.to_string())]), false).ok();
-        assert_eq!(q.map(|q| q.offset()), Some(i64::MAX));
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::merge::merge_object;
 use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
-use crate::{HistoryEntry, Status, Timestamp, Workflow};
+use crate::{HistoryEntry, Principal, Status, Timestamp, Workflow};
 
 /// A change to an existing workflow.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +20,6 @@ pub enum Command {
     /// The sweeper's: `expires_at` has passed.
     Expire,
 }
-
-/// Who expiry is recorded as.
-pub const SYSTEM_ACTOR: &str = "system";
 
 /// Why a command does not apply to the workflow as it stands: a 409.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,14 +48,14 @@ pub struct Change {
     pub message: String,
 }
 
-/// A new workflow of `instance_id` (of tenant `tenant_id`), with its
-/// `created` entry as its first history line.
+/// A new workflow of `instance_id` (of tenant `tenant_id`), created by
+/// `by`, with its `created` entry as its first history line.
 pub fn create(
     id: Uuid,
     tenant_id: Uuid,
     instance_id: Uuid,
     request: CreateWorkflow,
-    actor: String,
+    by: &Principal,
     now: Timestamp,
 ) -> Workflow {
     let entry = HistoryEntry {
@@ -66,11 +63,12 @@ pub fn create(
         at: now,
         action: "created".into(),
         action_detail: Value::Null,
-        actor: Some(actor),
+        actor: Some(by.default_actor()),
         from_status: None,
         to_status: Some(Status::Active),
         from_stage: None,
         to_stage: request.stage.clone(),
+        principal: Some(by.to_string()),
     };
     Workflow {
         id,
@@ -101,13 +99,13 @@ pub fn create(
     }
 }
 
-/// Applies `command` on behalf of `actor` at `now`, if the workflow is at
-/// a version `if_match` accepts. `workflow` is the stored record; its
+/// Applies `command` on behalf of `by` at `now`, if the workflow is at a
+/// version `if_match` accepts. `workflow` is the stored record; its
 /// `history` is neither read nor kept.
 pub fn apply(
     mut workflow: Workflow,
     command: &Command,
-    actor: &str,
+    by: &Principal,
     if_match: Option<&IfMatch>,
     now: Timestamp,
 ) -> Result<Change, TransitionError> {
@@ -194,7 +192,7 @@ pub fn apply(
         Command::Advance(advance) => advance.actor.clone(),
         _ => None,
     }
-    .unwrap_or_else(|| actor.to_owned());
+    .unwrap_or_else(|| by.default_actor());
     let entry = HistoryEntry {
         seq: workflow.version,
         at: now,
@@ -205,6 +203,7 @@ pub fn apply(
         to_status: Some(workflow.status),
         from_stage,
         to_stage: workflow.stage.clone(),
+        principal: Some(by.to_string()),
     };
     Ok(Change {
         workflow,
@@ -220,7 +219,7 @@ pub fn expire(workflow: Workflow, now: Timestamp) -> Result<Change, TransitionEr
     if !due {
         return Err(TransitionError::NotDue);
     }
-    apply(workflow, &Command::Expire, SYSTEM_ACTOR, None, now)
+    apply(workflow, &Command::Expire, &Principal::System, None, now)
 }
 
 fn apply_advance(workflow: &mut Workflow, advance: &AdvanceWorkflow, now: Timestamp) {
@@ -294,7 +293,7 @@ mod tests {
             Uuid::from_u128(2),
             Uuid::from_u128(4),
             request,
-            "instance:4".into(),
+            &Principal::Instance(Uuid::from_u128(4)),
             now(),
         )
     }
@@ -323,7 +322,7 @@ mod tests {
     }
 
     fn run(w: Workflow, c: Command) -> Result<Change, TransitionError> {
-        apply(w, &c, "instance:4", None, now())
+        apply(w, &c, &Principal::Instance(Uuid::from_u128(4)), None, now())
     }
 
     #[test]
@@ -373,7 +372,27 @@ mod tests {
         let e = run(fresh(), Command::Advance(Box::new(advance("x"))))
             .ok()
             .map(|c| c.entry);
-        assert_eq!(e.and_then(|e| e.actor).as_deref(), Some("instance:4"));
+        let instance = Principal::Instance(Uuid::from_u128(4)).to_string();
+        assert_eq!(e.and_then(|e| e.actor), Some(instance));
+    }
+
+    #[test]
+    fn every_entry_records_the_principal_whatever_the_actor_says() {
+        let mut a = advance("approved");
+        a.actor = Some("the-landlord".into());
+        let e = run(fresh(), Command::Advance(Box::new(a)))
+            .ok()
+            .map(|c| c.entry);
+        let instance = Principal::Instance(Uuid::from_u128(4)).to_string();
+        assert_eq!(e.and_then(|e| e.principal), Some(instance.clone()));
+        assert_eq!(fresh().history[0].principal, Some(instance));
+        let mut due = fresh();
+        due.expires_at = Some(now());
+        let expired = expire(due, now()).ok().map(|c| c.entry);
+        assert_eq!(
+            expired.map(|e| (e.actor, e.principal)),
+            Some((Some("system".into()), Some("system".into())))
+        );
     }
 
     #[test]
@@ -525,7 +544,7 @@ mod tests {
 
     #[test]
     fn expiry_records_the_system_and_completes() {
-        let c = apply(fresh(), &Command::Expire, SYSTEM_ACTOR, None, now()).ok();
+        let c = apply(fresh(), &Command::Expire, &Principal::System, None, now()).ok();
         assert_eq!(c.as_ref().map(|c| c.workflow.status), Some(Status::Expired));
         assert!(c
             .as_ref()
@@ -555,9 +574,23 @@ mod tests {
     #[test]
     fn a_stale_if_match_is_refused_before_any_rule() {
         let stale = IfMatch::Versions(vec![7]);
-        let e = apply(fresh(), &Command::Abort, "a", Some(&stale), now()).err();
+        let e = apply(
+            fresh(),
+            &Command::Abort,
+            &Principal::System,
+            Some(&stale),
+            now(),
+        )
+        .err();
         assert_eq!(e, Some(TransitionError::VersionMismatch { current: 1 }));
         let current = IfMatch::Versions(vec![1]);
-        assert!(apply(fresh(), &Command::Abort, "a", Some(&current), now()).is_ok());
+        assert!(apply(
+            fresh(),
+            &Command::Abort,
+            &Principal::System,
+            Some(&current),
+            now()
+        )
+        .is_ok());
     }
 }

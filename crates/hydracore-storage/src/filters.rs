@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::Scope;
+use hydracore_domain::{Scope, Timestamp};
 use rusqlite::types::Value;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -17,6 +17,7 @@ pub trait Filter {
     fn sql(&mut self, sql: &str);
     fn bind_uuid(&mut self, value: Uuid);
     fn bind_text(&mut self, value: &str);
+    fn bind_time(&mut self, value: Timestamp);
 }
 
 /// A value bound to a [`PgQuery`].
@@ -69,6 +70,9 @@ impl Filter for PgQuery {
     fn bind_text(&mut self, value: &str) {
         self.bind(value.to_owned());
     }
+    fn bind_time(&mut self, value: Timestamp) {
+        self.bind(value.as_datetime());
+    }
 }
 
 /// SQL with `?` placeholders and its values, for rusqlite.
@@ -103,6 +107,10 @@ impl Filter for SqliteQuery {
     }
     fn bind_text(&mut self, value: &str) {
         self.bind(value.to_owned());
+    }
+    fn bind_time(&mut self, value: Timestamp) {
+        // Microseconds since the epoch, as the SQLite schema keeps times.
+        self.bind(value.unix_micros());
     }
 }
 
@@ -142,6 +150,19 @@ pub fn push_list_filters(q: &mut impl Filter, scope: Scope, query: &ListQuery) {
     }
 }
 
+/// ` AND` the rows after the query's cursor, if it has one: the lists'
+/// order is `created_at DESC, id DESC`, and every list index ends in
+/// those two columns, so this is where an index scan starts.
+pub fn push_cursor(q: &mut impl Filter, query: &ListQuery) {
+    if let Some(cursor) = query.cursor {
+        q.sql(" AND (created_at, id) < (");
+        q.bind_time(cursor.created_at);
+        q.sql(", ");
+        q.bind_uuid(cursor.id);
+        q.sql(")");
+    }
+}
+
 /// Whether per-(instance, status) counts can give the total of `query`: it
 /// filters on nothing but the scope, the instance and the status. The
 /// destructuring names every field, so a new filter must be decided here.
@@ -154,6 +175,7 @@ pub fn counts_answer(query: &ListQuery) -> bool {
         instance_id: _,
         page: _,
         per_page: _,
+        cursor: _,
     } = query;
     customer_id.is_none() && workflow_type.is_none() && reference.is_none()
 }

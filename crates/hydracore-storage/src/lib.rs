@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
-use hydracore_domain::request::{HistoryQuery, ListQuery};
+use hydracore_domain::request::{HistoryQuery, ListCursor, ListQuery};
 use hydracore_domain::transition::{Change, TransitionError};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
@@ -56,6 +56,44 @@ pub struct WorkflowPage {
     /// Every match, not only this page's.
     pub total: i64,
     pub workflows: Vec<Workflow>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<ListCursor>,
+}
+
+impl WorkflowPage {
+    /// A page read with one row more than `query` asked for, to learn
+    /// whether another page follows; the extra row is dropped.
+    pub fn from_rows_and_one_more(
+        total: i64,
+        mut workflows: Vec<Workflow>,
+        query: &ListQuery,
+    ) -> Self {
+        let per_page = usize::try_from(query.per_page).unwrap_or(usize::MAX);
+        let more = workflows.len() > per_page;
+        workflows.truncate(per_page);
+        let next_cursor = more
+            .then(|| workflows.last().map(ListCursor::after))
+            .flatten();
+        Self {
+            total,
+            workflows,
+            next_cursor,
+        }
+    }
+
+    /// A page read by `page` and `per_page` alone: whether another page
+    /// follows is told by the total.
+    pub fn from_rows_and_total(total: i64, workflows: Vec<Workflow>, query: &ListQuery) -> Self {
+        let read = query.offset().saturating_add(workflows.len() as i64);
+        let next_cursor = (read < total)
+            .then(|| workflows.last().map(ListCursor::after))
+            .flatten();
+        Self {
+            total,
+            workflows,
+            next_cursor,
+        }
+    }
 }
 
 /// Whether a read or write should bring the workflow's history back.
@@ -167,8 +205,12 @@ pub trait Store: Send + Sync + 'static {
         page: HistoryQuery,
     ) -> Result<Option<Vec<HistoryEntry>>, StoreError>;
 
-    /// The scope's suspended workflows, oldest suspension first.
-    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError>;
+    /// The scope's newest `limit` suspensions, newest first.
+    async fn list_suspended(
+        &self,
+        scope: Scope,
+        limit: u32,
+    ) -> Result<Vec<SuspendedWorkflow>, StoreError>;
 
     /// Runs `rule` on the stored workflow and writes what it returns (the
     /// record and its history entry) as one write, made against the record

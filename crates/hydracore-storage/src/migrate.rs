@@ -21,17 +21,31 @@ impl Migration {
     }
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "principal_and_list_indexes",
+        sql: include_str!("../migrations/sqlite/0002_principal_and_list_indexes.sql"),
+    },
+];
 
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "principal_and_list_indexes",
+        sql: include_str!("../migrations/postgres/0002_principal_and_list_indexes.sql"),
+    },
+];
 
 /// The table that records applied migrations (both backends).
 pub const TABLE: &str = "hydracore_migrations";

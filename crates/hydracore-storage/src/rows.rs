@@ -90,7 +90,8 @@ pub const WORKFLOW_COLUMN_COUNT: usize = 23;
 /// The columns of a history entry, in the order [`history_entry`] reads
 /// them.
 pub const HISTORY_COLUMNS: &str =
-    "seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage";
+    "seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage, \
+     principal";
 
 /// A history entry selected with [`HISTORY_COLUMNS`], starting at column
 /// `first`.
@@ -110,6 +111,7 @@ pub fn history_entry(row: &impl Columns, first: usize) -> Result<HistoryEntry, S
         to_status: status(6)?,
         from_stage: row.opt_text(first + 7)?,
         to_stage: row.opt_text(first + 8)?,
+        principal: row.opt_text(first + 9)?,
     })
 }
 
@@ -145,6 +147,7 @@ mod tests {
             to_status: None,
             from_stage: None,
             to_stage: None,
+            principal: Some("system".into()),
         })
         .unwrap_or_default();
         let fields: Vec<&str> = entry

@@ -14,7 +14,7 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{CreateWorkflow, HistoryQuery, ListQuery};
 use hydracore_domain::transition::{self, Change, Command, TransitionError};
-use hydracore_domain::{HistoryEntry, Scope, Timestamp, Workflow};
+use hydracore_domain::{HistoryEntry, Principal, Scope, Timestamp, Workflow};
 use uuid::Uuid;
 
 use crate::{ChangeOutcome, Rule, Store, StoreError, WithHistory, WorkflowPage};
@@ -76,7 +76,7 @@ impl Workflows {
         instance_id: Uuid,
         request: CreateWorkflow,
         idempotent: Option<Idempotent>,
-        actor: String,
+        by: &Principal,
         history: WithHistory,
     ) -> Result<Created, UseCaseError> {
         if let Some(Idempotent { key, fingerprint }) = &idempotent {
@@ -102,7 +102,7 @@ impl Workflows {
             scope.tenant_id,
             instance_id,
             request,
-            actor,
+            by,
             Timestamp::now(),
         );
         let key = idempotent.map(|i| i.key);
@@ -166,33 +166,36 @@ impl Workflows {
             .ok_or(UseCaseError::NotFound)
     }
 
+    /// The scope's newest `max` suspensions, newest first, and whether
+    /// there are more.
     pub async fn list_suspended(
         &self,
         scope: Scope,
-    ) -> Result<Vec<SuspendedWorkflow>, UseCaseError> {
-        Ok(self.store.list_suspended(scope).await?)
+        max: u32,
+    ) -> Result<(Vec<SuspendedWorkflow>, bool), UseCaseError> {
+        let mut suspended = self
+            .store
+            .list_suspended(scope, max.saturating_add(1))
+            .await?;
+        let more = suspended.len() > max as usize;
+        suspended.truncate(max as usize);
+        Ok((suspended, more))
     }
 
-    /// Advances, suspends, resumes or aborts a workflow on behalf of
-    /// `actor`, if it is at a version `if_match` accepts.
+    /// Advances, suspends, resumes or aborts a workflow on behalf of `by`,
+    /// if it is at a version `if_match` accepts.
     pub async fn change(
         &self,
         scope: Scope,
         id: Uuid,
         command: Command,
-        actor: &str,
+        by: &Principal,
         if_match: Option<IfMatch>,
         history: WithHistory,
     ) -> Result<Change, UseCaseError> {
-        let actor = actor.to_owned();
+        let by = by.clone();
         let rule: Rule = Arc::new(move |current| {
-            transition::apply(
-                current,
-                &command,
-                &actor,
-                if_match.as_ref(),
-                Timestamp::now(),
-            )
+            transition::apply(current, &command, &by, if_match.as_ref(), Timestamp::now())
         });
         match self.store.change_workflow(scope, id, rule, history).await? {
             ChangeOutcome::Changed(mut change) => {

@@ -20,7 +20,9 @@ use hydracore_domain::request::{
     AdvanceWorkflow, CreateWorkflow, ListQuery, ResumeWorkflow, SuspendWorkflow,
 };
 use hydracore_domain::transition::{self, Change, Command, TransitionError};
-use hydracore_domain::{ActionName, Scope, Status, StepName, Timestamp, Workflow, WorkflowType};
+use hydracore_domain::{
+    ActionName, Principal, Scope, Status, StepName, Timestamp, Workflow, WorkflowType,
+};
 use hydracore_storage::postgres::{tls, PgStore};
 use hydracore_storage::{
     Credential, CredentialKind, Instance, NewCredential, Rule, Store, StoreError, StoreOptions,
@@ -269,7 +271,7 @@ fn new_workflow(tenant: Uuid, instance: Uuid, state: Map<String, Value>) -> Work
         tenant,
         instance,
         request,
-        format!("instance:{instance}"),
+        &Principal::Instance(instance),
         Timestamp::now(),
     )
 }
@@ -340,6 +342,7 @@ fn first_page() -> ListQuery {
         instance_id: None,
         page: 1,
         per_page: 20,
+        cursor: None,
     }
 }
 
@@ -367,7 +370,7 @@ trait ChangeThrough {
         scope: Scope,
         id: Uuid,
         command: &Command,
-        actor: &str,
+        by: &Principal,
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, UseCaseError>;
@@ -379,21 +382,19 @@ impl ChangeThrough for PgStore {
         scope: Scope,
         id: Uuid,
         command: &Command,
-        actor: &str,
+        by: &Principal,
         if_match: Option<&IfMatch>,
         history: WithHistory,
     ) -> Result<Change, UseCaseError> {
         Workflows::new(Arc::new(self.clone()))
-            .change(
-                scope,
-                id,
-                command.clone(),
-                actor,
-                if_match.cloned(),
-                history,
-            )
+            .change(scope, id, command.clone(), by, if_match.cloned(), history)
             .await
     }
+}
+
+/// Who the tests' changes are made by.
+fn agent() -> Principal {
+    Principal::User("agent".into())
 }
 
 /// `command` on the tenant's workflow through `store` (a replica), as its
@@ -406,7 +407,7 @@ async fn change_on(
     history: WithHistory,
 ) -> Result<Change, UseCaseError> {
     store
-        .change(t.scope(), t.workflow, command, "agent", if_match, history)
+        .change(t.scope(), t.workflow, command, &agent(), if_match, history)
         .await
 }
 
@@ -539,7 +540,7 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
                     cross,
                     b.workflow,
                     &Command::Abort,
-                    "x",
+                    &agent(),
                     None,
                     WithHistory::No
                 )
@@ -597,7 +598,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                         t.scope(),
                         t.workflow,
                         &advance(&format!("step_{round}"), Map::new()),
-                        "agent",
+                        &agent(),
                         None,
                         WithHistory::Yes,
                     )
@@ -625,7 +626,10 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                     .expect("get")
                     .is_none());
                 assert_eq!(
-                    store.list_suspended(Scope::tenant(t.id)).await.expect("s"),
+                    store
+                        .list_suspended(Scope::tenant(t.id), 500)
+                        .await
+                        .expect("s"),
                     vec![]
                 );
             }
@@ -641,7 +645,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                 a.scope(),
                 a.workflow,
                 &suspend,
-                "agent",
+                &agent(),
                 None,
                 WithHistory::No,
             )
@@ -653,7 +657,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
                     a.scope(),
                     a.workflow,
                     &suspend,
-                    "agent",
+                    &agent(),
                     None,
                     WithHistory::No
                 )
@@ -661,10 +665,16 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
             Err(UseCaseError::Refused(_))
         ));
         assert_eq!(
-            store.list_suspended(Scope::tenant(b.id)).await.expect("s"),
+            store
+                .list_suspended(Scope::tenant(b.id), 500)
+                .await
+                .expect("s"),
             vec![]
         );
-        let suspended = store.list_suspended(Scope::tenant(a.id)).await.expect("s");
+        let suspended = store
+            .list_suspended(Scope::tenant(a.id), 500)
+            .await
+            .expect("s");
         assert_eq!(suspended.len(), 1);
         assert_eq!(suspended[0].suspend_payload, json!({"amount": 10}));
 
@@ -712,7 +722,7 @@ async fn fifty_concurrent_advances_of_one_workflow_all_land_in_order() {
                             scope,
                             id,
                             &advance("tick", state),
-                            "agent",
+                            &agent(),
                             None,
                             WithHistory::No,
                         )
@@ -943,7 +953,7 @@ async fn agent_json_comes_back_byte_for_byte() {
             .await
             .expect("create");
         store
-            .change(t.scope(), w.id, &suspend, "agent", None, WithHistory::No)
+            .change(t.scope(), w.id, &suspend, &agent(), None, WithHistory::No)
             .await
             .expect("suspend");
         let read = store
@@ -1158,11 +1168,11 @@ async fn every_request_with_a_revoked_key_is_refused_by_the_database() {
                 "status list",
                 store.list_workflows(scope, &status_query).await.err(),
             ),
-            ("suspended", store.list_suspended(scope).await.err()),
+            ("suspended", store.list_suspended(scope, 500).await.err()),
             ("change", {
                 let advance = advance.clone();
                 let rule: Rule = Arc::new(move |w| {
-                    transition::apply(w, &advance, "agent", None, Timestamp::now())
+                    transition::apply(w, &advance, &agent(), None, Timestamp::now())
                 });
                 store
                     .change_workflow(scope, t.workflow, rule, WithHistory::No)
@@ -1524,7 +1534,7 @@ async fn postgres_answers_like_sqlite() {
                         scope,
                         *id,
                         command.clone(),
-                        "tester",
+                        &agent(),
                         None,
                         WithHistory::Yes,
                     )
@@ -1559,12 +1569,13 @@ async fn postgres_answers_like_sqlite() {
                     instance_id,
                     page,
                     per_page,
+                    cursor: None,
                 };
                 let listed = store.list_workflows(scope, &q).await.expect("list");
                 let shapes: Vec<Value> = listed.workflows.iter().map(shape).collect();
                 answers.push(json!({"total": listed.total, "workflows": shapes}));
             }
-            let suspended = store.list_suspended(scope).await.expect("suspended");
+            let suspended = store.list_suspended(scope, 500).await.expect("suspended");
             let ids: Vec<Uuid> = suspended.iter().map(|s| s.id).collect();
             answers.push(json!({"suspended": ids, "payload": suspended[0].suspend_payload}));
             let got = store

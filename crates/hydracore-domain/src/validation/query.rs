@@ -55,6 +55,18 @@ impl<'a> QueryReader<'a> {
         .unwrap_or(default)
     }
 
+    /// Whether the query names `name` at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Refuses `name`'s value for a reason that involves other parameters.
+    pub fn refuse(&mut self, name: &str, reason: Invalid) {
+        let raw = self.get(name).unwrap_or_default();
+        self.errors
+            .push(reason.at(loc!["query", name], Value::String(raw.to_owned())));
+    }
+
     pub fn finish<T>(self, value: T) -> Result<T, ValidationErrors> {
         if self.errors.is_empty() {
             Ok(value)

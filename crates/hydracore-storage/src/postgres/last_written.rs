@@ -145,7 +145,7 @@ fn value_bytes(value: &Value) -> usize {
 mod tests {
     use hydracore_domain::request::CreateWorkflow;
     use hydracore_domain::transition;
-    use hydracore_domain::{Timestamp, WorkflowType};
+    use hydracore_domain::{Principal, Timestamp, WorkflowType};
     use serde_json::{json, Map};
 
     use super::*;
@@ -170,7 +170,7 @@ mod tests {
             tenant_id,
             instance_id,
             request,
-            "agent".into(),
+            &Principal::Instance(instance_id),
             Timestamp::now(),
         )
     }

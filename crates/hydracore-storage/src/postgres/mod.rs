@@ -201,7 +201,7 @@ impl Store for PgStore {
         // A deep page skips its offset row by row: in a transaction of
         // its own, not ahead of other requests' reads.
         let confined = workflows::one_instance_in_one_status(scope, query)
-            .filter(|_| query.offset() <= pipelined::MAX_OFFSET);
+            .filter(|_| query.cursor.is_none() && query.offset() <= pipelined::MAX_OFFSET);
         if let Some(confined) = confined {
             let page = self
                 .reads
@@ -219,9 +219,9 @@ impl Store for PgStore {
         .await
     }
 
-    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>> {
+    async fn list_suspended(&self, scope: Scope, limit: u32) -> Result<Vec<SuspendedWorkflow>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            workflows::list_suspended(tx, scope).await
+            workflows::list_suspended(tx, scope, limit).await
         })
         .await
     }

@@ -178,6 +178,7 @@ pub struct EntryRecord<'a> {
     from_stage: Option<&'a str>,
     to_stage: Option<&'a str>,
     entry: &'a str,
+    principal: Option<&'a str>,
 }
 
 impl<'a> EntryRecord<'a> {
@@ -193,6 +194,7 @@ impl<'a> EntryRecord<'a> {
             from_stage: e.from_stage.as_deref(),
             to_stage: e.to_stage.as_deref(),
             entry: rendered,
+            principal: e.principal.as_deref(),
         }
     }
 }

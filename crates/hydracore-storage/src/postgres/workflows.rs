@@ -23,7 +23,7 @@ use super::rows::{
     get as column, history_column, rendered, workflow_with_history, EntryRecord, WorkflowRecord,
     HISTORY,
 };
-use crate::filters::{counts_answer, push_list_filters, push_scope, PgQuery};
+use crate::filters::{counts_answer, push_cursor, push_list_filters, push_scope, PgQuery};
 use crate::rows::HISTORY_COLUMNS;
 use crate::rows::{TERMINAL_STATUSES, WORKFLOW_COLUMNS};
 use crate::{ChangeOutcome, Rule, StoreError, WorkflowPage};
@@ -210,18 +210,16 @@ pub async fn list_one_status(
             ],
         )
         .await?;
-    let mut page = WorkflowPage {
-        total: 0,
-        workflows: Vec::with_capacity(rows.len()),
-    };
+    let mut total = 0;
+    let mut workflows = Vec::with_capacity(rows.len());
     for row in rows {
-        page.total = column(&row, TOTAL)?;
+        total = column(&row, TOTAL)?;
         // A page past the end is the total's row alone, the rest NULL.
         if column::<Option<Uuid>>(&row, 0)?.is_some() {
-            page.workflows.push(workflow_with_history(&row)?);
+            workflows.push(workflow_with_history(&row)?);
         }
     }
-    Ok(page)
+    Ok(WorkflowPage::from_rows_and_total(total, workflows, query))
 }
 
 /// Callers run this in one snapshot (repeatable read), so the page and its
@@ -254,9 +252,10 @@ pub async fn list(
     // afresh; written in, the generic plan is the ordered index scan and
     // is reused. So is the first page's OFFSET 0; deeper pages bind
     // theirs, so that paging does not prepare one statement per page.
+    push_cursor(&mut select, query);
     select.push(&format!(
         " ORDER BY created_at DESC, id DESC LIMIT {}",
-        query.per_page
+        query.per_page + 1
     ));
     match query.offset() {
         0 => select.push(" OFFSET 0"),
@@ -273,19 +272,24 @@ pub async fn list(
         .iter()
         .map(workflow_with_history)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(WorkflowPage { total, workflows })
+    Ok(WorkflowPage::from_rows_and_one_more(
+        total, workflows, query,
+    ))
 }
 
 pub async fn list_suspended(
     conn: &Client,
     scope: Scope,
+    limit: u32,
 ) -> Result<Vec<SuspendedWorkflow>, StoreError> {
     let mut q = PgQuery::new(format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE status = 'suspended'"
     ));
     push_scope(&mut q, scope);
-    // SQLite sorts NULL first in ascending order; PostgreSQL must be told.
-    q.push(" ORDER BY suspended_at ASC NULLS FIRST, id ASC");
+    // SQLite sorts NULL last in descending order; PostgreSQL must be told.
+    // (workflows_suspended, read backwards, is in this order.)
+    q.push(" ORDER BY suspended_at DESC NULLS LAST, id DESC LIMIT ")
+        .bind(i64::from(limit));
     let statement = prepare(conn, &q.sql).await?;
     conn.query(&statement, &q.values())
         .await?

@@ -315,9 +315,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_suspended(&self, scope: Scope) -> Result<Vec<SuspendedWorkflow>, StoreError> {
+    async fn list_suspended(
+        &self,
+        scope: Scope,
+        limit: u32,
+    ) -> Result<Vec<SuspendedWorkflow>, StoreError> {
         self.reader
-            .read(move |conn| workflows::list_suspended(conn, scope))
+            .read(move |conn| workflows::list_suspended(conn, scope, limit))
             .await
     }
 

@@ -123,8 +123,8 @@ fn append_history(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail, \
-         actor, from_status, to_status, from_stage, to_stage, entry) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         actor, from_status, to_status, from_stage, to_stage, principal, entry) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         tenant_id,
@@ -138,6 +138,7 @@ fn append_history(
         e.to_status.map(Status::as_str),
         e.from_stage,
         e.to_stage,
+        e.principal,
         crate::render_entry(e)?,
     ])?;
     Ok(())

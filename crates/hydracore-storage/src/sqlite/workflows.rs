@@ -9,7 +9,9 @@ use rusqlite::{params, params_from_iter, Connection};
 use uuid::Uuid;
 
 use super::rows::SqliteRow;
-use crate::filters::{counts_answer, push_list_filters, push_scope, Filter, SqliteQuery};
+use crate::filters::{
+    counts_answer, push_cursor, push_list_filters, push_scope, Filter, SqliteQuery,
+};
 use crate::rows::{HISTORY_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS};
 use crate::{StoreError, WorkflowPage};
 
@@ -68,29 +70,34 @@ pub fn list(
 
     let mut select = SqliteQuery::new(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_list_filters(&mut select, scope, query);
+    push_cursor(&mut select, query);
     select
         .sql
         .push_str(" ORDER BY created_at DESC, id DESC LIMIT ");
-    select.bind(query.per_page).sql.push_str(" OFFSET ");
+    select.bind(query.per_page + 1).sql.push_str(" OFFSET ");
     select.bind(query.offset());
-    let mut workflows = select_workflows(&tx, &select)?;
+    let mut page =
+        WorkflowPage::from_rows_and_one_more(total, select_workflows(&tx, &select)?, query);
 
-    for w in &mut workflows {
+    for w in &mut page.workflows {
         w.history = history_of(&tx, scope.tenant_id, w.id, w.version, history)?;
     }
     tx.commit()?;
-    Ok(WorkflowPage { total, workflows })
+    Ok(page)
 }
 
 pub fn list_suspended(
     conn: &Connection,
     scope: Scope,
+    limit: u32,
 ) -> Result<Vec<SuspendedWorkflow>, StoreError> {
     let mut q = SqliteQuery::new(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE status = 'suspended'"
     ));
     push_scope(&mut q, scope);
-    q.sql.push_str(" ORDER BY suspended_at ASC, id ASC");
+    q.sql
+        .push_str(" ORDER BY suspended_at DESC, id DESC LIMIT ");
+    q.bind(limit);
     Ok(select_workflows(conn, &q)?
         .into_iter()
         .map(SuspendedWorkflow::from)

@@ -205,6 +205,14 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_UNKNOWN_KEY_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub unknown_key_ttl: Duration,
 
+    /// Count failed authentications against the last `X-Forwarded-For` address (set only behind a proxy that appends it; otherwise clients could pick their address)
+    #[arg(long, env = "HYDRACORE_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
+    /// The most suspensions `GET /v1/workflows/suspended` answers, newest first
+    #[arg(long, env = "HYDRACORE_SUSPENDED_LIST_MAX", default_value_t = crate::http::limits::DEFAULT_SUSPENDED_MAX, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub suspended_list_max: u32,
+
     /// Also serve /metrics on the API listener, to `Authorization: Bearer <token>` only
     /// (from the environment or the config file only, as the JWT secret)
     #[arg(
@@ -444,6 +452,8 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             tenants: args.tenant_rate_limits.0,
             failed_auth: args.failed_auth_limit.0,
             unknown_key_ttl: args.unknown_key_ttl,
+            trust_forwarded_for: args.trust_forwarded_for,
+            suspended_max: args.suspended_list_max,
         },
     };
     let app = crate::startup::App::build(&settings).await?;

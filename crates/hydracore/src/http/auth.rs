@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use hydracore_domain::Scope;
+use hydracore_domain::{Principal, Scope};
 use hydracore_storage::{Credential, CredentialKind};
 use uuid::Uuid;
 
@@ -27,9 +27,9 @@ pub struct ProxyAuth {
 }
 
 impl ProxyAuth {
-    /// Who history names when the request does not say.
-    pub fn actor(&self) -> String {
-        format!("instance:{}", self.instance_id)
+    /// Who history records behind the agent's changes.
+    pub fn principal(&self) -> Principal {
+        Principal::Instance(self.instance_id)
     }
 }
 
@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for ProxyAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = client_address(parts);
+        let address = client_address(parts, state);
         state.limits.check_address(address)?;
         let Some(token) = bearer_token(parts) else {
             tracing::debug!("no bearer token");
@@ -60,9 +60,9 @@ impl FromRequestParts<AppState> for ProxyAuth {
                 "This key is not valid for this instance",
             ));
         }
-        state
-            .limits
-            .admit(credential.tenant_id, || format!("instance:{instance_id}"))?;
+        state.limits.admit(credential.tenant_id, || {
+            Principal::Instance(instance_id).to_string()
+        })?;
         Ok(ProxyAuth {
             scope: Scope::instance(credential.tenant_id, instance_id).by_key(credential.id),
             instance_id,
@@ -78,8 +78,23 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The address the request came from, when the server knows it.
-fn client_address(parts: &Parts) -> Option<IpAddr> {
+/// The address the request came from, when the server knows it: the
+/// connection's peer, or behind a trusted proxy the address it appended
+/// last to `X-Forwarded-For` (earlier entries are the client's to write).
+fn client_address(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    if state.limits.trust_forwarded_for {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|a| a.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -137,8 +152,8 @@ impl RequiredScope for Write {
 /// `Authorization` is used.
 pub struct AdminAuth<S> {
     pub scope: Scope,
-    /// Named in the history of what this admin does.
-    pub actor: String,
+    /// Recorded in the history of what this admin does.
+    pub principal: Principal,
     _scope: PhantomData<S>,
 }
 
@@ -146,7 +161,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminAuth<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = client_address(parts);
+        let address = client_address(parts, state);
         state.limits.check_address(address)?;
         let admin = authenticate_admin::<S>(parts, state)
             .await
@@ -157,7 +172,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminAuth<S> {
             })?;
         state
             .limits
-            .admit(admin.scope.tenant_id, || admin.actor.clone())?;
+            .admit(admin.scope.tenant_id, || admin.principal.to_string())?;
         Ok(admin)
     }
 }
@@ -167,9 +182,9 @@ async fn authenticate_admin<S: RequiredScope>(
     parts: &Parts,
     state: &AppState,
 ) -> Result<AdminAuth<S>, ApiError> {
-    let (scope, actor) = if let Some(token) = bearer_token(parts) {
-        let (tenant_id, actor) = admin_from_jwt(state, token)?;
-        (Scope::tenant(tenant_id), actor)
+    let (scope, principal) = if let Some(token) = bearer_token(parts) {
+        let (tenant_id, sub) = admin_from_jwt(state, token)?;
+        (Scope::tenant(tenant_id), Principal::User(sub))
     } else if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         let credential = find_live_credential(state, key.trim(), CredentialKind::Api).await?;
         if !credential.has_scope(S::SCOPE) {
@@ -180,7 +195,7 @@ async fn authenticate_admin<S: RequiredScope>(
         }
         (
             Scope::tenant(credential.tenant_id).by_key(credential.id),
-            format!("api_key:{}", credential.id),
+            Principal::ApiKey(credential.id),
         )
     } else {
         tracing::debug!("no JWT and no API key");
@@ -188,7 +203,7 @@ async fn authenticate_admin<S: RequiredScope>(
     };
     Ok(AdminAuth {
         scope,
-        actor,
+        principal,
         _scope: PhantomData,
     })
 }

@@ -2,8 +2,8 @@
 //! 404 here, never 403, so that existence does not leak.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
@@ -57,7 +57,7 @@ async fn act<S>(
             admin.scope,
             id,
             command,
-            &admin.actor,
+            &admin.principal,
             if_match,
             WithHistory::No,
         )
@@ -90,20 +90,31 @@ async fn list(
 
 /// List Suspended Workflows
 ///
-/// List all suspended workflows of the tenant, oldest suspension first. Auth: JWT (admin) or API key with `workflows:read`.
+/// List the tenant's suspended workflows, newest suspension first: at most `HYDRACORE_SUSPENDED_LIST_MAX` (500), with `X-Truncated: true` when there are more. Auth: JWT (admin) or API key with `workflows:read`.
 #[utoipa::path(
     get, path = "/v1/workflows/suspended", tag = "dashboard", operation_id = "list_suspended_workflows",
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The approval queue", body = Vec<SuspendedWorkflow>),
+        (status = 200, description = "The approval queue", body = Vec<SuspendedWorkflow>,
+            headers(("x-truncated" = String, description = "`true` when more workflows are suspended than the answer holds"))),
         AdminErrors,
     )
 )]
 async fn list_suspended(
     State(state): State<AppState>,
     admin: AdminAuth<Read>,
-) -> Result<Json<Vec<SuspendedWorkflow>>, ApiError> {
-    Ok(Json(state.workflows.list_suspended(admin.scope).await?))
+) -> Result<Response, ApiError> {
+    let (suspended, more) = state
+        .workflows
+        .list_suspended(admin.scope, state.limits.suspended_max)
+        .await?;
+    let mut response = Json(suspended).into_response();
+    if more {
+        response
+            .headers_mut()
+            .insert("x-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// Get Workflow Dashboard

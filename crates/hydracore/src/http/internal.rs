@@ -58,7 +58,7 @@ async fn act(
             agent.scope,
             id,
             command,
-            &agent.actor(),
+            &agent.principal(),
             if_match,
             WithHistory::No,
         )
@@ -139,7 +139,7 @@ async fn create(
             agent.instance_id,
             request,
             idempotent,
-            agent.actor(),
+            &agent.principal(),
             history_for(prefer),
         )
         .await?;
@@ -256,7 +256,7 @@ async fn advance(
             agent.scope,
             id,
             command,
-            &agent.actor(),
+            &agent.principal(),
             if_match,
             history_for(prefer),
         )

@@ -108,6 +108,12 @@ pub struct LimitSettings {
     pub failed_auth: Option<Rate>,
     /// How long a key that matched nothing is answered 401 from memory.
     pub unknown_key_ttl: Duration,
+    /// Take the client address for the failed-authentication budget from
+    /// the last `X-Forwarded-For` entry (the one the proxy in front
+    /// appended) instead of the connection's peer.
+    pub trust_forwarded_for: bool,
+    /// The most suspensions `/v1/workflows/suspended` answers.
+    pub suspended_max: u32,
 }
 
 impl Default for LimitSettings {
@@ -117,6 +123,8 @@ impl Default for LimitSettings {
             tenants: HashMap::new(),
             failed_auth: parse_rate(DEFAULT_FAILED_AUTH_RATE).ok().flatten(),
             unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,
+            trust_forwarded_for: false,
+            suspended_max: DEFAULT_SUSPENDED_MAX,
         }
     }
 }
@@ -124,6 +132,7 @@ impl Default for LimitSettings {
 pub const DEFAULT_RATE: &str = "500/s:1000";
 pub const DEFAULT_FAILED_AUTH_RATE: &str = "10/s:50";
 pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(60);
+pub const DEFAULT_SUSPENDED_MAX: u32 = 500;
 
 /// Keys remembered as unknown, at most; the oldest go first.
 const UNKNOWN_KEYS: usize = 100_000;
@@ -138,6 +147,8 @@ pub struct Limits {
     blocked: quick_cache::sync::Cache<IpAddr, Instant>,
     unknown_keys: quick_cache::sync::Cache<Vec<u8>, Instant>,
     unknown_key_ttl: Duration,
+    pub trust_forwarded_for: bool,
+    pub suspended_max: u32,
     /// Checks made, for [`Limits::tidy`].
     checks: AtomicU64,
 }
@@ -165,6 +176,8 @@ impl Limits {
             blocked: quick_cache::sync::Cache::new(UNKNOWN_KEYS),
             unknown_keys: quick_cache::sync::Cache::new(UNKNOWN_KEYS),
             unknown_key_ttl: settings.unknown_key_ttl,
+            trust_forwarded_for: settings.trust_forwarded_for,
+            suspended_max: settings.suspended_max,
             checks: AtomicU64::new(0),
         }
     }

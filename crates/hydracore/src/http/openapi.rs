@@ -196,10 +196,13 @@ pub struct ListParams {
     pub workflow_type: Option<WorkflowType>,
     pub status: Option<Status>,
     pub reference: Option<String>,
+    /// `page` × `per_page` may reach 10,000 rows deep; past that, use `cursor`.
     #[param(minimum = 1, default = 1)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub per_page: Option<i64>,
+    /// The `next_cursor` of the previous page, instead of `page`.
+    pub cursor: Option<String>,
 }
 
 /// Query of a workflow's history.
@@ -222,10 +225,13 @@ pub struct DashboardListParams {
     pub status: Option<Status>,
     pub reference: Option<String>,
     pub instance_id: Option<Uuid>,
+    /// `page` × `per_page` may reach 10,000 rows deep; past that, use `cursor`.
     #[param(minimum = 1, default = 1)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub per_page: Option<i64>,
+    /// The `next_cursor` of the previous page, instead of `page`.
+    pub cursor: Option<String>,
 }
 
 // Response sets that many operations share, so each is written once. The

@@ -20,6 +20,10 @@ pub struct WorkflowList {
     pub per_page: i64,
     pub total: i64,
     pub workflows: Vec<Workflow>,
+    /// Pass as `cursor` for the page after this one; `null` on the last
+    /// page. Opaque. Cursor pages cost the same at any depth and neither
+    /// skip nor repeat rows when workflows are created meanwhile.
+    pub next_cursor: Option<String>,
 }
 
 impl WorkflowList {
@@ -29,6 +33,7 @@ impl WorkflowList {
             per_page: query.per_page,
             total: page.total,
             workflows: page.workflows,
+            next_cursor: page.next_cursor.map(|c| c.encode()),
         }
     }
 }

@@ -432,7 +432,7 @@ async fn the_dashboard_lists_the_whole_tenant_and_filters_by_instance_and_refere
 }
 
 #[tokio::test]
-async fn the_suspended_list_is_oldest_suspension_first_with_what_an_approver_needs() {
+async fn the_suspended_list_is_newest_suspension_first_with_what_an_approver_needs() {
     let app = TestApp::spawn().await;
     let sibling = app.sibling_agent().await;
     let first = app
@@ -467,8 +467,9 @@ async fn the_suspended_list_is_oldest_suspension_first_with_what_an_approver_nee
     assert_eq!(r.status, 200);
     let items = r.body.as_array().unwrap();
     let ids: Vec<&str> = items.iter().map(|w| w["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, [second.as_str(), first.as_str()]);
-    let item = &items[1];
+    assert_eq!(ids, [first.as_str(), second.as_str()]);
+    assert!(r.headers.get("x-truncated").is_none());
+    let item = &items[0];
     for field in [
         "id",
         "instance_id",
@@ -501,6 +502,32 @@ async fn the_suspended_list_is_oldest_suspension_first_with_what_an_approver_nee
     );
     assert!(item["suspended_at"].is_string());
     assert!(!ids.contains(&active.as_str()));
+}
+
+#[tokio::test]
+async fn the_suspended_list_answers_the_newest_up_to_its_limit_and_says_when_there_are_more() {
+    let app = TestApp::spawn_with(|s| s.limits.suspended_max = 2).await;
+    let mut suspended = Vec::new();
+    for _ in 0..3 {
+        let id = app.create_workflow(&app.agent).await;
+        app.suspend(&app.agent, &id, json!({"step": "approve"}))
+            .await;
+        suspended.push(id);
+    }
+    let admin = Credential::Bearer(app.admin_jwt(app.agent.tenant_id, "alice"));
+    let r = app
+        .dashboard(Method::GET, "/v1/workflows/suspended", &admin, Body::None)
+        .await;
+    assert_eq!(r.status, 200);
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [suspended[2].as_str(), suspended[1].as_str()]);
+    assert_eq!(r.header("x-truncated"), Some("true"));
 }
 
 #[tokio::test]

@@ -158,3 +158,72 @@ async fn another_instances_or_tenants_history_is_not_found_and_bad_pages_are_422
         assert_eq!(r.status, 422, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn every_entry_records_who_was_authenticated_whatever_the_actor_says() {
+    let app = TestApp::spawn().await;
+    let id = app.create_workflow(&app.agent).await;
+    app.advance(
+        &app.agent,
+        &id,
+        json!({"action": "approved", "actor": "the-landlord"}),
+    )
+    .await;
+    app.suspend(&app.agent, &id, json!({"step": "approve"}))
+        .await;
+    let (key_id, key) = app
+        .api_key(app.agent.tenant_id, &["workflows:read", "workflows:write"])
+        .await;
+    let by_key = app
+        .dashboard(
+            Method::POST,
+            &format!("/v1/workflows/{id}/resume"),
+            &crate::helpers::Credential::ApiKey(key),
+            Body::Json(json!({"resume_data": {}})),
+        )
+        .await;
+    assert_eq!(by_key.status, 200);
+    let admin = crate::helpers::Credential::Bearer(app.admin_jwt(app.agent.tenant_id, "alice"));
+    let by_admin = app
+        .dashboard(
+            Method::POST,
+            &format!("/v1/workflows/{id}/abort"),
+            &admin,
+            Body::None,
+        )
+        .await;
+    assert_eq!(by_admin.status, 200);
+
+    let history = app.get(&app.agent, &id).await.body["history"].clone();
+    let who: Vec<(Value, Value)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].clone(), e["principal"].clone()))
+        .collect();
+    let instance = json!(format!("instance:{}", app.agent.instance_id));
+    let api_key = json!(format!("api_key:{key_id}"));
+    assert_eq!(
+        who,
+        vec![
+            (instance.clone(), instance.clone()),
+            (json!("the-landlord"), instance.clone()),
+            (instance.clone(), instance),
+            (api_key.clone(), api_key),
+            (json!("alice"), json!("user:alice")),
+        ]
+    );
+    // A client cannot write the field: an unknown body field is ignored.
+    let other = app.create_workflow(&app.agent).await;
+    let r = app
+        .advance(
+            &app.agent,
+            &other,
+            json!({"action": "x", "principal": "system"}),
+        )
+        .await;
+    assert_eq!(
+        r.body["history"][1]["principal"],
+        json!(format!("instance:{}", app.agent.instance_id))
+    );
+}

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use reqwest::Method;
@@ -333,4 +333,108 @@ async fn list_totals_stay_exact_as_workflows_are_created_and_change_status() {
     assert_eq!(admin_total("status=active".into()).await, 3);
     let sibling_only = format!("instance_id={}&status=active", sibling.instance_id);
     assert_eq!(admin_total(sibling_only).await, 1);
+}
+
+/// Every id of a cursor walk over `path` (a list URL with its query), and
+/// how many pages it took.
+async fn walk(app: &TestApp, path: &str, credential: &Credential) -> (Vec<String>, usize) {
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    let mut url = path.to_owned();
+    loop {
+        let r = app
+            .dashboard(Method::GET, &url, credential, Body::None)
+            .await;
+        assert_eq!(r.status, 200, "{url}: {}", r.body);
+        pages += 1;
+        ids.extend(r.workflow_ids());
+        match r.body["next_cursor"].as_str() {
+            Some(cursor) => url = format!("{path}&cursor={cursor}"),
+            None => return (ids, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_walk_reads_every_match_once_while_workflows_are_created_meanwhile() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    let mut even = Vec::new();
+    for n in 0..7 {
+        let reference = if n % 2 == 0 { "EVEN" } else { "ODD" };
+        let id = app
+            .create_with(&app.agent, json!({"reference": reference}))
+            .await;
+        if n % 2 == 0 {
+            even.push(id.clone());
+        }
+        ids.push(id);
+    }
+    ids.reverse();
+    even.reverse();
+    let agent = Credential::Bearer(app.agent.key.clone());
+    let (walked, pages) = walk(
+        &app,
+        &format!("{}?per_page=3", app.agent.workflows()),
+        &agent,
+    )
+    .await;
+    assert_eq!((walked, pages), (ids.clone(), 3));
+
+    // Rows created after the walk started come before its cursor: the walk
+    // neither repeats nor skips what it set out to read.
+    let first = app.list(&app.agent, "per_page=3").await;
+    assert_eq!(first.workflow_ids(), ids[0..3]);
+    app.create_workflow(&app.agent).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let next = app
+        .list(&app.agent, &format!("per_page=3&cursor={cursor}"))
+        .await;
+    assert_eq!(next.workflow_ids(), ids[3..6]);
+    assert_eq!(next.body["total"], 8);
+
+    let admin = Credential::Bearer(app.admin_jwt(app.agent.tenant_id, "alice"));
+    let walked = walk(&app, "/v1/workflows?reference=EVEN&per_page=2", &admin).await;
+    assert_eq!(walked, (even, 2));
+}
+
+#[tokio::test]
+async fn the_last_page_has_no_next_cursor_and_a_full_one_before_it_has() {
+    let app = TestApp::spawn().await;
+    for _ in 0..4 {
+        app.create_workflow(&app.agent).await;
+    }
+    let full = app.list(&app.agent, "per_page=2&page=1").await;
+    assert!(full.body["next_cursor"].is_string());
+    let last = app.list(&app.agent, "per_page=2&page=2").await;
+    assert_eq!(last.body["next_cursor"], Value::Null);
+    let status = app
+        .list(&app.agent, "status=active&per_page=2&page=2")
+        .await;
+    assert_eq!(status.body["next_cursor"], Value::Null);
+    let status = app.list(&app.agent, "status=active&per_page=3").await;
+    assert!(status.body["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn a_page_deeper_than_ten_thousand_rows_is_refused_with_a_pointer_to_cursors() {
+    let app = TestApp::spawn().await;
+    let r = app.list(&app.agent, "per_page=100&page=101").await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.validation_errors()[0].0, "value_error");
+    assert!(r.body["detail"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("next_cursor"));
+    assert_eq!(
+        app.list(&app.agent, "per_page=100&page=100").await.status,
+        200
+    );
+    let admin = Credential::Bearer(app.admin_jwt(app.agent.tenant_id, "alice"));
+    let r = app
+        .dashboard(Method::GET, "/v1/workflows?page=10001", &admin, Body::None)
+        .await;
+    assert_eq!(r.status, 422);
+    let r = app.list(&app.agent, "cursor=not-a-cursor").await;
+    assert_eq!(r.status, 422);
 }
