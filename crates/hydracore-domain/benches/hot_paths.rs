@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use hydracore_domain::merge::merge_patch;
 use hydracore_domain::request::{AdvanceWorkflow, CreateWorkflow};
 use hydracore_domain::transition::{self, Command};
-use hydracore_domain::{Timestamp, Workflow};
+use hydracore_domain::{Principal, Timestamp, Workflow};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -88,15 +88,16 @@ fn workflow_with_history(entries: usize) -> Workflow {
         Uuid::new_v4(),
         instance,
         create,
-        format!("instance:{instance}"),
+        &Principal::Instance(instance),
         Timestamp::now(),
     );
     let mut history = workflow.history.clone();
+    let agent = Principal::Instance(instance);
     let advance = Command::Advance(Box::new(
         AdvanceWorkflow::from_json(&advance_body()).expect("valid"),
     ));
     while history.len() < entries {
-        let change = transition::apply(workflow, &advance, "agent", None, Timestamp::now())
+        let change = transition::apply(workflow, &advance, &agent, None, Timestamp::now())
             .expect("an active workflow advances");
         history.push(change.entry);
         workflow = change.workflow;
