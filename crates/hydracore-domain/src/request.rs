@@ -182,6 +182,9 @@ impl SuspendWorkflow {
         let mut r = BodyReader::new(body)?;
         let step = r.required("step", |v| StepName::parse(values::string(v)?));
         let payload = r.json("payload");
+        // Each suspended workflow's payload is in the approval queue's
+        // answer: bounded as an entry is.
+        refuse_oversized(&mut r, "payload", &payload);
         r.finish(|| {
             Some(Self {
                 step: step?,
@@ -553,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn a_history_entry_holds_at_most_64_kib_of_detail() {
+    fn a_history_entry_and_a_suspension_payload_hold_at_most_64_kib() {
         let big = "x".repeat(DETAIL_MAX_BYTES);
         let e = AdvanceWorkflow::from_json(&json!({"action": "a", "action_detail": {"note": big}}))
             .err();
@@ -567,6 +570,12 @@ mod tests {
             vec![("value_error", vec![json!("body"), json!("resume_data")])]
         );
         let fits = "x".repeat(DETAIL_MAX_BYTES - 20);
+        let e = SuspendWorkflow::from_json(&json!({"step": "s", "payload": {"a": big}})).err();
+        assert_eq!(
+            e.as_ref().map(types),
+            Some(vec![("value_error", vec![json!("body"), json!("payload")])])
+        );
+        assert!(SuspendWorkflow::from_json(&json!({"step": "s", "payload": {"a": fits}})).is_ok());
         assert!(
             AdvanceWorkflow::from_json(&json!({"action": "a", "action_detail": {"n": fits}}))
                 .is_ok()

@@ -96,6 +96,26 @@ impl WorkflowPage {
     }
 }
 
+/// A page of one workflow's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySlice {
+    /// Oldest first.
+    pub entries: Vec<HistoryEntry>,
+    /// The seq of the workflow's newest entry (its version): a page that
+    /// ends before it has a next.
+    pub newest: i64,
+}
+
+impl HistorySlice {
+    /// The `after` of the page that follows, if one does.
+    pub fn next_after(&self) -> Option<i64> {
+        self.entries
+            .last()
+            .map(|e| e.seq)
+            .filter(|seq| *seq < self.newest)
+    }
+}
+
 /// Whether a read or write should bring the workflow's history back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WithHistory {
@@ -105,11 +125,35 @@ pub enum WithHistory {
 }
 
 impl WithHistory {
-    /// How many of the newest entries to read: `inline`, or none.
-    pub fn entries(self, inline: u32) -> i32 {
+    /// How much history to read: `inline`, or none.
+    pub fn inline(self, inline: InlineHistory) -> InlineHistory {
         match self {
-            WithHistory::Yes => i32::try_from(inline).unwrap_or(i32::MAX),
-            WithHistory::No => 0,
+            WithHistory::Yes => inline,
+            WithHistory::No => InlineHistory::NONE,
+        }
+    }
+}
+
+/// How much of its history a record embeds: its newest `entries` entries,
+/// fewer when they would not start within `bytes` of the newest as the API
+/// renders them (so the newest is always there, and at most one entry goes
+/// past the budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineHistory {
+    pub entries: i32,
+    pub bytes: i32,
+}
+
+impl InlineHistory {
+    pub const NONE: Self = Self {
+        entries: 0,
+        bytes: 0,
+    };
+
+    pub fn new(entries: u32, bytes: u32) -> Self {
+        Self {
+            entries: i32::try_from(entries).unwrap_or(i32::MAX),
+            bytes: i32::try_from(bytes).unwrap_or(i32::MAX),
         }
     }
 }
@@ -196,14 +240,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<WorkflowPage, StoreError>;
 
     /// The entries of workflow `id`'s history with a `seq` above
-    /// `page.after`, at most `page.limit`, oldest first; `None` when there
-    /// is no such workflow in `scope`.
+    /// `page.after`, at most `page.limit` and within the store's
+    /// `history_page_bytes`, oldest first; `None` when there is no such
+    /// workflow in `scope`.
     async fn history_page(
         &self,
         scope: Scope,
         id: Uuid,
         page: HistoryQuery,
-    ) -> Result<Option<Vec<HistoryEntry>>, StoreError>;
+    ) -> Result<Option<HistorySlice>, StoreError>;
 
     /// The scope's newest `limit` suspensions, newest first.
     async fn list_suspended(
@@ -278,6 +323,13 @@ pub struct StoreOptions {
     /// A record embeds at most this many of its newest history entries;
     /// the history endpoint pages through all of them.
     pub history_inline: u32,
+    /// ... and only those that start within this many bytes of the newest
+    /// (as the API renders them), so that a record stays small whatever
+    /// its entries hold.
+    pub history_inline_bytes: u32,
+    /// A page of the history endpoint holds only the entries that start
+    /// within this many bytes of its first.
+    pub history_page_bytes: u32,
     /// PostgreSQL: the longest any statement of the service may run, and
     /// the longest a transaction may sit idle, before the server ends it
     /// (`statement_timeout`, `idle_in_transaction_session_timeout`, sent
@@ -326,6 +378,8 @@ impl Default for StoreOptions {
             ca_file: None,
             sqlite_sync: SqliteSync::default(),
             history_inline: 100,
+            history_inline_bytes: 256 * 1024,
+            history_page_bytes: 1024 * 1024,
             statement_timeout: Some(std::time::Duration::from_secs(10)),
         }
     }

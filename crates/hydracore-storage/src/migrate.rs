@@ -29,8 +29,8 @@ pub const SQLITE: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "principal_and_list_indexes",
-        sql: include_str!("../migrations/sqlite/0002_principal_and_list_indexes.sql"),
+        name: "hardening",
+        sql: include_str!("../migrations/sqlite/0002_hardening.sql"),
     },
 ];
 
@@ -42,8 +42,8 @@ pub const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "principal_and_list_indexes",
-        sql: include_str!("../migrations/postgres/0002_principal_and_list_indexes.sql"),
+        name: "hardening",
+        sql: include_str!("../migrations/postgres/0002_hardening.sql"),
     },
 ];
 

@@ -93,6 +93,28 @@ pub const HISTORY_COLUMNS: &str =
     "seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage, \
      principal";
 
+/// A page of one workflow's history, `$1` the tenant, `$2` the workflow:
+/// the entries after seq `$3`, at most `$4` of them, and only those that
+/// start within `$5` bytes of the page's start as the API renders them
+/// (so always at least one). The sizes come from `octet_length`, which
+/// reads a stored text's size without loading it, so an entry left out is
+/// never read. The same text on both backends (SQLite as `?n`).
+pub fn history_page_sql() -> String {
+    format!(
+        "WITH sized AS ( \
+           SELECT seq, octet_length(entry) AS size FROM workflow_history \
+           WHERE tenant_id = $1 AND workflow_id = $2 AND seq > $3 ORDER BY seq LIMIT $4), \
+         kept AS ( \
+           SELECT max(seq) AS seq FROM ( \
+             SELECT seq, sum(size) OVER (ORDER BY seq) - size AS before FROM sized) AS s \
+           WHERE before < $5) \
+         SELECT {HISTORY_COLUMNS} FROM workflow_history \
+         WHERE tenant_id = $1 AND workflow_id = $2 AND seq > $3 \
+           AND seq <= (SELECT seq FROM kept) \
+         ORDER BY seq"
+    )
+}
+
 /// A history entry selected with [`HISTORY_COLUMNS`], starting at column
 /// `first`.
 pub fn history_entry(row: &impl Columns, first: usize) -> Result<HistoryEntry, StoreError> {

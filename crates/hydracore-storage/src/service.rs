@@ -14,10 +14,10 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{CreateWorkflow, HistoryQuery, ListQuery};
 use hydracore_domain::transition::{self, Change, Command, TransitionError};
-use hydracore_domain::{HistoryEntry, Principal, Scope, Timestamp, Workflow};
+use hydracore_domain::{Principal, Scope, Timestamp, Workflow};
 use uuid::Uuid;
 
-use crate::{ChangeOutcome, Rule, Store, StoreError, WithHistory, WorkflowPage};
+use crate::{ChangeOutcome, HistorySlice, Rule, Store, StoreError, WithHistory, WorkflowPage};
 
 /// Why a use case did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +159,7 @@ impl Workflows {
         scope: Scope,
         id: Uuid,
         page: HistoryQuery,
-    ) -> Result<Vec<HistoryEntry>, UseCaseError> {
+    ) -> Result<HistorySlice, UseCaseError> {
         self.store
             .history_page(scope, id, page)
             .await?

@@ -46,7 +46,7 @@ use async_trait::async_trait;
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
-use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
@@ -55,8 +55,8 @@ use self::pipelined::Pipelined;
 use self::pool::{Client, Pool};
 use self::session::{Access, Mode};
 use crate::{
-    ChangeOutcome, Credential, Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions,
-    WithHistory, WorkflowPage,
+    ChangeOutcome, Credential, HistorySlice, InlineHistory, Instance, NewCredential, PoolStats,
+    Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
@@ -71,7 +71,8 @@ pub struct PgStore {
     keys: Arc<KeyCache>,
     last_written: Arc<LastWritten>,
     /// How many of a record's newest history entries it embeds.
-    history_inline: u32,
+    history_inline: InlineHistory,
+    history_page_bytes: i32,
 }
 
 impl PgStore {
@@ -94,7 +95,11 @@ impl PgStore {
             )),
             keys: Arc::new(KeyCache::default()),
             last_written: Arc::new(LastWritten::default()),
-            history_inline: options.history_inline,
+            history_inline: InlineHistory::new(
+                options.history_inline,
+                options.history_inline_bytes,
+            ),
+            history_page_bytes: i32::try_from(options.history_page_bytes).unwrap_or(i32::MAX),
         };
         store
             .with_conn(async |conn| {
@@ -189,7 +194,7 @@ impl Store for PgStore {
         let got = self
             .reads
             .call(async |conn| {
-                workflows::get(conn, scope, id, history.entries(self.history_inline)).await
+                workflows::get(conn, scope, id, history.inline(self.history_inline)).await
             })
             .await;
         self.noting_revocation(got)
@@ -206,14 +211,14 @@ impl Store for PgStore {
             let page = self
                 .reads
                 .call(async |conn| {
-                    let history = WithHistory::Yes.entries(self.history_inline);
+                    let history = WithHistory::Yes.inline(self.history_inline);
                     workflows::list_one_status(conn, scope, confined, query, history).await
                 })
                 .await;
             return self.noting_revocation(page);
         }
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            let history = WithHistory::Yes.entries(self.history_inline);
+            let history = WithHistory::Yes.inline(self.history_inline);
             workflows::list(tx, scope, query, history).await
         })
         .await
@@ -247,9 +252,9 @@ impl Store for PgStore {
         scope: Scope,
         id: Uuid,
         page: HistoryQuery,
-    ) -> Result<Option<Vec<HistoryEntry>>> {
+    ) -> Result<Option<HistorySlice>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            workflows::history_page(tx, scope, id, page).await
+            workflows::history_page(tx, scope, id, page, self.history_page_bytes).await
         })
         .await
     }
@@ -298,7 +303,7 @@ impl Store for PgStore {
             scope,
             id,
             rule,
-            history: history.entries(self.history_inline),
+            history: history.inline(self.history_inline),
         };
         self.with_conn(async |conn| attempt.run(conn, &self.reads, &self.last_written).await)
             .await

@@ -16,20 +16,19 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::rows::{corrupt, Columns, WORKFLOW_COLUMN_COUNT};
-use crate::StoreError;
+use crate::{InlineHistory, StoreError};
 
-/// A workflow's newest `entries` stored history entries joined with
-/// commas, oldest first: selected after [`crate::rows::WORKFLOW_COLUMNS`]
-/// for a page, so the records and their histories come in one statement
-/// (one snapshot, one round trip). `hydracore_workflow` and
-/// `hydracore_list_workflows` select the same in the same place. (The
-/// newest `seq` is the version, so the newest entries are a key range.)
-pub fn history_column(entries: i32) -> String {
+/// The history a workflow embeds (`hydracore_history_inline`: its
+/// stored entries joined with commas, oldest first), selected after
+/// [`crate::rows::WORKFLOW_COLUMNS`] for a page, so the records and their
+/// histories come in one statement (one snapshot, one round trip).
+/// `hydracore_workflow` and `hydracore_list_workflows` select the same in
+/// the same place.
+pub fn history_column(inline: InlineHistory) -> String {
     format!(
-        "(SELECT string_agg(h.entry, ',' ORDER BY h.seq) \
-         FROM workflow_history AS h \
-         WHERE h.tenant_id = workflows.tenant_id AND h.workflow_id = workflows.id \
-         AND h.seq > workflows.version - {entries}) AS history"
+        "hydracore_history_inline(workflows.tenant_id, workflows.id, workflows.version, \
+         {}, {}) AS history",
+        inline.entries, inline.bytes
     )
 }
 

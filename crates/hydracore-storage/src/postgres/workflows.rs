@@ -24,9 +24,8 @@ use super::rows::{
     HISTORY,
 };
 use crate::filters::{counts_answer, push_cursor, push_list_filters, push_scope, PgQuery};
-use crate::rows::HISTORY_COLUMNS;
 use crate::rows::{TERMINAL_STATUSES, WORKFLOW_COLUMNS};
-use crate::{ChangeOutcome, Rule, StoreError, WorkflowPage};
+use crate::{ChangeOutcome, HistorySlice, InlineHistory, Rule, StoreError, WorkflowPage};
 
 /// `hydracore_create_workflow`: the workflow, the entries it was created
 /// with and, with a key, that key's claim completed.
@@ -100,7 +99,7 @@ enum Written {
 const CHANGE: &str = "SELECT changed, earlier FROM hydracore_change_workflow(\
     p_tenant_id => $1, p_instance_id => $2, p_credential_id => $3, \
     p_expected_version => $4, p_expected_updated_at => $5, p_workflow => $6, p_entry => $7, \
-    p_history => $8)";
+    p_history => $8, p_history_bytes => $9)";
 
 /// Writes back every column a command may change and appends `entry`, if
 /// the workflow is still the record the change was made from (`from`):
@@ -112,7 +111,7 @@ async fn write_change(
     w: &Workflow,
     entry: &HistoryEntry,
     rendered_entry: &str,
-    history: i32,
+    history: InlineHistory,
 ) -> Result<Written, StoreError> {
     let statement = prepare(conn, CHANGE).await?;
     let row = conn
@@ -126,7 +125,8 @@ async fn write_change(
                 &from.updated_at.as_datetime(),
                 &WorkflowRecord::from(w),
                 &EntryRecord::new(entry, rendered_entry),
-                &history,
+                &history.entries,
+                &history.bytes,
             ],
         )
         .await?;
@@ -139,14 +139,14 @@ async fn write_change(
 
 /// `hydracore_workflow`: its plans (one with the history, one without)
 /// stay cached on the connection.
-pub const GET: &str = "SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5)";
+pub const GET: &str = "SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5, $6)";
 
 /// One call of [`GET`] on a pipelined connection.
 pub async fn get(
     conn: &Conn,
     scope: Scope,
     id: Uuid,
-    history: i32,
+    history: InlineHistory,
 ) -> Result<Option<Workflow>, StoreError> {
     conn.client
         .query_opt(
@@ -156,7 +156,8 @@ pub async fn get(
                 &scope.instance_id,
                 &scope.credential_id,
                 &id,
-                &history,
+                &history.entries,
+                &history.bytes,
             ],
         )
         .await?
@@ -182,7 +183,7 @@ pub fn one_instance_in_one_status(scope: Scope, query: &ListQuery) -> Option<(Uu
 /// `hydracore_list_workflows`: the key check, the role and tenant, and the
 /// page with its total in one statement (one snapshot).
 pub const LIST_ONE_STATUS: &str =
-    "SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6, $7)";
+    "SELECT * FROM hydracore_list_workflows($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Where the total is in a row of [`LIST_ONE_STATUS`]: after the history.
 const TOTAL: usize = HISTORY + 1;
@@ -193,7 +194,7 @@ pub async fn list_one_status(
     scope: Scope,
     (instance_id, status): (Uuid, Status),
     query: &ListQuery,
-    history: i32,
+    history: InlineHistory,
 ) -> Result<WorkflowPage, StoreError> {
     let rows = conn
         .client
@@ -206,7 +207,8 @@ pub async fn list_one_status(
                 &status.as_str(),
                 &query.per_page,
                 &query.offset(),
-                &history,
+                &history.entries,
+                &history.bytes,
             ],
         )
         .await?;
@@ -228,7 +230,7 @@ pub async fn list(
     conn: &Client,
     scope: Scope,
     query: &ListQuery,
-    history: i32,
+    history: InlineHistory,
 ) -> Result<WorkflowPage, StoreError> {
     // `workflow_counts` answers the filters it has columns for, exactly
     // and in a few rows; other filters count the matches.
@@ -305,39 +307,39 @@ pub async fn history_page(
     scope: Scope,
     id: Uuid,
     page: HistoryQuery,
-) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
-    let exists = prepare(
+    bytes: i32,
+) -> Result<Option<HistorySlice>, StoreError> {
+    let version = prepare(
         conn,
-        "SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND id = $2 \
-         AND ($3::uuid IS NULL OR instance_id = $3))",
+        "SELECT version FROM workflows WHERE tenant_id = $1 AND id = $2 \
+         AND ($3::uuid IS NULL OR instance_id = $3)",
     )
     .await?;
-    let found: bool = column(
-        &conn
-            .query_one(&exists, &[&scope.tenant_id, &id, &scope.instance_id])
-            .await?,
-        0,
-    )?;
-    if !found {
+    let Some(row) = conn
+        .query_opt(&version, &[&scope.tenant_id, &id, &scope.instance_id])
+        .await?
+    else {
         return Ok(None);
-    }
-    let statement = prepare(
-        conn,
-        &format!(
-            "SELECT {HISTORY_COLUMNS} FROM workflow_history \
-             WHERE tenant_id = $1 AND workflow_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
-        ),
-    )
-    .await?;
-    conn.query(
-        &statement,
-        &[&scope.tenant_id, &id, &page.after, &page.limit],
-    )
-    .await?
-    .iter()
-    .map(|row| crate::rows::history_entry(row, 0))
-    .collect::<Result<Vec<_>, _>>()
-    .map(Some)
+    };
+    let newest: i64 = column(&row, 0)?;
+    let statement = prepare(conn, &crate::rows::history_page_sql()).await?;
+    let entries = conn
+        .query(
+            &statement,
+            // The budget is compared with a sum of sizes: a bigint.
+            &[
+                &scope.tenant_id,
+                &id,
+                &page.after,
+                &page.limit,
+                &i64::from(bytes),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| crate::rows::history_entry(row, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(HistorySlice { entries, newest }))
 }
 
 /// How long a change may keep starting over because others changed the
@@ -352,8 +354,8 @@ pub struct Attempt {
     pub scope: Scope,
     pub id: Uuid,
     pub rule: Rule,
-    /// How many of the newest entries the answer carries (0: none).
-    pub history: i32,
+    /// The history the answer carries.
+    pub history: InlineHistory,
 }
 
 impl Attempt {
@@ -384,7 +386,10 @@ impl Attempt {
             let guessed = guess.is_some();
             let current = match guess.take() {
                 Some(remembered) => remembered,
-                None => match reads.call(async |c| get(c, scope, id, 0).await).await? {
+                None => match reads
+                    .call(async |c| get(c, scope, id, InlineHistory::NONE).await)
+                    .await?
+                {
                     Some(stored) => stored,
                     None => return Ok(ChangeOutcome::NotFound),
                 },
@@ -425,7 +430,7 @@ impl Attempt {
                 }
             };
             last_written.remember(&change.workflow);
-            if self.history > 0 {
+            if self.history.entries > 0 {
                 let joined = match earlier {
                     Some(earlier) => format!("{earlier},{rendered_entry}"),
                     None => rendered_entry,

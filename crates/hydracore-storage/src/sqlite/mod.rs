@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
-use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, Connection, OpenFlags};
 use uuid::Uuid;
 
@@ -32,8 +32,8 @@ use self::writer::Writer;
 
 use crate::migrate::{self, Applied};
 use crate::{
-    ChangeOutcome, Credential, Instance, NewCredential, PoolStats, Rule, Store, StoreError,
-    StoreOptions, WithHistory, WorkflowPage,
+    ChangeOutcome, Credential, HistorySlice, InlineHistory, Instance, NewCredential, PoolStats,
+    Rule, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
 };
 
 /// How long a write waits for another process's write lock.
@@ -45,7 +45,8 @@ pub struct SqliteStore {
     writer: Writer,
     path: PathBuf,
     /// How many of a record's newest history entries it embeds.
-    history_inline: u32,
+    history_inline: InlineHistory,
+    history_page_bytes: i32,
 }
 
 impl SqliteStore {
@@ -64,7 +65,11 @@ impl SqliteStore {
             reader,
             writer,
             path,
-            history_inline: options.history_inline,
+            history_inline: InlineHistory::new(
+                options.history_inline,
+                options.history_inline_bytes,
+            ),
+            history_page_bytes: i32::try_from(options.history_page_bytes).unwrap_or(i32::MAX),
         })
     }
 
@@ -286,7 +291,7 @@ impl Store for SqliteStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>, StoreError> {
-        let entries = history.entries(self.history_inline);
+        let entries = history.inline(self.history_inline);
         self.reader
             .read(move |conn| workflows::get(conn, scope, id, entries))
             .await
@@ -298,7 +303,7 @@ impl Store for SqliteStore {
         query: &ListQuery,
     ) -> Result<WorkflowPage, StoreError> {
         let query = query.clone();
-        let entries = WithHistory::Yes.entries(self.history_inline);
+        let entries = WithHistory::Yes.inline(self.history_inline);
         self.reader
             .read(move |conn| workflows::list(conn, scope, &query, entries))
             .await
@@ -309,9 +314,10 @@ impl Store for SqliteStore {
         scope: Scope,
         id: Uuid,
         page: HistoryQuery,
-    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+    ) -> Result<Option<HistorySlice>, StoreError> {
+        let bytes = self.history_page_bytes;
         self.reader
-            .read(move |conn| workflows::history_page(conn, scope, id, page))
+            .read(move |conn| workflows::history_page(conn, scope, id, page, bytes))
             .await
     }
 
@@ -338,7 +344,7 @@ impl Store for SqliteStore {
             .await?;
         if let (ChangeOutcome::Changed(change), WithHistory::Yes) = (&mut outcome, history) {
             let (tenant, version) = (scope.tenant_id, change.workflow.version);
-            let entries = history.entries(self.history_inline);
+            let entries = history.inline(self.history_inline);
             change.workflow.history = self
                 .reader
                 .read(move |conn| workflows::history_of(conn, tenant, id, version, entries))

@@ -5,7 +5,7 @@
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::rows::SqliteRow;
@@ -13,13 +13,13 @@ use crate::filters::{
     counts_answer, push_cursor, push_list_filters, push_scope, Filter, SqliteQuery,
 };
 use crate::rows::{HISTORY_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS};
-use crate::{StoreError, WorkflowPage};
+use crate::{HistorySlice, InlineHistory, StoreError, WorkflowPage};
 
 pub fn get(
     conn: &Connection,
     scope: Scope,
     id: Uuid,
-    history: i32,
+    history: InlineHistory,
 ) -> Result<Option<Workflow>, StoreError> {
     let mut q = SqliteQuery::new(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = "
@@ -30,7 +30,7 @@ pub fn get(
     let Some(mut workflow) = rows.into_iter().next() else {
         return Ok(None);
     };
-    if history > 0 {
+    if history.entries > 0 {
         // Up to the record's version: a change committed between the two
         // reads must not show in the history of the older record.
         workflow.history = history_of(conn, scope.tenant_id, id, workflow.version, history)?;
@@ -53,7 +53,7 @@ pub fn list(
     conn: &Connection,
     scope: Scope,
     query: &ListQuery,
-    history: i32,
+    history: InlineHistory,
 ) -> Result<WorkflowPage, StoreError> {
     let tx = conn.unchecked_transaction()?;
     // `workflow_counts` answers the filters it has columns
@@ -104,25 +104,36 @@ pub fn list_suspended(
         .collect())
 }
 
-/// The newest `entries` entries of one workflow's history as it stood at
-/// `version`, oldest first. History is append-only and the newest `seq` is
-/// the version, so this is a key range, and it reads, at any later time and
-/// outside the write transaction, exactly what the write transaction would
-/// have: SQLite has one writer, and reading history on the writer thread
-/// would make every other write wait.
+/// The history one workflow embeds as it stood at `version` (see
+/// [`InlineHistory`]), oldest first. History is append-only and the newest
+/// `seq` is the version, so this is a key range, and it reads, at any later
+/// time and outside the write transaction, exactly what the write
+/// transaction would have: SQLite has one writer, and reading history on
+/// the writer thread would make every other write wait.
+///
+/// The subquery finds the oldest entry within the byte budget from the
+/// rendered entries' sizes, which `octet_length` reads without loading the
+/// entries; only the entries kept are read.
 pub fn history_of(
     conn: &Connection,
     tenant_id: Uuid,
     id: Uuid,
     version: i64,
-    entries: i32,
+    inline: InlineHistory,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {HISTORY_COLUMNS} FROM workflow_history \
-         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq > ?4 ORDER BY seq"
+         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq >= ( \
+           SELECT min(seq) FROM ( \
+             SELECT seq, sum(octet_length(entry)) OVER (ORDER BY seq DESC) \
+                         - octet_length(entry) AS newer \
+             FROM workflow_history \
+             WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq > ?4) \
+           WHERE newer < ?5) \
+         ORDER BY seq"
     ))?;
-    let oldest = version.saturating_sub(i64::from(entries));
-    let mut rows = statement.query(params![tenant_id, id, version, oldest])?;
+    let oldest = version.saturating_sub(i64::from(inline.entries));
+    let mut rows = statement.query(params![tenant_id, id, version, oldest, inline.bytes])?;
     let mut entries = Vec::new();
     while let Some(row) = rows.next()? {
         entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
@@ -137,27 +148,28 @@ pub fn history_page(
     scope: Scope,
     id: Uuid,
     page: HistoryQuery,
-) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+    bytes: i32,
+) -> Result<Option<HistorySlice>, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let found = tx
+    let newest: Option<i64> = tx
         .prepare_cached(
-            "SELECT 1 FROM workflows \
+            "SELECT version FROM workflows \
              WHERE id = ?1 AND tenant_id = ?2 AND (?3 IS NULL OR instance_id = ?3)",
         )?
-        .exists(params![id, scope.tenant_id, scope.instance_id])?;
-    if !found {
+        .query_row(params![id, scope.tenant_id, scope.instance_id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let Some(newest) = newest else {
         return Ok(None);
-    }
-    let mut statement = tx.prepare_cached(&format!(
-        "SELECT {HISTORY_COLUMNS} FROM workflow_history \
-         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
-    ))?;
-    let mut rows = statement.query(params![scope.tenant_id, id, page.after, page.limit])?;
+    };
+    let mut statement = tx.prepare_cached(&crate::rows::history_page_sql().replace('$', "?"))?;
+    let mut rows = statement.query(params![scope.tenant_id, id, page.after, page.limit, bytes])?;
     let mut entries = Vec::new();
     while let Some(row) = rows.next()? {
         entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
     }
-    Ok(Some(entries))
+    Ok(Some(HistorySlice { entries, newest }))
 }
 
 /// Live workflows whose deadline is at or before `now`, soonest first.

@@ -140,6 +140,14 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_HISTORY_INLINE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub history_inline: u32,
 
+    /// ... and only those that start within this many bytes of the newest, so that a record stays small whatever its entries hold (at least 131072: twice the largest entry)
+    #[arg(long, env = "HYDRACORE_HISTORY_INLINE_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(131_072..=67_108_864))]
+    pub history_inline_bytes: u32,
+
+    /// A page of the history routes holds only the entries that start within this many bytes of its first
+    #[arg(long, env = "HYDRACORE_HISTORY_PAGE_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(131_072..=67_108_864))]
+    pub history_page_bytes: u32,
+
     /// PostgreSQL: the longest a statement may run, or a transaction sit idle, before the server ends it (`off`: not set, for a pooler that refuses startup options)
     #[arg(long, env = "HYDRACORE_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_optional_duration)]
     pub statement_timeout: OptionalDuration,
@@ -434,6 +442,8 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             sqlite_sync: args.sqlite_sync,
             statement_timeout: args.statement_timeout.0,
             history_inline: args.history_inline,
+            history_inline_bytes: args.history_inline_bytes,
+            history_page_bytes: args.history_page_bytes,
             ..StoreOptions::default()
         },
         jwt,

@@ -165,8 +165,8 @@ async fn history(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let query = HistoryQuery::from_pairs(&pairs)?;
-    let entries = state.workflows.history(admin.scope, id, query).await?;
-    Ok(Json(HistoryPage::new(entries, query.limit)))
+    let page = state.workflows.history(admin.scope, id, query).await?;
+    Ok(Json(HistoryPage::from(page)))
 }
 
 /// Abort Workflow

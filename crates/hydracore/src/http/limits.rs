@@ -33,6 +33,15 @@ pub enum Per {
 }
 
 impl Rate {
+    /// How long an empty bucket takes to fill up to its burst.
+    fn refill(self) -> Duration {
+        let period = match self.per {
+            Per::Second => Duration::from_secs(1),
+            Per::Minute => Duration::from_secs(60),
+        };
+        period.saturating_mul(self.burst.get()) / self.count.get()
+    }
+
     fn quota(self) -> Quota {
         let quota = match self.per {
             Per::Second => Quota::per_second(self.count),
@@ -223,12 +232,15 @@ impl Limits {
 
     /// Counts a failed authentication of `address`.
     pub fn failed(&self, address: Option<IpAddr>) {
-        let (Some(address), Some((_, limiter))) = (address, &self.failed_auth) else {
+        let (Some(address), Some((rate, limiter))) = (address, &self.failed_auth) else {
             return;
         };
         self.tidy();
-        if let Err(not_until) = limiter.check_key(&address.to_string()) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+        if limiter.check_key(&address.to_string()).is_err() {
+            // Blocked until the budget has refilled, not only until its next
+            // token: a client with many requests in flight would otherwise
+            // slip a batch of lookups past every time the block lifts.
+            let wait = rate.refill();
             tracing::debug!(%address, ?wait, "failed authentications over budget");
             self.blocked.insert(address, Instant::now() + wait);
         }
@@ -348,6 +360,27 @@ mod tests {
         assert!(limits
             .check_address(Some(IpAddr::from([10, 0, 0, 8])))
             .is_ok());
+    }
+
+    #[test]
+    fn an_address_over_its_budget_waits_until_the_budget_has_refilled() {
+        let limits = Limits::new(&LimitSettings {
+            failed_auth: Some(rate("10/s:20")),
+            ..LimitSettings::default()
+        });
+        let address = Some(IpAddr::from([10, 0, 0, 9]));
+        for _ in 0..21 {
+            limits.failed(address);
+        }
+        match limits.check_address(address) {
+            Err(ApiError::RateLimited { retry_after, .. }) => {
+                assert!(
+                    retry_after > Duration::from_millis(1_900),
+                    "{retry_after:?}"
+                );
+            }
+            other => panic!("not refused: {other:?}"),
+        }
     }
 
     #[test]

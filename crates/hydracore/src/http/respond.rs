@@ -120,13 +120,11 @@ pub struct HistoryPage {
     pub next_after: Option<i64>,
 }
 
-impl HistoryPage {
-    pub fn new(entries: Vec<hydracore_domain::HistoryEntry>, limit: i64) -> Self {
-        let full = i64::try_from(entries.len()).is_ok_and(|n| n >= limit);
-        let next_after = entries.last().filter(|_| full).map(|e| e.seq);
+impl From<hydracore_storage::HistorySlice> for HistoryPage {
+    fn from(slice: hydracore_storage::HistorySlice) -> Self {
         Self {
-            entries,
-            next_after,
+            next_after: slice.next_after(),
+            entries: slice.entries,
         }
     }
 }

@@ -305,6 +305,11 @@ impl TestApp {
         (issued.credential.id, issued.key)
     }
 
+    /// The client the helpers send with, for a request they do not make.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// A dashboard request presenting `credential`.
     pub async fn dashboard(
         &self,

@@ -84,6 +84,36 @@ async fn an_address_that_keeps_sending_bad_keys_is_refused_before_any_lookup() {
 }
 
 #[tokio::test]
+async fn x_forwarded_for_names_the_client_only_when_the_proxy_in_front_is_trusted() {
+    for trusted in [false, true] {
+        let app = TestApp::spawn_with(|s| {
+            s.limits.failed_auth = parse_rate("1/s:3").unwrap();
+            s.limits.trust_forwarded_for = trusted;
+        })
+        .await;
+        let path = app.agent.workflows();
+        for n in 0..5 {
+            let garbage = format!("hcp_garbage_{n}");
+            let from = [("x-forwarded-for", "203.0.113.9")];
+            app.request(Method::GET, &path, Some(&garbage), Body::None, &from)
+                .await;
+        }
+        // Another client behind the proxy; or, untrusted, the same peer
+        // writing a header of its choosing.
+        let from = [("x-forwarded-for", "192.0.2.1, 198.51.100.1")];
+        let key = Some(app.agent.key.as_str());
+        let r = app
+            .request(Method::GET, &path, key, Body::None, &from)
+            .await;
+        assert_eq!(
+            r.status,
+            if trusted { 200 } else { 429 },
+            "trusted: {trusted}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn metrics_are_not_served_on_the_api_port_without_a_token() {
     let app = TestApp::spawn().await;
     let r = app

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP, a fresh SQLite file each.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod advance;
 mod auth;
 mod cli;
