@@ -48,6 +48,7 @@ pub struct AppState {
     /// it is not served there.
     pub metrics_token: Option<Arc<str>>,
     pub limits: Arc<limits::Limits>,
+    pub readiness: Arc<ops::Readiness>,
 }
 
 impl AppState {
@@ -59,6 +60,7 @@ impl AppState {
             status_counts: Arc::default(),
             metrics_token: None,
             limits: Arc::new(limits::Limits::new(&limits::LimitSettings::default())),
+            readiness: Arc::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Operational endpoints: liveness, readiness, metrics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,6 +9,8 @@ use axum::Json;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use hydracore_storage::Store;
 
 use super::error::ApiError;
 use super::openapi::ErrorDetail;
@@ -44,10 +46,40 @@ async fn healthz() -> Json<serde_json::Value> {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
-        Ok(Err(e)) => Err(ApiError::Unavailable(e.to_string())),
-        Err(_) => Err(ApiError::Unavailable("ping timed out".into())),
+    state
+        .readiness
+        .check(state.store.as_ref())
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+/// Readiness probes take no credentials and pass the load limits, so they
+/// share one database ping at a time: however many arrive, they hold at
+/// most one connection. A probe answers with the first ping that started
+/// after it arrived, never an older one.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Readiness {
+    pub async fn check(&self, store: &dyn Store) -> Result<(), String> {
+        let asked = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((started, result)) = last.as_ref() {
+            if *started >= asked {
+                return result.clone();
+            }
+        }
+        let started = Instant::now();
+        let result = match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("ping timed out".into()),
+        };
+        *last = Some((started, result.clone()));
+        result
     }
 }
 
