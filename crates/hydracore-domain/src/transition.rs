@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::merge::merge_object;
 use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
+use crate::validation::{Invalid, ValidationErrors};
 use crate::{HistoryEntry, Principal, Status, Timestamp, Workflow};
 
 /// A change to an existing workflow.
@@ -37,6 +38,30 @@ pub enum TransitionError {
     /// changed or closed since it was picked). Never answered to a client.
     #[error("Workflow is not due to expire")]
     NotDue,
+    /// The change is well-formed but its result is not allowed (a state
+    /// grown past its bound): a 422 in the validation shape.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+}
+
+/// The largest `workflow_state` a change may leave, as compact JSON. Every
+/// read answers the whole state, so merges may not grow it without end.
+pub const STATE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Refuses a merged state past [`STATE_MAX_BYTES`], naming the request
+/// field that grew it.
+fn check_state_size(workflow: &Workflow, field: &str) -> Result<(), TransitionError> {
+    let size = serde_json::to_string(&workflow.workflow_state).map_or(usize::MAX, |s| s.len());
+    if size <= STATE_MAX_BYTES {
+        return Ok(());
+    }
+    let reason = format!(
+        "workflow_state would be {size} bytes of JSON after this change; it may be at most \
+         {STATE_MAX_BYTES}"
+    );
+    Err(TransitionError::Invalid(ValidationErrors::single(
+        Invalid::value_error(&reason).at(vec![json!("body"), json!(field)], Value::Null),
+    )))
 }
 
 /// The outcome of a command: the workflow as it is now (without its
@@ -127,6 +152,9 @@ pub fn apply(
     let (action, action_detail, message) = match command {
         Command::Advance(advance) => {
             apply_advance(&mut workflow, advance, now);
+            if advance.workflow_state.is_some() {
+                check_state_size(&workflow, "workflow_state")?;
+            }
             (
                 advance.action.as_str().to_owned(),
                 advance.action_detail.clone(),
@@ -153,6 +181,9 @@ pub fn apply(
             }
             let step = workflow.suspended_step.clone();
             merge_object(&mut workflow.workflow_state, &resume.resume_data);
+            if !resume.resume_data.is_empty() {
+                check_state_size(&workflow, "resume_data")?;
+            }
             workflow.status = Status::Active;
             end_suspension(&mut workflow);
             let message = match &step {
@@ -569,6 +600,20 @@ mod tests {
         let mut not_yet = due;
         not_yet.expires_at = later;
         assert_eq!(expire(not_yet, at).err(), Some(TransitionError::NotDue));
+    }
+
+    #[test]
+    fn merges_may_not_grow_the_state_past_its_bound() {
+        let chunk = "x".repeat(STATE_MAX_BYTES / 2);
+        let mut grow = advance("grow");
+        grow.workflow_state = json!({"a": chunk}).as_object().cloned();
+        let grown = run(fresh(), Command::Advance(Box::new(grow))).map(|c| c.workflow);
+        let mut more = advance("grow");
+        more.workflow_state = json!({"b": chunk}).as_object().cloned();
+        let e = grown.and_then(|w| run(w, Command::Advance(Box::new(more))));
+        assert!(
+            matches!(&e, Err(TransitionError::Invalid(v)) if v.0[0].loc == vec![json!("body"), json!("workflow_state")])
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 /// One problem in a request, as pydantic v2 reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     #[serde(rename = "type")]
     pub error_type: &'static str,
@@ -28,7 +28,7 @@ pub struct FieldError {
 }
 
 /// All problems found in one request; never empty when returned as an error.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} validation error(s), first: {}", .0.len(), .0.first().map(|e| e.msg.as_str()).unwrap_or(""))]
 pub struct ValidationErrors(pub Vec<FieldError>);
 

@@ -89,6 +89,7 @@ impl From<UseCaseError> for ApiError {
     fn from(e: UseCaseError) -> Self {
         match e {
             UseCaseError::NotFound => ApiError::WorkflowNotFound,
+            UseCaseError::Refused(TransitionError::Invalid(errors)) => errors.into(),
             UseCaseError::Refused(refusal) => ApiError::Conflict(refusal),
             UseCaseError::IdempotencyKeyInFlight => ApiError::IdempotencyInFlight,
             UseCaseError::IdempotencyKeyReused(key) => ValidationErrors::single(

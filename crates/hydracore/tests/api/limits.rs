@@ -236,3 +236,33 @@ async fn an_oversized_history_entry_or_a_system_actor_is_a_422_that_changes_noth
     }
     assert_eq!(app.get(&app.agent, &id).await.body["version"], json!(1));
 }
+
+#[tokio::test]
+async fn merges_that_would_grow_the_state_past_1_mib_are_a_422_that_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let id = app.create_workflow(&app.agent).await;
+    let chunk = "x".repeat(600 * 1024);
+    let r = app
+        .advance(
+            &app.agent,
+            &id,
+            json!({"action": "a", "workflow_state": {"a": chunk}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = app
+        .advance(
+            &app.agent,
+            &id,
+            json!({"action": "b", "workflow_state": {"b": chunk}}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.validation_errors(),
+        vec![("value_error".to_owned(), json!(["body", "workflow_state"]))]
+    );
+    let read = app.get(&app.agent, &id).await;
+    assert_eq!(read.body["version"], json!(2));
+    assert!(read.body["workflow_state"].get("b").is_none());
+}
