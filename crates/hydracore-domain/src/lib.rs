@@ -6,6 +6,7 @@
 //! inside its transaction, and writes back what that returns.
 #![forbid(unsafe_code)]
 
+pub mod decision;
 pub mod idempotency;
 pub mod merge;
 pub mod precondition;

@@ -20,6 +20,16 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Who decided, when this principal resumes a suspension: an API key's
+    /// id, or an admin's `sub` when it is a UUID.
+    pub fn approver_id(&self) -> Option<Uuid> {
+        match self {
+            Principal::ApiKey(id) => Some(*id),
+            Principal::User(sub) => Uuid::try_parse(sub).ok(),
+            Principal::Instance(_) | Principal::System => None,
+        }
+    }
+
     /// The `actor` a history entry names when the request does not name
     /// one: the seed's names (an admin's `sub` as it is).
     pub fn default_actor(&self) -> String {

@@ -22,11 +22,19 @@ pub struct Workflow {
     pub assigned_to: Option<String>,
     pub approver_id: Option<Uuid>,
     pub escalation_level: i64,
+    /// While suspended: seconds between escalations once `next_action_at`
+    /// (the decision's due time) has passed; null: no escalation.
+    pub escalate_every: Option<i64>,
+    /// While suspended: the level escalation stops at.
+    pub max_escalation_level: Option<i64>,
     #[schema(value_type = Object)]
     pub workflow_state: Map<String, Value>,
     pub suspended_step: Option<String>,
     pub suspend_payload: Value,
     pub suspended_at: Option<Timestamp>,
+    /// While suspended: the JSON Schema `resume_data` must satisfy.
+    #[schema(value_type = Option<Object>)]
+    pub resume_schema: Option<Value>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_action_at: Option<Timestamp>,

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::decision::{escalation_period, ResumeSchema, MAX_ESCALATION_LEVEL};
 use crate::validation::body::BodyReader;
 use crate::validation::query::QueryReader;
 use crate::validation::{values, Invalid, ValidationErrors};
@@ -170,14 +171,34 @@ impl AdvanceWorkflow {
     }
 }
 
-/// `POST .../suspend`.
+/// `POST .../suspend`: the question, and optionally the answer it expects,
+/// who should give it, by when, and how it escalates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuspendWorkflow {
     pub step: StepName,
     pub payload: Value,
+    pub resume_schema: Option<ResumeSchema>,
+    pub assigned_to: Option<String>,
+    pub due_at: Option<Timestamp>,
+    /// Seconds.
+    pub escalate_every: Option<i64>,
+    pub max_escalation_level: Option<i64>,
 }
 
 impl SuspendWorkflow {
+    /// A suspension at `step` with `payload` and nothing more.
+    pub fn at(step: StepName, payload: Value) -> Self {
+        Self {
+            step,
+            payload,
+            resume_schema: None,
+            assigned_to: None,
+            due_at: None,
+            escalate_every: None,
+            max_escalation_level: None,
+        }
+    }
+
     pub fn from_json(body: &Value) -> Result<Self, ValidationErrors> {
         let mut r = BodyReader::new(body)?;
         let step = r.required("step", |v| StepName::parse(values::string(v)?));
@@ -185,10 +206,31 @@ impl SuspendWorkflow {
         // Each suspended workflow's payload is in the approval queue's
         // answer: bounded as an entry is.
         refuse_oversized(&mut r, "payload", &payload);
+        let resume_schema = r.optional_value("resume_schema", ResumeSchema::parse);
+        let assigned_to = r.optional_value("assigned_to", text(TEXT_MAX_CHARS));
+        let due_at = r.optional_value("due_at", values::datetime);
+        let escalate_every = r.optional_value("escalate_every", escalation_period);
+        let max_escalation_level = r.optional_value("max_escalation_level", |v| {
+            values::less_than_equal(
+                values::greater_than_equal(values::int(v)?, 1)?,
+                MAX_ESCALATION_LEVEL,
+            )
+        });
+        if max_escalation_level.is_some() && escalate_every.is_none() {
+            r.reject(
+                "max_escalation_level",
+                Invalid::value_error("max_escalation_level needs escalate_every"),
+            );
+        }
         r.finish(|| {
             Some(Self {
                 step: step?,
                 payload,
+                resume_schema,
+                assigned_to,
+                due_at,
+                escalate_every,
+                max_escalation_level,
             })
         })
     }

@@ -39,6 +39,13 @@ impl Timestamp {
         Self::from_unix_micros(micros).and_then(|t| Self::new(t.0))
     }
 
+    /// `seconds` later, if that is still a time the API can write.
+    pub fn plus_seconds(self, seconds: i64) -> Option<Self> {
+        self.0
+            .checked_add_signed(chrono::TimeDelta::try_seconds(seconds)?)
+            .and_then(Self::new)
+    }
+
     pub fn unix_micros(self) -> i64 {
         self.0.timestamp_micros()
     }

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::decision::{ResumeSchema, DEFAULT_MAX_ESCALATION_LEVEL};
 use crate::merge::merge_object;
 use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
@@ -20,6 +21,8 @@ pub enum Command {
     Abort,
     /// The sweeper's: `expires_at` has passed.
     Expire,
+    /// The sweeper's: a suspension's due time has passed.
+    Escalate,
 }
 
 /// Why a command does not apply to the workflow as it stands: a 409.
@@ -108,10 +111,13 @@ pub fn create(
         assigned_to: request.assigned_to,
         approver_id: None,
         escalation_level: 0,
+        escalate_every: None,
+        max_escalation_level: None,
         workflow_state: request.workflow_state,
         suspended_step: None,
         suspend_payload: Value::Null,
         suspended_at: None,
+        resume_schema: None,
         created_at: now,
         updated_at: now,
         last_action_at: None,
@@ -169,6 +175,19 @@ pub fn apply(
             workflow.suspended_step = Some(suspend.step.as_str().to_owned());
             workflow.suspend_payload = suspend.payload.clone();
             workflow.suspended_at = Some(now);
+            workflow.resume_schema = suspend.resume_schema.as_ref().map(|s| s.as_value().clone());
+            if let Some(assignee) = &suspend.assigned_to {
+                workflow.assigned_to = Some(assignee.clone());
+            }
+            if let Some(due) = suspend.due_at {
+                workflow.next_action_at = Some(due);
+            }
+            workflow.escalate_every = suspend.escalate_every;
+            workflow.max_escalation_level = suspend.escalate_every.map(|_| {
+                suspend
+                    .max_escalation_level
+                    .unwrap_or(DEFAULT_MAX_ESCALATION_LEVEL)
+            });
             (
                 "suspended".into(),
                 json!({ "step": suspend.step }),
@@ -179,7 +198,15 @@ pub fn apply(
             if from_status != Status::Suspended {
                 return Err(TransitionError::NotSuspended(from_status));
             }
+            if let Some(schema) = &workflow.resume_schema {
+                ResumeSchema::stored(schema.clone())
+                    .check(&resume.resume_data)
+                    .map_err(TransitionError::Invalid)?;
+            }
             let step = workflow.suspended_step.clone();
+            if let Some(approver) = by.approver_id() {
+                workflow.approver_id = Some(approver);
+            }
             merge_object(&mut workflow.workflow_state, &resume.resume_data);
             if !resume.resume_data.is_empty() {
                 check_state_size(&workflow, "resume_data")?;
@@ -208,6 +235,23 @@ pub fn apply(
                 "expired".into(),
                 json!({ "expires_at": workflow.expires_at }),
                 "Workflow expired".to_owned(),
+            )
+        }
+        Command::Escalate => {
+            let from_level = workflow.escalation_level;
+            workflow.escalation_level += 1;
+            let below_max = workflow
+                .max_escalation_level
+                .is_some_and(|max| workflow.escalation_level < max);
+            if let (true, Some(every), Some(due)) =
+                (below_max, workflow.escalate_every, workflow.next_action_at)
+            {
+                workflow.next_action_at = due.plus_seconds(every);
+            }
+            (
+                "escalated".into(),
+                json!({ "from_level": from_level, "to_level": workflow.escalation_level }),
+                format!("Workflow escalated to level {}", workflow.escalation_level),
             )
         }
     };
@@ -293,12 +337,38 @@ fn end_suspension(workflow: &mut Workflow) {
     workflow.suspended_step = None;
     workflow.suspend_payload = Value::Null;
     workflow.suspended_at = None;
+    workflow.resume_schema = None;
+    workflow.escalate_every = None;
+    workflow.max_escalation_level = None;
+}
+
+/// Whether `workflow`'s suspension is due to escalate at `now`: its due
+/// time (`next_action_at`) has passed, it escalates, and it is below its
+/// maximum level.
+pub fn escalation_due(workflow: &Workflow, now: Timestamp) -> bool {
+    workflow.status == Status::Suspended
+        && workflow.escalate_every.is_some()
+        && workflow.next_action_at.is_some_and(|due| due <= now)
+        && workflow
+            .max_escalation_level
+            .is_some_and(|max| workflow.escalation_level < max)
+}
+
+/// Escalates `workflow` if [`escalation_due`]: one level up, and the due
+/// time moved on by the period while below the maximum (at the maximum it
+/// stays overdue). [`TransitionError::NotDue`] otherwise, so that each due
+/// time escalates once whoever races for it.
+pub fn escalate(workflow: Workflow, now: Timestamp) -> Result<Change, TransitionError> {
+    if !escalation_due(&workflow, now) {
+        return Err(TransitionError::NotDue);
+    }
+    apply(workflow, &Command::Escalate, &Principal::System, None, now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ActionName, StepName, WorkflowType};
+    use crate::{ActionName, WorkflowType};
 
     fn now() -> Timestamp {
         Timestamp::now()
@@ -346,10 +416,112 @@ mod tests {
     }
 
     fn suspend(step: &str) -> Command {
-        Command::Suspend(SuspendWorkflow {
-            step: StepName::parse(step).unwrap_or_else(|_| unreachable!()),
-            payload: json!({"invoice": 12}),
+        suspend_with(json!({"step": step, "payload": {"invoice": 12}}))
+    }
+
+    fn suspend_with(body: Value) -> Command {
+        Command::Suspend(SuspendWorkflow::from_json(&body).unwrap_or_else(|e| panic!("{e:?}")))
+    }
+
+    fn resume(data: Value) -> Command {
+        Command::Resume(ResumeWorkflow {
+            resume_data: data.as_object().cloned().unwrap_or_default(),
         })
+    }
+
+    fn after(t: Timestamp, seconds: i64) -> Timestamp {
+        t.plus_seconds(seconds).unwrap_or(t)
+    }
+
+    /// A workflow suspended at `at`, due `due_in` seconds later, escalating
+    /// every 60 s up to level 2.
+    fn escalating(at: Timestamp, due_in: i64) -> Workflow {
+        let due = after(at, due_in).to_rfc3339();
+        let c = suspend_with(
+            json!({"step": "approve", "due_at": due, "escalate_every": "PT1M",
+                                    "max_escalation_level": 2}),
+        );
+        apply(fresh(), &c, &Principal::System, None, at)
+            .map(|c| c.workflow)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_resume_that_fails_the_schema_is_refused_with_each_violation() {
+        let c = suspend_with(json!({"step": "approve", "resume_schema": {
+            "type": "object", "required": ["approved"],
+            "properties": {"approved": {"type": "boolean"}}}}));
+        let suspended = run(fresh(), c).map(|c| c.workflow);
+        let e = suspended
+            .clone()
+            .and_then(|w| run(w, resume(json!({"approved": "yes"}))))
+            .err();
+        assert!(matches!(&e, Some(TransitionError::Invalid(v))
+            if v.0.len() == 1 && v.0[0].error_type == "type"
+               && v.0[0].loc == vec![json!("body"), json!("resume_data"), json!("approved")]));
+        let resumed = suspended.and_then(|w| run(w, resume(json!({"approved": true}))));
+        assert!(resumed.is_ok_and(|c| c.workflow.resume_schema.is_none()));
+    }
+
+    #[test]
+    fn a_resume_records_the_deciding_key_or_uuid_subject_as_approver() {
+        let key = Uuid::from_u128(99);
+        let suspended = run(fresh(), suspend("approve")).map(|c| c.workflow);
+        let by_key = suspended
+            .clone()
+            .and_then(|w| apply(w, &resume(json!({})), &Principal::ApiKey(key), None, now()));
+        assert_eq!(by_key.map(|c| c.workflow.approver_id), Ok(Some(key)));
+        let by_name = suspended.and_then(|w| {
+            apply(
+                w,
+                &resume(json!({})),
+                &Principal::User("ann".into()),
+                None,
+                now(),
+            )
+        });
+        assert_eq!(by_name.map(|c| c.workflow.approver_id), Ok(None));
+    }
+
+    #[test]
+    fn an_overdue_suspension_escalates_once_per_due_time_until_its_maximum() {
+        let start = now();
+        let w = escalating(start, 10);
+        assert_eq!(
+            escalate(w.clone(), start).err(),
+            Some(TransitionError::NotDue)
+        );
+        let first = escalate(w, after(start, 11)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(first.workflow.escalation_level, 1);
+        assert_eq!(first.workflow.next_action_at, Some(after(start, 70)));
+        assert_eq!(first.entry.action, "escalated");
+        assert_eq!(
+            first.entry.action_detail,
+            json!({"from_level": 0, "to_level": 1})
+        );
+        assert_eq!(first.entry.actor.as_deref(), Some("system"));
+        // The same due time does not fire twice.
+        assert_eq!(
+            escalate(first.workflow.clone(), after(start, 12)).err(),
+            Some(TransitionError::NotDue)
+        );
+        let second = escalate(first.workflow, after(start, 71)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(second.workflow.escalation_level, 2);
+        // At the maximum it stays overdue and escalates no more.
+        assert_eq!(second.workflow.next_action_at, Some(after(start, 70)));
+        assert_eq!(
+            escalate(second.workflow, after(start, 1_000)).err(),
+            Some(TransitionError::NotDue)
+        );
+    }
+
+    #[test]
+    fn a_resume_ends_the_escalation_and_the_schema() {
+        let start = now();
+        let resumed = run(escalating(start, 10), resume(json!({}))).map(|c| c.workflow);
+        assert!(resumed.is_ok_and(|w| w.escalate_every.is_none()
+            && w.max_escalation_level.is_none()
+            && !escalation_due(&w, after(start, 100))));
     }
 
     fn run(w: Workflow, c: Command) -> Result<Change, TransitionError> {

@@ -18,7 +18,8 @@ use crate::StoreError;
 pub const WORKFLOW_COLUMNS: &str = "id, tenant_id, instance_id, customer_id, workflow_type, \
     status, stage, title, reference, assigned_to, approver_id, escalation_level, \
     workflow_state, suspended_step, suspend_payload, suspended_at, created_at, updated_at, \
-    last_action_at, next_action_at, expires_at, completed_at, version";
+    last_action_at, next_action_at, expires_at, completed_at, version, escalate_every, \
+    max_escalation_level, resume_schema";
 
 /// `'completed', 'expired', ...`: the terminal statuses as an SQL list, for
 /// `status NOT IN (...)`. The migrations' partial indexes spell the same
@@ -39,6 +40,7 @@ pub trait Columns {
     fn text(&self, i: usize) -> Result<String, StoreError>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
     fn int(&self, i: usize) -> Result<i64, StoreError>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
     fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError>;
     /// SQL `NULL` reads as JSON `null`.
     fn json(&self, i: usize) -> Result<Value, StoreError>;
@@ -78,6 +80,9 @@ pub fn workflow(row: &impl Columns) -> Result<Workflow, StoreError> {
         expires_at: row.opt_time(20)?,
         completed_at: row.opt_time(21)?,
         version: row.int(22)?,
+        escalate_every: row.opt_int(23)?,
+        max_escalation_level: row.opt_int(24)?,
+        resume_schema: Some(row.json(25)?).filter(|s| !s.is_null()),
         history: Vec::new(),
         history_total: None,
     })
@@ -85,7 +90,7 @@ pub fn workflow(row: &impl Columns) -> Result<Workflow, StoreError> {
 
 /// How many columns [`WORKFLOW_COLUMNS`] has: a query's further columns
 /// start here.
-pub const WORKFLOW_COLUMN_COUNT: usize = 23;
+pub const WORKFLOW_COLUMN_COUNT: usize = 26;
 
 /// The columns of a history entry, in the order [`history_entry`] reads
 /// them.

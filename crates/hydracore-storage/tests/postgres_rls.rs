@@ -636,10 +636,10 @@ async fn one_pooled_connection_never_carries_a_tenant_into_the_next_request() {
         }
         // A failed request (a transition refused after its read) must
         // not leave its tenant behind either.
-        let suspend = Command::Suspend(SuspendWorkflow {
-            step: StepName::parse("approve").expect("step"),
-            payload: json!({"amount": 10}),
-        });
+        let suspend = Command::Suspend(SuspendWorkflow::at(
+            StepName::parse("approve").expect("step"),
+            json!({"amount": 10}),
+        ));
         store
             .change(
                 a.scope(),
@@ -788,10 +788,10 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
             async move { change_on(&replica, t, &command, if_match.as_ref(), WithHistory::No).await }
         };
         let suspend = || {
-            Command::Suspend(SuspendWorkflow {
-                step: StepName::parse("approve").expect("step"),
-                payload: json!({"amount": 10}),
-            })
+            Command::Suspend(SuspendWorkflow::at(
+                StepName::parse("approve").expect("step"),
+                json!({"amount": 10}),
+            ))
         };
         let resume = || {
             Command::Resume(ResumeWorkflow {
@@ -943,10 +943,10 @@ async fn agent_json_comes_back_byte_for_byte() {
         let Value::Object(state) = value.clone() else {
             panic!("an object")
         };
-        let suspend = Command::Suspend(SuspendWorkflow {
-            step: StepName::parse("approve").expect("step"),
-            payload: value.clone(),
-        });
+        let suspend = Command::Suspend(SuspendWorkflow::at(
+            StepName::parse("approve").expect("step"),
+            value.clone(),
+        ));
         let w = new_workflow(t.id, t.instance, state);
         store
             .insert_workflow(t.scope(), &w, None)
@@ -1512,10 +1512,10 @@ async fn postgres_answers_like_sqlite() {
 
         let first = workflows[0].id;
         let second = workflows[1].id;
-        let suspend = Command::Suspend(SuspendWorkflow {
-            step: StepName::parse("approve").expect("step"),
-            payload: json!({"amount": 12.5, "lines": [{"b": 1, "a": 2}]}),
-        });
+        let suspend = Command::Suspend(SuspendWorkflow::at(
+            StepName::parse("approve").expect("step"),
+            json!({"amount": 12.5, "lines": [{"b": 1, "a": 2}]}),
+        ));
         let commands = [
             (first, advance("contacted", Map::new())),
             (second, suspend.clone()),

@@ -1,11 +1,36 @@
 -- Who was authenticated behind each history entry, a budget in bytes for
--- the history a record embeds, and indexes for the list filters that had
--- none.
+-- the history a record embeds, indexes for the list filters that had none,
+-- and decisions: what a suspension expects as its answer and how it
+-- escalates, the inbox and the sweeper's escalation list.
 
 -- The authenticated party (instance:<id>, api_key:<id>, user:<sub>,
 -- system), which the request cannot set; NULL on entries written before.
 ALTER TABLE workflow_history ADD COLUMN principal text;
 ALTER TYPE hydracore_history_entry ADD ATTRIBUTE principal text;
+
+-- While suspended: seconds between escalations once next_action_at (the
+-- decision's due time) has passed, the level they stop at, and the JSON
+-- Schema the resume's data must satisfy. NULL otherwise.
+ALTER TABLE workflows ADD COLUMN escalate_every bigint,
+                      ADD COLUMN max_escalation_level bigint,
+                      ADD COLUMN resume_schema json;
+ALTER TYPE hydracore_workflow_record ADD ATTRIBUTE escalate_every bigint,
+                                     ADD ATTRIBUTE max_escalation_level bigint,
+                                     ADD ATTRIBUTE resume_schema json;
+
+-- The decisions inbox: a tenant's suspensions, due first (none last),
+-- then oldest suspension; the second serves the assignee filter and the
+-- summary's counts.
+CREATE INDEX workflows_inbox ON workflows
+    (tenant_id, COALESCE(next_action_at, 'infinity'), suspended_at, id)
+    WHERE status = 'suspended';
+CREATE INDEX workflows_inbox_by_assignee ON workflows
+    (tenant_id, assigned_to, COALESCE(next_action_at, 'infinity'), suspended_at, id)
+    WHERE status = 'suspended';
+-- The sweeper's escalation list, across tenants, soonest due first.
+CREATE INDEX workflows_escalating ON workflows (next_action_at, tenant_id)
+    WHERE status = 'suspended' AND escalate_every IS NOT NULL
+      AND escalation_level < max_escalation_level;
 
 -- The filtered lists, each in the lists' order, so that a page (and a
 -- cursor page) reads its own rows and the total counts the matches only.
@@ -66,7 +91,8 @@ BEGIN
                            reference, created_at, status, stage, assigned_to, approver_id,
                            escalation_level, workflow_state, suspended_step, suspend_payload,
                            suspended_at, updated_at, last_action_at, next_action_at,
-                           expires_at, completed_at, version)
+                           expires_at, completed_at, version, escalate_every,
+                           max_escalation_level, resume_schema)
     VALUES (p_tenant_id, p_instance_id, (p_workflow).*);
     INSERT INTO workflow_history (tenant_id, workflow_id, seq, at, action, action_detail,
                                   actor, from_status, to_status, from_stage, to_stage, entry,
@@ -114,6 +140,9 @@ RETURNS TABLE (
     expires_at       timestamptz,
     completed_at     timestamptz,
     version          bigint,
+    escalate_every   bigint,
+    max_escalation_level bigint,
+    resume_schema    json,
     history          text
 )
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -136,7 +165,7 @@ BEGIN
                    w.escalation_level, w.workflow_state, w.suspended_step,
                    w.suspend_payload, w.suspended_at, w.created_at, w.updated_at,
                    w.last_action_at, w.next_action_at, w.expires_at, w.completed_at,
-                   w.version,
+                   w.version, w.escalate_every, w.max_escalation_level, w.resume_schema,
                    hydracore_history_inline(w.tenant_id, w.id, w.version, p_history,
                                             p_history_bytes)
             FROM workflows AS w
@@ -150,7 +179,8 @@ BEGIN
                    w.escalation_level, w.workflow_state, w.suspended_step,
                    w.suspend_payload, w.suspended_at, w.created_at, w.updated_at,
                    w.last_action_at, w.next_action_at, w.expires_at, w.completed_at,
-                   w.version, NULL::text
+                   w.version, w.escalate_every, w.max_escalation_level, w.resume_schema,
+                   NULL::text
             FROM workflows AS w
             WHERE w.tenant_id = p_tenant_id
               AND w.id = p_id
@@ -200,7 +230,9 @@ BEGIN
         last_action_at = p_workflow.last_action_at,
         next_action_at = p_workflow.next_action_at,
         expires_at = p_workflow.expires_at, completed_at = p_workflow.completed_at,
-        version = p_workflow.version
+        version = p_workflow.version, escalate_every = p_workflow.escalate_every,
+        max_escalation_level = p_workflow.max_escalation_level,
+        resume_schema = p_workflow.resume_schema
     WHERE w.tenant_id = p_tenant_id AND w.id = p_workflow.id
       AND (p_instance_id IS NULL OR w.instance_id = p_instance_id)
       AND w.version = p_expected_version
@@ -256,6 +288,9 @@ RETURNS TABLE (
     expires_at       timestamptz,
     completed_at     timestamptz,
     version          bigint,
+    escalate_every   bigint,
+    max_escalation_level bigint,
+    resume_schema    json,
     history          text,
     total            bigint
 )
@@ -285,7 +320,7 @@ BEGIN
                    w.escalation_level, w.workflow_state, w.suspended_step,
                    w.suspend_payload, w.suspended_at, w.created_at, w.updated_at,
                    w.last_action_at, w.next_action_at, w.expires_at, w.completed_at,
-                   w.version,
+                   w.version, w.escalate_every, w.max_escalation_level, w.resume_schema,
                    hydracore_history_inline(w.tenant_id, w.id, w.version, p_history,
                                             p_history_bytes)
             FROM workflows AS w

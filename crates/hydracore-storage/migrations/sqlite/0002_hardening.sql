@@ -1,5 +1,6 @@
--- Who was authenticated behind each history entry, and indexes for the
--- list filters that had none.
+-- Who was authenticated behind each history entry, indexes for the list
+-- filters that had none, and decisions: what a suspension expects as its
+-- answer and how it escalates, the inbox and the sweeper's escalation list.
 
 -- The authenticated party (instance:<id>, api_key:<id>, user:<sub>,
 -- system), which the request cannot set; NULL on entries written before.
@@ -10,3 +11,24 @@ ALTER TABLE workflow_history ADD COLUMN principal TEXT;
 CREATE INDEX workflows_by_customer ON workflows (tenant_id, customer_id, created_at DESC, id DESC);
 CREATE INDEX workflows_by_type ON workflows (tenant_id, workflow_type, created_at DESC, id DESC);
 CREATE INDEX workflows_by_reference ON workflows (tenant_id, reference, created_at DESC, id DESC);
+
+-- While suspended: seconds between escalations once next_action_at (the
+-- decision's due time) has passed, the level they stop at, and the JSON
+-- Schema the resume's data must satisfy. NULL otherwise.
+ALTER TABLE workflows ADD COLUMN escalate_every INTEGER;
+ALTER TABLE workflows ADD COLUMN max_escalation_level INTEGER;
+ALTER TABLE workflows ADD COLUMN resume_schema TEXT;
+
+-- The decisions inbox: a tenant's suspensions, due first (none last: the
+-- largest integer), then oldest suspension; the second serves the assignee
+-- filter and the summary's counts.
+CREATE INDEX workflows_inbox ON workflows
+    (tenant_id, COALESCE(next_action_at, 9223372036854775807), suspended_at, id)
+    WHERE status = 'suspended';
+CREATE INDEX workflows_inbox_by_assignee ON workflows
+    (tenant_id, assigned_to, COALESCE(next_action_at, 9223372036854775807), suspended_at, id)
+    WHERE status = 'suspended';
+-- The sweeper's escalation list, across tenants, soonest due first.
+CREATE INDEX workflows_escalating ON workflows (next_action_at, tenant_id)
+    WHERE status = 'suspended' AND escalate_every IS NOT NULL
+      AND escalation_level < max_escalation_level;

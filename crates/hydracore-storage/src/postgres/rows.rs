@@ -59,6 +59,9 @@ impl Columns for Row {
     fn int(&self, i: usize) -> Result<i64, StoreError> {
         get(self, i)
     }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        get(self, i)
+    }
     fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError> {
         get::<Option<DateTime<Utc>>>(self, i)?
             .map(timestamp)
@@ -131,6 +134,9 @@ pub struct WorkflowRecord<'a> {
     expires_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
     version: i64,
+    escalate_every: Option<i64>,
+    max_escalation_level: Option<i64>,
+    resume_schema: Option<&'a Value>,
 }
 
 impl<'a> From<&'a Workflow> for WorkflowRecord<'a> {
@@ -157,6 +163,9 @@ impl<'a> From<&'a Workflow> for WorkflowRecord<'a> {
             expires_at: datetime(w.expires_at),
             completed_at: datetime(w.completed_at),
             version: w.version,
+            escalate_every: w.escalate_every,
+            max_escalation_level: w.max_escalation_level,
+            resume_schema: w.resume_schema.as_ref(),
         }
     }
 }

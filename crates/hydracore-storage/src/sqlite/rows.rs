@@ -28,6 +28,9 @@ impl Columns for SqliteRow<'_, '_> {
     fn int(&self, i: usize) -> Result<i64, StoreError> {
         Ok(self.0.get(i)?)
     }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.0.get(i)?)
+    }
     fn opt_time(&self, i: usize) -> Result<Option<Timestamp>, StoreError> {
         timestamp_opt(self.0.get(i)?)
     }

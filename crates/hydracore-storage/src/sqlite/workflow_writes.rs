@@ -5,6 +5,7 @@
 use hydracore_domain::transition::{Change, TransitionError};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, Connection};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::rows::{json_text, micros, object_text, SqliteRow};
@@ -16,9 +17,10 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
         "INSERT INTO workflows (id, tenant_id, instance_id, customer_id, workflow_type, status, \
          stage, title, reference, assigned_to, approver_id, escalation_level, workflow_state, \
          suspended_step, suspend_payload, suspended_at, created_at, updated_at, last_action_at, \
-         next_action_at, expires_at, completed_at, version) \
+         next_action_at, expires_at, completed_at, version, escalate_every, max_escalation_level, \
+         resume_schema) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21, ?22, ?23)",
+         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     )?
     .execute(params![
         w.id,
@@ -44,6 +46,9 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
         micros(w.expires_at),
         micros(w.completed_at),
         w.version,
+        w.escalate_every,
+        w.max_escalation_level,
+        w.resume_schema.as_ref().map(Value::to_string),
     ])?;
     for entry in &w.history {
         append_history(conn, w.tenant_id, w.id, entry)?;
@@ -81,7 +86,7 @@ fn update(conn: &Connection, before: Indexed, w: &Workflow) -> Result<(), StoreE
         "UPDATE workflows SET stage = ?1, assigned_to = ?2, approver_id = ?3, \
          escalation_level = ?4, workflow_state = ?5, suspended_step = ?6, suspend_payload = ?7, \
          updated_at = ?8, last_action_at = ?9, next_action_at = ?10, completed_at = ?11, \
-         version = ?12",
+         version = ?12, escalate_every = ?18, max_escalation_level = ?19, resume_schema = ?20",
     );
     if after.status != before.status {
         sql.push_str(", status = ?13");
@@ -111,6 +116,9 @@ fn update(conn: &Connection, before: Indexed, w: &Workflow) -> Result<(), StoreE
         micros(w.expires_at),
         w.id,
         w.tenant_id,
+        w.escalate_every,
+        w.max_escalation_level,
+        w.resume_schema.as_ref().map(Value::to_string),
     ])?;
     Ok(())
 }
