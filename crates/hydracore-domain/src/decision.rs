@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::validation::{FieldError, Invalid, ValidationErrors};
+use crate::validation::query::QueryReader;
+use crate::validation::{values, FieldError, Invalid, ValidationErrors};
 use crate::{Timestamp, Workflow, WorkflowType};
 
 /// The largest resume schema, as compact JSON.
@@ -230,6 +231,100 @@ fn iso8601_seconds(text: &str) -> Option<i64> {
     any.then_some(total)
 }
 
+/// Decisions per inbox page at most, and by default.
+pub const INBOX_LIMIT_MAX: i64 = 100;
+pub const INBOX_LIMIT_DEFAULT: i64 = 20;
+
+/// Filters and paging of the inbox (`GET /v1/decisions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxQuery {
+    pub assigned_to: Option<String>,
+    /// `true`: only those past their due time; `false`: only the others.
+    pub overdue: Option<bool>,
+    pub workflow_type: Option<WorkflowType>,
+    pub instance_id: Option<Uuid>,
+    pub step: Option<String>,
+    pub limit: i64,
+    pub after: Option<InboxCursor>,
+}
+
+impl InboxQuery {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, ValidationErrors> {
+        let mut q = QueryReader::new(pairs);
+        let query = Self {
+            assigned_to: q.optional("assigned_to", |s| Ok(s.to_owned())),
+            overdue: q.optional("overdue", |s| match s {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(Invalid::new(
+                    "bool_parsing",
+                    "Input should be a valid boolean",
+                )),
+            }),
+            workflow_type: q.optional("workflow_type", |s| {
+                WorkflowType::parse(s)
+                    .ok_or_else(|| Invalid::enum_mismatch(WorkflowType::expected()))
+            }),
+            instance_id: q.optional("instance_id", values::uuid_str),
+            step: q.optional("step", |s| Ok(s.to_owned())),
+            limit: q.int("limit", INBOX_LIMIT_DEFAULT, 1, Some(INBOX_LIMIT_MAX)),
+            after: q.optional("cursor", InboxCursor::parse),
+        };
+        q.finish(query)
+    }
+}
+
+/// A place in the inbox's order: due time (none last), then suspension
+/// time, then id. The page after it starts with the next decision in that
+/// order, so pages neither skip nor repeat while decisions are resumed
+/// between them. Clients see it as an opaque string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub due_at: Option<Timestamp>,
+    pub suspended_at: Timestamp,
+    pub id: Uuid,
+}
+
+impl InboxCursor {
+    /// The place of `workflow` (suspended).
+    pub fn of(workflow: &Workflow) -> Self {
+        Self {
+            due_at: workflow.next_action_at,
+            suspended_at: workflow.suspended_at.unwrap_or(workflow.updated_at),
+            id: workflow.id,
+        }
+    }
+
+    /// 64 hex digits: the due time's microseconds (all `f` for none), the
+    /// suspension's, then the id.
+    pub fn encode(&self) -> String {
+        // The bits of each i64 as they are: a round trip through u64 keeps them.
+        let due = self.due_at.map_or(u64::MAX, |t| t.unix_micros() as u64);
+        let suspended = self.suspended_at.unix_micros() as u64;
+        format!("{due:016x}{suspended:016x}{}", self.id.simple())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let invalid = || Invalid::value_error("not a cursor this service gave out");
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(invalid());
+        }
+        let micros = |hex: &str| u64::from_str_radix(hex, 16).map_err(|_| invalid());
+        let time = |m: u64| Timestamp::from_unix_micros(m as i64).ok_or_else(invalid);
+        let due = micros(&s[..16])?;
+        let due_at = if due == u64::MAX {
+            None
+        } else {
+            Some(time(due)?)
+        };
+        Ok(Self {
+            due_at,
+            suspended_at: time(micros(&s[16..32])?)?,
+            id: Uuid::try_parse(&s[32..]).map_err(|_| invalid())?,
+        })
+    }
+}
+
 /// A suspended workflow as the inbox lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
@@ -335,6 +430,40 @@ mod tests {
         .is_ok());
         let big = json!({"description": "x".repeat(SCHEMA_MAX_BYTES)});
         assert!(ResumeSchema::parse(&big).is_err());
+    }
+
+    #[test]
+    fn an_inbox_cursor_reads_back_as_the_place_it_was_made_from() {
+        for due_at in [None, Some(Timestamp::now())] {
+            let place = InboxCursor {
+                due_at,
+                suspended_at: Timestamp::now(),
+                id: Uuid::now_v7(),
+            };
+            assert_eq!(InboxCursor::parse(&place.encode()), Ok(place));
+        }
+        assert!(InboxCursor::parse("nope").is_err());
+    }
+
+    #[test]
+    fn an_inbox_query_takes_its_filters_and_refuses_bad_ones() {
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let q = InboxQuery::from_pairs(&pairs(&[("overdue", "true"), ("assigned_to", "ops")]));
+        assert!(q.is_ok_and(|q| q.overdue == Some(true)
+            && q.assigned_to.as_deref() == Some("ops")
+            && q.limit == INBOX_LIMIT_DEFAULT));
+        for bad in [
+            ("overdue", "yes"),
+            ("limit", "101"),
+            ("cursor", "x"),
+            ("workflow_type", "x"),
+        ] {
+            assert!(InboxQuery::from_pairs(&pairs(&[bad])).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

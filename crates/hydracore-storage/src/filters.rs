@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use hydracore_domain::decision::InboxQuery;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::{Scope, Timestamp};
 use rusqlite::types::Value;
@@ -18,6 +19,9 @@ pub trait Filter {
     fn bind_uuid(&mut self, value: Uuid);
     fn bind_text(&mut self, value: &str);
     fn bind_time(&mut self, value: Timestamp);
+    fn bind_opt_time(&mut self, value: Option<Timestamp>);
+    /// A time after every other, as this backend's SQL writes it.
+    const END_OF_TIME: &'static str;
 }
 
 /// A value bound to a [`PgQuery`].
@@ -73,6 +77,10 @@ impl Filter for PgQuery {
     fn bind_time(&mut self, value: Timestamp) {
         self.bind(value.as_datetime());
     }
+    fn bind_opt_time(&mut self, value: Option<Timestamp>) {
+        self.bind(value.map(Timestamp::as_datetime));
+    }
+    const END_OF_TIME: &'static str = "'infinity'::timestamptz";
 }
 
 /// SQL with `?` placeholders and its values, for rusqlite.
@@ -112,6 +120,10 @@ impl Filter for SqliteQuery {
         // Microseconds since the epoch, as the SQLite schema keeps times.
         self.bind(value.unix_micros());
     }
+    fn bind_opt_time(&mut self, value: Option<Timestamp>) {
+        self.bind(value.map(Timestamp::unix_micros));
+    }
+    const END_OF_TIME: &'static str = "9223372036854775807";
 }
 
 /// ` AND tenant_id = ... [AND instance_id = ...]`: every query's bound.
@@ -161,6 +173,67 @@ pub fn push_cursor(q: &mut impl Filter, query: &ListQuery) {
         q.bind_uuid(cursor.id);
         q.sql(")");
     }
+}
+
+/// A suspension's place in the inbox's order, due time first (none last):
+/// the expression the inbox indexes lead with.
+pub fn inbox_due<F: Filter>() -> String {
+    format!("COALESCE(next_action_at, {})", F::END_OF_TIME)
+}
+
+/// The inbox's query after `SELECT ... FROM workflows`: the scope's
+/// suspensions that match `query` at `now`, after its cursor, in order,
+/// `limit` of them.
+pub fn push_inbox<F: Filter>(
+    q: &mut F,
+    scope: Scope,
+    query: &InboxQuery,
+    now: Timestamp,
+    limit: i64,
+) {
+    q.sql(" WHERE status = 'suspended'");
+    push_scope(q, scope);
+    let due = inbox_due::<F>();
+    if let Some(instance_id) = query.instance_id {
+        q.sql(" AND instance_id = ");
+        q.bind_uuid(instance_id);
+    }
+    if let Some(assignee) = &query.assigned_to {
+        q.sql(" AND assigned_to = ");
+        q.bind_text(assignee);
+    }
+    if let Some(t) = query.workflow_type {
+        q.sql(" AND workflow_type = ");
+        q.bind_text(t.as_str());
+    }
+    if let Some(step) = &query.step {
+        q.sql(" AND suspended_step = ");
+        q.bind_text(step);
+    }
+    if let Some(overdue) = query.overdue {
+        q.sql(&format!(" AND {due} {} ", if overdue { "<=" } else { ">" }));
+        q.bind_time(now);
+    }
+    if let Some(after) = query.after {
+        q.sql(&format!(" AND ({due}, suspended_at, id) > (COALESCE("));
+        q.bind_opt_time(after.due_at);
+        q.sql(&format!(", {}), ", F::END_OF_TIME));
+        q.bind_time(after.suspended_at);
+        q.sql(", ");
+        q.bind_uuid(after.id);
+        q.sql(")");
+    }
+    q.sql(&format!(" ORDER BY {due}, suspended_at, id LIMIT {limit}"));
+}
+
+/// The summary's query: the scope's suspensions counted by assignee and
+/// whether they are overdue at `now`.
+pub fn push_inbox_counts<F: Filter>(q: &mut F, scope: Scope, now: Timestamp) {
+    q.sql(&format!("SELECT assigned_to, {} <= ", inbox_due::<F>()));
+    q.bind_time(now);
+    q.sql(" AS overdue, COUNT(*) FROM workflows WHERE status = 'suspended'");
+    push_scope(q, scope);
+    q.sql(" GROUP BY 1, 2 ORDER BY 1, 2");
 }
 
 /// Whether per-(instance, status) counts can give the total of `query`: it

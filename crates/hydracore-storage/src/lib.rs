@@ -22,6 +22,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use hydracore_domain::decision::InboxQuery;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListCursor, ListQuery};
@@ -31,7 +32,7 @@ use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
 pub use error::StoreError;
-pub use service::{UseCaseError, Workflows};
+pub use service::{Inbox, UseCaseError, Workflows};
 
 /// A status rule, as a change runs it on the stored record: the change to
 /// write, or the domain's refusal. It may run more than once (PostgreSQL
@@ -92,6 +93,45 @@ impl WorkflowPage {
             total,
             workflows,
             next_cursor,
+        }
+    }
+}
+
+/// How many suspensions one assignee has, overdue or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxCount {
+    pub assigned_to: Option<String>,
+    pub overdue: bool,
+    pub count: i64,
+}
+
+/// What the sweeper does to workflows whose time has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepJob {
+    /// Live workflows past their `expires_at`.
+    Expire,
+    /// Suspensions past their due time (`next_action_at`) that escalate
+    /// and are below their maximum level.
+    Escalate,
+}
+
+impl SweepJob {
+    /// The ids, tenants and instances of the workflows due at `$1`, at
+    /// most `$2`, soonest first; the same text on both backends (SQLite
+    /// as `?n`), each served by a partial index of its own.
+    pub fn select_due(self) -> String {
+        match self {
+            SweepJob::Expire => format!(
+                "SELECT id, tenant_id, instance_id FROM workflows \
+                 WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+                 AND status NOT IN ({}) ORDER BY expires_at LIMIT $2",
+                *rows::TERMINAL_STATUSES
+            ),
+            SweepJob::Escalate => "SELECT id, tenant_id, instance_id FROM workflows \
+                 WHERE status = 'suspended' AND escalate_every IS NOT NULL \
+                 AND escalation_level < max_escalation_level AND next_action_at <= $1 \
+                 ORDER BY next_action_at LIMIT $2"
+                .to_owned(),
         }
     }
 }
@@ -213,11 +253,11 @@ pub trait Store: Send + Sync + 'static {
         key: &IdempotencyKey,
     ) -> Result<(), StoreError>;
 
-    /// Up to `limit` live workflows whose `expires_at` is at or before
-    /// `now`, across tenants, soonest first: each with the scope of its
-    /// instance.
-    async fn due_for_expiry(
+    /// Up to `limit` workflows due for the sweeper's `job` at `now`,
+    /// across tenants, soonest first: each with the scope of its instance.
+    async fn due(
         &self,
+        job: SweepJob,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(Scope, Uuid)>, StoreError>;
@@ -249,6 +289,25 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         page: HistoryQuery,
     ) -> Result<Option<HistorySlice>, StoreError>;
+
+    /// Up to `limit` of the scope's suspensions that match `query` at
+    /// `now`, in the inbox's order (due first, none last; then the oldest
+    /// suspension), after the query's cursor.
+    async fn list_inbox(
+        &self,
+        scope: Scope,
+        query: &InboxQuery,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Workflow>, StoreError>;
+
+    /// The scope's suspensions counted by assignee and by whether they are
+    /// overdue at `now`.
+    async fn count_inbox(
+        &self,
+        scope: Scope,
+        now: Timestamp,
+    ) -> Result<Vec<InboxCount>, StoreError>;
 
     /// The scope's newest `limit` suspensions, newest first.
     async fn list_suspended(

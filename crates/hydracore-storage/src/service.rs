@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use hydracore_domain::decision::{Decision, InboxCursor, InboxQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
@@ -17,7 +18,10 @@ use hydracore_domain::transition::{self, Change, Command, TransitionError};
 use hydracore_domain::{Principal, Scope, Timestamp, Workflow};
 use uuid::Uuid;
 
-use crate::{ChangeOutcome, HistorySlice, Rule, Store, StoreError, WithHistory, WorkflowPage};
+use crate::{
+    ChangeOutcome, HistorySlice, InboxCount, Rule, Store, StoreError, SweepJob, WithHistory,
+    WorkflowPage,
+};
 
 /// Why a use case did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +170,28 @@ impl Workflows {
             .ok_or(UseCaseError::NotFound)
     }
 
+    /// A page of the scope's decisions (its suspended workflows), due
+    /// first, and where the next page starts.
+    pub async fn inbox(&self, scope: Scope, query: &InboxQuery) -> Result<Inbox, UseCaseError> {
+        let now = Timestamp::now();
+        let mut rows = self
+            .store
+            .list_inbox(scope, query, now, query.limit + 1)
+            .await?;
+        let more = rows.len() as i64 > query.limit;
+        rows.truncate(usize::try_from(query.limit).unwrap_or(0));
+        let next_cursor = more.then(|| rows.last().map(InboxCursor::of)).flatten();
+        Ok(Inbox {
+            decisions: rows.into_iter().map(|w| Decision::of(w, now)).collect(),
+            next_cursor,
+        })
+    }
+
+    /// How many decisions the scope has, by assignee and overdue.
+    pub async fn inbox_counts(&self, scope: Scope) -> Result<Vec<InboxCount>, UseCaseError> {
+        Ok(self.store.count_inbox(scope, Timestamp::now()).await?)
+    }
+
     /// The scope's newest `max` suspensions, newest first, and whether
     /// there are more.
     pub async fn list_suspended(
@@ -209,14 +235,18 @@ impl Workflows {
         }
     }
 
-    /// Expires up to `limit` workflows whose `expires_at` has passed;
-    /// returns how many. Safe on several replicas at once: a workflow
-    /// another sweeper expired (or anyone changed) meanwhile is checked
-    /// again by the rule and left alone when no longer due.
-    pub async fn expire_due(&self, limit: u32) -> Result<u64, StoreError> {
+    /// Runs the sweeper's `job` on up to `limit` workflows whose time has
+    /// come (expires them, or escalates their suspension); returns how
+    /// many. Safe on several replicas at once: a workflow another sweeper
+    /// handled (or anyone changed) meanwhile is checked again by the rule
+    /// and left alone when no longer due, so each due time acts once.
+    pub async fn sweep_due(&self, job: SweepJob, limit: u32) -> Result<u64, StoreError> {
         let now = Timestamp::now();
-        let due = self.store.due_for_expiry(now, limit).await?;
-        let rule: Rule = Arc::new(move |current| transition::expire(current, now));
+        let due = self.store.due(job, now, limit).await?;
+        let rule: Rule = match job {
+            SweepJob::Expire => Arc::new(move |current| transition::expire(current, now)),
+            SweepJob::Escalate => Arc::new(move |current| transition::escalate(current, now)),
+        };
         let mut expired = 0;
         for (scope, id) in due {
             match self
@@ -235,6 +265,14 @@ impl Workflows {
     pub async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
         self.store.purge_idempotency_keys(limit).await
     }
+}
+
+/// A page of the inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbox {
+    pub decisions: Vec<Decision>,
+    /// Where the next page starts; `None` on the last.
+    pub next_cursor: Option<InboxCursor>,
 }
 
 /// Says how long a history is when the record carries only its newest

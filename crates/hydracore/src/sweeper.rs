@@ -1,33 +1,36 @@
 //! The background sweeper: expires overdue workflows (history `expired`,
-//! actor `system`) and forgets idempotency keys past their 24 hours.
+//! actor `system`), escalates overdue decisions (history `escalated`), and
+//! forgets idempotency keys past their 24 hours.
 //!
 //! Every replica runs one; the storage backends make that safe (each
-//! workflow expires once). Work per tick is bounded so that a backlog is
+//! workflow expires once, each due time escalates once). Work per tick is bounded so that a backlog is
 //! worked off over several ticks instead of in one long run.
 
 use std::time::Duration;
 
-use hydracore_storage::{StoreError, Workflows};
+use hydracore_storage::{StoreError, SweepJob, Workflows};
 use tokio::sync::watch;
 
-/// Workflows expired per batch.
+/// Workflows expired or escalated per batch.
 pub const BATCH: u32 = 500;
 /// Batches per tick, at most.
 const MAX_BATCHES: u32 = 20;
 
-/// One sweep: expires what is due (up to the bounds) and purges old keys.
-/// Returns how many workflows it expired.
+/// One sweep: expires, then escalates, what is due (up to the bounds of
+/// each) and purges old keys. Returns how many workflows it changed.
 pub async fn sweep_once(workflows: &Workflows) -> Result<u64, StoreError> {
-    let mut expired = 0;
-    for _ in 0..MAX_BATCHES {
-        let n = workflows.expire_due(BATCH).await?;
-        expired += n;
-        if n < u64::from(BATCH) {
-            break;
+    let mut changed = 0;
+    for job in [SweepJob::Expire, SweepJob::Escalate] {
+        for _ in 0..MAX_BATCHES {
+            let n = workflows.sweep_due(job, BATCH).await?;
+            changed += n;
+            if n < u64::from(BATCH) {
+                break;
+            }
         }
     }
     workflows.purge_idempotency_keys(BATCH).await?;
-    Ok(expired)
+    Ok(changed)
 }
 
 /// Sweeps every `interval` until `stop` turns true, counting finished

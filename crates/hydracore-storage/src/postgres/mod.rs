@@ -43,6 +43,7 @@ mod workflows;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use hydracore_domain::decision::InboxQuery;
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -55,8 +56,8 @@ use self::pipelined::Pipelined;
 use self::pool::{Client, Pool};
 use self::session::{Access, Mode};
 use crate::{
-    ChangeOutcome, Credential, HistorySlice, InlineHistory, Instance, NewCredential, PoolStats,
-    Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+    ChangeOutcome, Credential, HistorySlice, InboxCount, InlineHistory, Instance, NewCredential,
+    PoolStats, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
@@ -224,6 +225,26 @@ impl Store for PgStore {
         .await
     }
 
+    async fn list_inbox(
+        &self,
+        scope: Scope,
+        query: &InboxQuery,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Workflow>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::list_inbox(tx, scope, query, now, limit).await
+        })
+        .await
+    }
+
+    async fn count_inbox(&self, scope: Scope, now: Timestamp) -> Result<Vec<InboxCount>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::count_inbox(tx, scope, now).await
+        })
+        .await
+    }
+
     async fn list_suspended(&self, scope: Scope, limit: u32) -> Result<Vec<SuspendedWorkflow>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             workflows::list_suspended(tx, scope, limit).await
@@ -344,10 +365,10 @@ impl Store for PgStore {
     }
 
     /// As the login, across tenants.
-    async fn due_for_expiry(&self, now: Timestamp, limit: u32) -> Result<Vec<(Scope, Uuid)>> {
-        // The sweeper spans tenants: as the login. Each expiry is then a
-        // change of its own, in its workflow's tenant.
-        self.with_conn(async |conn| workflows::due_for_expiry(conn, now, limit).await)
+    async fn due(&self, job: SweepJob, now: Timestamp, limit: u32) -> Result<Vec<(Scope, Uuid)>> {
+        // The sweeper spans tenants: as the login. Each workflow's expiry
+        // or escalation is then a change of its own, in its tenant.
+        self.with_conn(async |conn| workflows::due(conn, job, now, limit).await)
             .await
     }
 

@@ -10,6 +10,7 @@
 //! set). The explicit tenant conditions duplicate row-level security on
 //! purpose, so that isolation never rests on one mechanism alone.
 
+use hydracore_domain::decision::InboxQuery;
 use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -23,9 +24,15 @@ use super::rows::{
     get as column, history_column, rendered, workflow_with_history, EntryRecord, WorkflowRecord,
     HISTORY,
 };
-use crate::filters::{counts_answer, push_cursor, push_list_filters, push_scope, PgQuery};
-use crate::rows::{TERMINAL_STATUSES, WORKFLOW_COLUMNS};
-use crate::{ChangeOutcome, HistorySlice, InlineHistory, Rule, StoreError, WorkflowPage};
+use crate::filters::{
+    counts_answer, push_cursor, push_inbox, push_inbox_counts, push_list_filters, push_scope,
+    PgQuery,
+};
+use crate::rows::WORKFLOW_COLUMNS;
+use crate::{
+    ChangeOutcome, HistorySlice, InboxCount, InlineHistory, Rule, StoreError, SweepJob,
+    WorkflowPage,
+};
 
 /// `hydracore_create_workflow`: the workflow, the entries it was created
 /// with and, with a key, that key's claim completed.
@@ -445,20 +452,57 @@ impl Attempt {
     }
 }
 
-/// Live workflows whose deadline is at or before `now`, across tenants
-/// (as the login), soonest first.
-pub async fn due_for_expiry(
+/// The inbox's page (see `Store::list_inbox`); callers run this in a
+/// request transaction.
+pub async fn list_inbox(
     conn: &Client,
+    scope: Scope,
+    query: &InboxQuery,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Workflow>, StoreError> {
+    let mut q = PgQuery::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
+    push_inbox(&mut q, scope, query, now, limit);
+    let statement = prepare(conn, &q.sql).await?;
+    conn.query(&statement, &q.values())
+        .await?
+        .iter()
+        .map(crate::rows::workflow)
+        .collect()
+}
+
+/// The inbox's counts (see `Store::count_inbox`); callers run this in a
+/// request transaction.
+pub async fn count_inbox(
+    conn: &Client,
+    scope: Scope,
+    now: Timestamp,
+) -> Result<Vec<InboxCount>, StoreError> {
+    let mut q = PgQuery::default();
+    push_inbox_counts(&mut q, scope, now);
+    let statement = prepare(conn, &q.sql).await?;
+    conn.query(&statement, &q.values())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(InboxCount {
+                assigned_to: column(row, 0)?,
+                overdue: column(row, 1)?,
+                count: column(row, 2)?,
+            })
+        })
+        .collect()
+}
+
+/// The workflows due for `job` at `now`, across tenants (as the login),
+/// soonest first.
+pub async fn due(
+    conn: &Client,
+    job: SweepJob,
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<(Scope, Uuid)>, StoreError> {
-    let sql = format!(
-        "SELECT id, tenant_id, instance_id FROM workflows \
-         WHERE expires_at IS NOT NULL AND expires_at <= $1 \
-         AND status NOT IN ({}) ORDER BY expires_at LIMIT $2",
-        *TERMINAL_STATUSES
-    );
-    let statement = prepare(conn, &sql).await?;
+    let statement = prepare(conn, &job.select_due()).await?;
     conn.query(&statement, &[&now.as_datetime(), &i64::from(limit)])
         .await?
         .iter()

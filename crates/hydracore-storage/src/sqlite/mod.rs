@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hydracore_domain::decision::InboxQuery;
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -32,8 +33,8 @@ use self::writer::Writer;
 
 use crate::migrate::{self, Applied};
 use crate::{
-    ChangeOutcome, Credential, HistorySlice, InlineHistory, Instance, NewCredential, PoolStats,
-    Rule, Store, StoreError, StoreOptions, WithHistory, WorkflowPage,
+    ChangeOutcome, Credential, HistorySlice, InboxCount, InlineHistory, Instance, NewCredential,
+    PoolStats, Rule, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
 
 /// How long a write waits for another process's write lock.
@@ -269,13 +270,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn due_for_expiry(
+    async fn due(
         &self,
+        job: SweepJob,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(Scope, Uuid)>, StoreError> {
         self.reader
-            .read(move |conn| workflows::due_for_expiry(conn, now, limit))
+            .read(move |conn| workflows::due(conn, job, now, limit))
             .await
     }
 
@@ -318,6 +320,29 @@ impl Store for SqliteStore {
         let bytes = self.history_page_bytes;
         self.reader
             .read(move |conn| workflows::history_page(conn, scope, id, page, bytes))
+            .await
+    }
+
+    async fn list_inbox(
+        &self,
+        scope: Scope,
+        query: &InboxQuery,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Workflow>, StoreError> {
+        let query = query.clone();
+        self.reader
+            .read(move |conn| workflows::list_inbox(conn, scope, &query, now, limit))
+            .await
+    }
+
+    async fn count_inbox(
+        &self,
+        scope: Scope,
+        now: Timestamp,
+    ) -> Result<Vec<InboxCount>, StoreError> {
+        self.reader
+            .read(move |conn| workflows::count_inbox(conn, scope, now))
             .await
     }
 

@@ -9,11 +9,14 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::rows::SqliteRow;
+use hydracore_domain::decision::InboxQuery;
+
 use crate::filters::{
-    counts_answer, push_cursor, push_list_filters, push_scope, Filter, SqliteQuery,
+    counts_answer, push_cursor, push_inbox, push_inbox_counts, push_list_filters, push_scope,
+    Filter, SqliteQuery,
 };
-use crate::rows::{HISTORY_COLUMNS, TERMINAL_STATUSES, WORKFLOW_COLUMNS};
-use crate::{HistorySlice, InlineHistory, StoreError, WorkflowPage};
+use crate::rows::{HISTORY_COLUMNS, WORKFLOW_COLUMNS};
+use crate::{HistorySlice, InboxCount, InlineHistory, StoreError, SweepJob, WorkflowPage};
 
 pub fn get(
     conn: &Connection,
@@ -172,19 +175,49 @@ pub fn history_page(
     Ok(Some(HistorySlice { entries, newest }))
 }
 
-/// Live workflows whose deadline is at or before `now`, soonest first.
-pub fn due_for_expiry(
+/// The inbox's page (see `Store::list_inbox`).
+pub fn list_inbox(
     conn: &Connection,
+    scope: Scope,
+    query: &InboxQuery,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Workflow>, StoreError> {
+    let mut q = SqliteQuery::new(&format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
+    push_inbox(&mut q, scope, query, now, limit);
+    select_workflows(conn, &q)
+}
+
+/// The inbox's counts (see `Store::count_inbox`).
+pub fn count_inbox(
+    conn: &Connection,
+    scope: Scope,
+    now: Timestamp,
+) -> Result<Vec<InboxCount>, StoreError> {
+    let mut q = SqliteQuery::default();
+    push_inbox_counts(&mut q, scope, now);
+    let counts = conn
+        .prepare_cached(&q.sql)?
+        .query_map(params_from_iter(&q.values), |row| {
+            Ok(InboxCount {
+                assigned_to: row.get(0)?,
+                overdue: row.get(1)?,
+                count: row.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(counts)
+}
+
+/// The workflows due for `job` at `now`, soonest first.
+pub fn due(
+    conn: &Connection,
+    job: SweepJob,
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<(Scope, Uuid)>, StoreError> {
     let due = conn
-        .prepare_cached(&format!(
-            "SELECT id, tenant_id, instance_id FROM workflows \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
-             AND status NOT IN ({}) ORDER BY expires_at LIMIT ?2",
-            *TERMINAL_STATUSES
-        ))?
+        .prepare_cached(&job.select_due().replace('$', "?"))?
         .query_map(params![now.unix_micros(), i64::from(limit)], |row| {
             Ok((
                 Scope::instance(row.get(1)?, row.get(2)?),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod dashboard;
+mod decisions;
 pub mod error;
 pub mod extract;
 mod internal;
@@ -79,6 +80,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(internal::routes())
         .merge(dashboard::routes())
+        .merge(decisions::routes())
         .merge(ops::routes())
         .split_for_parts();
     let (probes, probes_doc) = ops::probes().split_for_parts();

@@ -29,6 +29,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
     tags(
         (name = "internal", description = "The agent runtime's API, scoped to one instance."),
         (name = "dashboard", description = "Tenant admins' API, scoped to one tenant."),
+        (name = "decisions", description = "The tenant's suspended workflows as decisions waiting for a person."),
         (name = "operations", description = "Health, readiness and metrics."),
     )
 )]
@@ -175,15 +176,32 @@ pub struct SuspendWorkflowBody {
     /// Step name to suspend at.
     #[schema(min_length = 1, max_length = 100)]
     pub step: String,
-    /// Arbitrary state payload to preserve for resume.
+    /// Arbitrary state payload to preserve for resume; at most 64 KiB of JSON.
     pub payload: Option<Value>,
+    /// A JSON Schema (draft 2020-12, at most 64 KiB, `$ref`s only within
+    /// itself) that the resume's `resume_data` must satisfy.
+    #[schema(value_type = Option<Object>)]
+    pub resume_schema: Option<Value>,
+    /// Who should decide (a person or a group); sets the record's `assigned_to`.
+    #[schema(max_length = 255)]
+    pub assigned_to: Option<String>,
+    /// By when; sets the record's `next_action_at`.
+    pub due_at: Option<Timestamp>,
+    /// Once `due_at` has passed, escalate every this often: seconds, or an
+    /// ISO-8601 duration such as `PT30M`; at least 60 s.
+    #[schema(value_type = Option<String>, example = "PT30M")]
+    pub escalate_every: Option<Value>,
+    /// The level escalation stops at (default 3); needs `escalate_every`.
+    #[schema(minimum = 1, maximum = 10)]
+    pub max_escalation_level: Option<i64>,
 }
 
 /// Body of `POST .../resume`; may be empty.
 #[derive(ToSchema)]
 #[schema(as = ResumeWorkflow)]
 pub struct ResumeWorkflowBody {
-    /// Data merged into workflow_state on resume; at most 64 KiB of JSON.
+    /// Data merged into workflow_state on resume; at most 64 KiB of JSON,
+    /// and valid against the suspension's `resume_schema` if it has one.
     #[schema(value_type = Option<Object>)]
     pub resume_data: Option<Value>,
 }
@@ -214,6 +232,24 @@ pub struct HistoryParams {
     pub after: Option<i64>,
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
+}
+
+/// Query of the inbox.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InboxParams {
+    /// Only the decisions assigned to this person or group.
+    pub assigned_to: Option<String>,
+    /// `true`: only those past their due time; `false`: only the others.
+    pub overdue: Option<bool>,
+    pub workflow_type: Option<WorkflowType>,
+    pub instance_id: Option<Uuid>,
+    /// Only those suspended at this step.
+    pub step: Option<String>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Query of the dashboard's list: the agent's, plus `instance_id`.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hydracore_storage::Workflows;
+use hydracore_storage::{SweepJob, Workflows};
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -100,7 +100,7 @@ async fn sweepers_running_at_once_expire_each_workflow_once() {
     let workflows = Workflows::new(app.store.clone());
     let sweeps = (0..4).map(|_| {
         let workflows = workflows.clone();
-        tokio::spawn(async move { workflows.expire_due(25).await.unwrap() })
+        tokio::spawn(async move { workflows.sweep_due(SweepJob::Expire, 25).await.unwrap() })
     });
     let mut expired: u64 = 0;
     for sweep in sweeps {

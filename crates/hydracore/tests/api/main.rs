@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod create;
 mod dashboard;
+mod decisions;
 mod errors;
 mod expiry;
 mod helpers;
