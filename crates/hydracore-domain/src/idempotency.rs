@@ -1,6 +1,8 @@
-//! Idempotent create: an `Idempotency-Key` makes a retried create return
-//! the first answer instead of making a second workflow.
+//! Idempotent requests: an `Idempotency-Key` makes a retried create, or a
+//! retried (or double-clicked) suspend, resume or abort, return the first
+//! answer instead of acting twice.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -93,9 +95,21 @@ fn write_canonical(value: &Value, hasher: &mut Sha256) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredKey {
     pub fingerprint: Vec<u8>,
-    /// Set once the create it guards has committed.
+    /// Set once the create or change it guards has committed.
     pub workflow_id: Option<Uuid>,
+    /// A change's answer (an [`ActionAnswer`]), kept to answer a replay;
+    /// a create's replay reads the workflow instead.
+    pub answer: Option<Value>,
     pub created_at: Timestamp,
+}
+
+/// What a suspend, resume or abort answers, as kept for its replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionAnswer {
+    pub id: Uuid,
+    pub message: String,
+    pub status: crate::Status,
+    pub version: i64,
 }
 
 /// What a request holding a key may do.
@@ -103,8 +117,12 @@ pub struct StoredKey {
 pub enum Claim {
     /// First use (or the old use expired): go ahead and create.
     Fresh,
-    /// Answer with the workflow the first request created.
-    Replay(Uuid),
+    /// Answer as the first request was answered: with the workflow it
+    /// created, or the answer its change kept.
+    Replay {
+        workflow_id: Uuid,
+        answer: Option<Value>,
+    },
     /// The key was used with another body: 422.
     Mismatch,
     /// The first request is still running: 409.
@@ -125,7 +143,10 @@ pub fn decide(stored: Option<&StoredKey>, fingerprint: &[u8], now: Timestamp) ->
         return Claim::Mismatch;
     }
     match stored.workflow_id {
-        Some(id) => Claim::Replay(id),
+        Some(workflow_id) => Claim::Replay {
+            workflow_id,
+            answer: stored.answer.clone(),
+        },
         None if age > IN_FLIGHT_STALE_MICROS => Claim::Fresh,
         None => Claim::InFlight,
     }
@@ -144,6 +165,7 @@ mod tests {
         StoredKey {
             fingerprint: fingerprint(&json!({"a": 1})),
             workflow_id,
+            answer: None,
             created_at: at(created),
         }
     }
@@ -213,7 +235,10 @@ mod tests {
         let s = stored(Some(id), 0);
         assert_eq!(
             decide(Some(&s), &fingerprint(&json!({"a": 1})), at(1)),
-            Claim::Replay(id)
+            Claim::Replay {
+                workflow_id: id,
+                answer: None
+            }
         );
         assert_eq!(
             decide(Some(&s), &fingerprint(&json!({"a": 2})), at(1)),

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
 pub use error::StoreError;
-pub use service::{Inbox, UseCaseError, Workflows};
+pub use service::{Acted, Inbox, UseCaseError, Workflows};
 
 /// A status rule, as a change runs it on the stored record: the change to
 /// write, or the domain's refusal. It may run more than once (PostgreSQL
@@ -245,7 +245,19 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &[u8],
     ) -> Result<Claim, StoreError>;
 
-    /// Frees a claimed key whose create failed, so that a retry can run.
+    /// Marks a claimed key done: the change it guards landed on
+    /// `workflow_id` and was answered `answer`, which a retry gets back.
+    async fn complete_idempotency_key(
+        &self,
+        scope: Scope,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+        workflow_id: Uuid,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// Frees a claimed key whose create or change failed, so that a retry
+    /// can run.
     async fn release_idempotency_key(
         &self,
         tenant_id: Uuid,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use hydracore_domain::decision::{Decision, InboxCursor, InboxQuery};
-use hydracore_domain::idempotency::{Claim, IdempotencyKey};
+use hydracore_domain::idempotency::{ActionAnswer, Claim, IdempotencyKey};
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{CreateWorkflow, HistoryQuery, ListQuery};
@@ -60,6 +60,18 @@ pub struct Idempotent {
     pub fingerprint: Vec<u8>,
 }
 
+impl Idempotent {
+    /// `key` on `action` (`suspend`, ...) of workflow `id` with `body`: the
+    /// same key on another action or workflow is another request (a 422).
+    pub fn action(key: IdempotencyKey, action: &str, id: Uuid, body: &serde_json::Value) -> Self {
+        let request = serde_json::json!({"action": action, "workflow_id": id, "body": body});
+        Self {
+            key,
+            fingerprint: hydracore_domain::idempotency::fingerprint(&request),
+        }
+    }
+}
+
 /// The workflow use cases over one store. Cheap to clone.
 #[derive(Clone)]
 pub struct Workflows {
@@ -90,8 +102,8 @@ impl Workflows {
                 .await?
             {
                 Claim::Fresh => {}
-                Claim::Replay(id) => {
-                    let workflow = self.get(scope, id, history).await?;
+                Claim::Replay { workflow_id, .. } => {
+                    let workflow = self.get(scope, workflow_id, history).await?;
                     return Ok(Created {
                         workflow,
                         replayed: true,
@@ -235,6 +247,90 @@ impl Workflows {
         }
     }
 
+    /// Suspends, resumes or aborts a workflow on behalf of `by`, as
+    /// [`Workflows::change`], answering `{id, message, status}`. With a key,
+    /// a retry with the same key and body (a double-clicked approval) gets
+    /// the first answer again instead of a 409: the key is claimed before
+    /// the change, keeps its answer after, and is freed if the change
+    /// fails. The dashboard's keys are the tenant's, the agent's its
+    /// instance's.
+    pub async fn act(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        command: Command,
+        by: &Principal,
+        if_match: Option<IfMatch>,
+        idempotent: Option<Idempotent>,
+    ) -> Result<Acted, UseCaseError> {
+        // The dashboard's keys are the tenant's: a nil instance.
+        let keys = scope.instance_id.unwrap_or_default();
+        if let Some(Idempotent { key, fingerprint }) = &idempotent {
+            match self
+                .store
+                .claim_idempotency_key(scope, keys, key, fingerprint)
+                .await?
+            {
+                Claim::Fresh => {}
+                Claim::Replay {
+                    answer: Some(answer),
+                    ..
+                } => {
+                    let answer = serde_json::from_value(answer).map_err(|e| {
+                        StoreError::Corrupt(format!("the answer kept with an Idempotency-Key: {e}"))
+                    })?;
+                    return Ok(Acted {
+                        answer,
+                        replayed: true,
+                    });
+                }
+                Claim::Replay { answer: None, .. } | Claim::Mismatch => {
+                    return Err(UseCaseError::IdempotencyKeyReused(key.clone()))
+                }
+                Claim::InFlight => return Err(UseCaseError::IdempotencyKeyInFlight),
+            }
+        }
+        let changed = self
+            .change(scope, id, command, by, if_match, WithHistory::No)
+            .await;
+        let key = idempotent.map(|i| i.key);
+        let change = match (changed, &key) {
+            (Ok(change), _) => change,
+            (Err(e), Some(key)) => {
+                // Best effort: a key left claimed frees itself once stale.
+                let _ = self
+                    .store
+                    .release_idempotency_key(scope.tenant_id, keys, key)
+                    .await;
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
+        let answer = ActionAnswer {
+            id,
+            message: change.message,
+            status: change.workflow.status,
+            version: change.workflow.version,
+        };
+        if let Some(key) = &key {
+            let kept = serde_json::to_value(&answer).unwrap_or_default();
+            // The change has landed: a key that failed to keep its answer
+            // stays claimed until stale, and a retry then meets the 409 of
+            // a decision already taken, never a second change.
+            if let Err(e) = self
+                .store
+                .complete_idempotency_key(scope, keys, key, id, &kept)
+                .await
+            {
+                tracing::warn!(error = %e, "an Idempotency-Key did not keep its answer");
+            }
+        }
+        Ok(Acted {
+            answer,
+            replayed: false,
+        })
+    }
+
     /// Runs the sweeper's `job` on up to `limit` workflows whose time has
     /// come (expires them, or escalates their suspension); returns how
     /// many. Safe on several replicas at once: a workflow another sweeper
@@ -265,6 +361,14 @@ impl Workflows {
     pub async fn purge_idempotency_keys(&self, limit: u32) -> Result<u64, StoreError> {
         self.store.purge_idempotency_keys(limit).await
     }
+}
+
+/// What a suspend, resume or abort answered, and whether it is the first
+/// answer given again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acted {
+    pub answer: ActionAnswer,
+    pub replayed: bool,
 }
 
 /// A page of the inbox.

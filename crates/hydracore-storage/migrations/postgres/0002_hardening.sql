@@ -18,6 +18,10 @@ ALTER TYPE hydracore_workflow_record ADD ATTRIBUTE escalate_every bigint,
                                      ADD ATTRIBUTE max_escalation_level bigint,
                                      ADD ATTRIBUTE resume_schema json;
 
+-- A suspend, resume or abort made with an Idempotency-Key keeps its answer
+-- here to answer a retry with (a create's retry reads the workflow).
+ALTER TABLE idempotency_keys ADD COLUMN answer json;
+
 -- The decisions inbox: a tenant's suspensions, due first (none last),
 -- then oldest suspension; the second serves the assignee filter and the
 -- summary's counts.

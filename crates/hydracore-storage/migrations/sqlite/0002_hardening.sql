@@ -19,6 +19,10 @@ ALTER TABLE workflows ADD COLUMN escalate_every INTEGER;
 ALTER TABLE workflows ADD COLUMN max_escalation_level INTEGER;
 ALTER TABLE workflows ADD COLUMN resume_schema TEXT;
 
+-- A suspend, resume or abort made with an Idempotency-Key keeps its answer
+-- here to answer a retry with (a create's retry reads the workflow).
+ALTER TABLE idempotency_keys ADD COLUMN answer TEXT;
+
 -- The decisions inbox: a tenant's suspensions, due first (none last: the
 -- largest integer), then oldest suspension; the second serves the assignee
 -- filter and the summary's counts.

@@ -45,7 +45,7 @@ pub async fn claim(
     }
     let select = prepare(
         conn,
-        "SELECT fingerprint, workflow_id, created_at FROM idempotency_keys \
+        "SELECT fingerprint, workflow_id, answer, created_at FROM idempotency_keys \
          WHERE tenant_id = $1 AND instance_id = $2 AND key = $3 FOR UPDATE",
     )
     .await?;
@@ -56,7 +56,8 @@ pub async fn claim(
         Some(row) => Some(StoredKey {
             fingerprint: get(&row, 0)?,
             workflow_id: get(&row, 1)?,
-            created_at: row.time(2)?,
+            answer: get(&row, 2)?,
+            created_at: row.time(3)?,
         }),
         None => None,
     };
@@ -65,7 +66,8 @@ pub async fn claim(
         // An expired or abandoned claim: take it over.
         let take_over = prepare(
             conn,
-            "UPDATE idempotency_keys SET fingerprint = $4, workflow_id = NULL, created_at = $5 \
+            "UPDATE idempotency_keys \
+             SET fingerprint = $4, workflow_id = NULL, answer = NULL, created_at = $5 \
              WHERE tenant_id = $1 AND instance_id = $2 AND key = $3",
         )
         .await?;
@@ -82,6 +84,36 @@ pub async fn claim(
         .await?;
     }
     Ok(claim)
+}
+
+/// Marks a claimed key done: its change landed on `workflow_id` and was
+/// answered `answer`.
+pub async fn complete(
+    conn: &Client,
+    tenant_id: Uuid,
+    instance_id: Uuid,
+    key: &IdempotencyKey,
+    workflow_id: Uuid,
+    answer: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let statement = prepare(
+        conn,
+        "UPDATE idempotency_keys SET workflow_id = $4, answer = $5 \
+         WHERE tenant_id = $1 AND instance_id = $2 AND key = $3",
+    )
+    .await?;
+    conn.execute(
+        &statement,
+        &[
+            &tenant_id,
+            &instance_id,
+            &key.as_str(),
+            &workflow_id,
+            answer,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn release(

@@ -295,6 +295,20 @@ impl Store for PgStore {
         .await
     }
 
+    async fn complete_idempotency_key(
+        &self,
+        scope: Scope,
+        instance_id: Uuid,
+        key: &hydracore_domain::idempotency::IdempotencyKey,
+        workflow_id: Uuid,
+        answer: &serde_json::Value,
+    ) -> Result<()> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            idempotency::complete(tx, scope.tenant_id, instance_id, key, workflow_id, answer).await
+        })
+        .await
+    }
+
     /// In a request transaction of the key's tenant.
     async fn release_idempotency_key(
         &self,

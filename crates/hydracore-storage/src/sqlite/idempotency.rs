@@ -8,6 +8,9 @@ use uuid::Uuid;
 use super::rows::timestamp;
 use crate::StoreError;
 
+/// A key's row: fingerprint, workflow id, kept answer, creation time.
+type StoredRow = (Vec<u8>, Option<Uuid>, Option<String>, i64);
+
 pub fn claim(
     conn: &Connection,
     tenant_id: Uuid,
@@ -15,20 +18,24 @@ pub fn claim(
     key: &IdempotencyKey,
     fingerprint: &[u8],
 ) -> Result<Claim, StoreError> {
-    let row: Option<(Vec<u8>, Option<Uuid>, i64)> = conn
+    let row: Option<StoredRow> = conn
         .prepare_cached(
-            "SELECT fingerprint, workflow_id, created_at FROM idempotency_keys \
+            "SELECT fingerprint, workflow_id, answer, created_at FROM idempotency_keys \
              WHERE tenant_id = ?1 AND instance_id = ?2 AND key = ?3",
         )?
         .query_row(params![tenant_id, instance_id, key.as_str()], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
         .optional()?;
     let stored = row
-        .map(|(fingerprint, workflow_id, created_at)| {
+        .map(|(fingerprint, workflow_id, answer, created_at)| {
             Ok::<_, StoreError>(StoredKey {
                 fingerprint,
                 workflow_id,
+                answer: answer
+                    .map(|a| serde_json::from_str(&a))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?,
                 created_at: timestamp(created_at)?,
             })
         })
@@ -38,8 +45,8 @@ pub fn claim(
     if claim == Claim::Fresh {
         conn.prepare_cached(
             "INSERT OR REPLACE INTO idempotency_keys \
-             (tenant_id, instance_id, key, fingerprint, workflow_id, created_at) \
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+             (tenant_id, instance_id, key, fingerprint, workflow_id, answer, created_at) \
+             VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5)",
         )?
         .execute(params![
             tenant_id,
@@ -52,18 +59,27 @@ pub fn claim(
     Ok(claim)
 }
 
+/// Marks a claimed key done: its create or change landed on
+/// `workflow_id`, and a change was answered `answer`.
 pub fn complete(
     conn: &Connection,
     tenant_id: Uuid,
     instance_id: Uuid,
     key: &IdempotencyKey,
     workflow_id: Uuid,
+    answer: Option<&serde_json::Value>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE idempotency_keys SET workflow_id = ?1 \
+        "UPDATE idempotency_keys SET workflow_id = ?1, answer = ?5 \
          WHERE tenant_id = ?2 AND instance_id = ?3 AND key = ?4",
     )?
-    .execute(params![workflow_id, tenant_id, instance_id, key.as_str()])?;
+    .execute(params![
+        workflow_id,
+        tenant_id,
+        instance_id,
+        key.as_str(),
+        answer.map(serde_json::Value::to_string)
+    ])?;
     Ok(())
 }
 

@@ -238,7 +238,7 @@ impl Store for SqliteStore {
                 workflow_writes::insert(conn, &workflow)?;
                 if let Some(key) = key {
                     let (tenant, instance) = (workflow.tenant_id, workflow.instance_id);
-                    idempotency::complete(conn, tenant, instance, &key, workflow.id)?;
+                    idempotency::complete(conn, tenant, instance, &key, workflow.id, None)?;
                 }
                 Ok(())
             })
@@ -255,6 +255,29 @@ impl Store for SqliteStore {
         let (tenant_id, key, fingerprint) = (scope.tenant_id, key.clone(), fingerprint.to_vec());
         self.writer
             .write(move |conn| idempotency::claim(conn, tenant_id, instance_id, &key, &fingerprint))
+            .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        scope: Scope,
+        instance_id: Uuid,
+        key: &IdempotencyKey,
+        workflow_id: Uuid,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let (tenant_id, key, answer) = (scope.tenant_id, key.clone(), answer.clone());
+        self.writer
+            .write(move |conn| {
+                idempotency::complete(
+                    conn,
+                    tenant_id,
+                    instance_id,
+                    &key,
+                    workflow_id,
+                    Some(&answer),
+                )
+            })
             .await
     }
 

@@ -9,6 +9,7 @@ use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery, ResumeWorkflow, SuspendWorkflow};
 use hydracore_domain::transition::Command;
+use hydracore_storage::service::Idempotent;
 use hydracore_storage::WithHistory;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +17,9 @@ use uuid::Uuid;
 
 use super::auth::{AdminAuth, Read, Write};
 use super::error::ApiError;
-use super::extract::{IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId};
+use super::extract::{
+    IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId,
+};
 use super::openapi::{
     AdminErrors, BodyErrors, DashboardListParams, ErrorDetail, HistoryParams, HttpValidationError,
     ResumeWorkflowBody, SuspendWorkflowBody,
@@ -48,21 +51,22 @@ async fn act<S>(
     admin: &AdminAuth<S>,
     id: Uuid,
     command: Command,
-    if_match: Option<IfMatch>,
+    preconditions: (Option<IfMatch>, Option<Idempotent>),
     prefer: Prefer,
 ) -> Result<Response, ApiError> {
-    let change = state
+    let (if_match, idempotent) = preconditions;
+    let acted = state
         .workflows
-        .change(
+        .act(
             admin.scope,
             id,
             command,
             &admin.principal,
             if_match,
-            WithHistory::No,
+            idempotent,
         )
         .await?;
-    Ok(respond::action(&change, &location(id), prefer))
+    Ok(respond::action(&acted, &location(id), prefer))
 }
 
 /// List Workflows Dashboard
@@ -178,6 +182,7 @@ async fn history(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
         ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`); with another body, 422"),
     ),
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
@@ -195,8 +200,18 @@ async fn abort(
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
     IfMatchHeader(if_match): IfMatchHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
 ) -> Result<Response, ApiError> {
-    act(&state, &admin, id, Command::Abort, if_match, prefer).await
+    let idempotent = key.map(|key| Idempotent::action(key, "abort", id, &serde_json::Value::Null));
+    act(
+        &state,
+        &admin,
+        id,
+        Command::Abort,
+        (if_match, idempotent),
+        prefer,
+    )
+    .await
 }
 
 /// Suspend Workflow
@@ -208,6 +223,7 @@ async fn abort(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
         ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`); with another body, 422"),
     ),
     request_body(content = SuspendWorkflowBody),
     security(("admin_jwt" = []), ("api_key" = [])),
@@ -226,10 +242,13 @@ async fn suspend(
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
     IfMatchHeader(if_match): IfMatchHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
-    act(&state, &admin, id, command, if_match, prefer).await
+    let body = body.unwrap_or_default();
+    let command = Command::Suspend(SuspendWorkflow::from_json(&body)?);
+    let idempotent = key.map(|key| Idempotent::action(key, "suspend", id, &body));
+    act(&state, &admin, id, command, (if_match, idempotent), prefer).await
 }
 
 /// Resume Workflow
@@ -241,6 +260,7 @@ async fn suspend(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
         ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`); with another body, 422"),
     ),
     request_body(content = Option<ResumeWorkflowBody>, description = "May be empty"),
     security(("admin_jwt" = []), ("api_key" = [])),
@@ -259,8 +279,11 @@ async fn resume(
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
     IfMatchHeader(if_match): IfMatchHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
-    act(&state, &admin, id, command, if_match, prefer).await
+    let body = body.unwrap_or_default();
+    let idempotent = key.map(|key| Idempotent::action(key, "resume", id, &body));
+    act(&state, &admin, id, command, (if_match, idempotent), prefer).await
 }

@@ -49,22 +49,23 @@ async fn act(
     agent: &ProxyAuth,
     id: Uuid,
     command: Command,
-    if_match: Option<IfMatch>,
+    preconditions: (Option<IfMatch>, Option<Idempotent>),
     prefer: Prefer,
 ) -> Result<Response, ApiError> {
-    let change = state
+    let (if_match, idempotent) = preconditions;
+    let acted = state
         .workflows
-        .change(
+        .act(
             agent.scope,
             id,
             command,
             &agent.principal(),
             if_match,
-            WithHistory::No,
+            idempotent,
         )
         .await?;
     let location = location(agent.instance_id, id);
-    Ok(respond::action(&change, &location, prefer))
+    Ok(respond::action(&acted, &location, prefer))
 }
 
 fn history_for(prefer: Prefer) -> WithHistory {
@@ -277,6 +278,7 @@ async fn advance(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
         ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`); with another body, 422"),
     ),
     request_body = SuspendWorkflowBody,
     security(("proxy_key" = [])),
@@ -295,10 +297,13 @@ async fn suspend(
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
     IfMatchHeader(if_match): IfMatchHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let command = Command::Suspend(SuspendWorkflow::from_json(&body.unwrap_or_default())?);
-    act(&state, &agent, id, command, if_match, prefer).await
+    let body = body.unwrap_or_default();
+    let command = Command::Suspend(SuspendWorkflow::from_json(&body)?);
+    let idempotent = key.map(|key| Idempotent::action(key, "suspend", id, &body));
+    act(&state, &agent, id, command, (if_match, idempotent), prefer).await
 }
 
 /// Resume Workflow Internal
@@ -312,6 +317,7 @@ async fn suspend(
         ("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with headers only"),
         ("If-Match" = Option<String>, Header, description = "The ETag (version) the change expects, else 412"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body gets the first answer (with `Idempotent-Replayed: true`); with another body, 422"),
     ),
     request_body(content = Option<ResumeWorkflowBody>, description = "May be empty"),
     security(("proxy_key" = [])),
@@ -330,8 +336,11 @@ async fn resume(
     WorkflowId(id): WorkflowId,
     prefer: Prefer,
     IfMatchHeader(if_match): IfMatchHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
-    act(&state, &agent, id, command, if_match, prefer).await
+    let body = body.unwrap_or_default();
+    let idempotent = key.map(|key| Idempotent::action(key, "resume", id, &body));
+    act(&state, &agent, id, command, (if_match, idempotent), prefer).await
 }

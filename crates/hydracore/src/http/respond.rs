@@ -5,9 +5,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hydracore_domain::request::ListQuery;
-use hydracore_domain::transition::Change;
 use hydracore_domain::{Status, Workflow};
-use hydracore_storage::WorkflowPage;
+use hydracore_storage::{Acted, WorkflowPage};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -85,15 +84,19 @@ pub fn record(
 
 /// The `{id, message, status}` answer of suspend, resume and abort, or 204
 /// and headers only when minimal was asked.
-pub fn action(change: &Change, location: &str, prefer: Prefer) -> Response {
-    let headers = headers(Some(location), change.workflow.version, prefer);
+pub fn action(acted: &Acted, location: &str, prefer: Prefer) -> Response {
+    let answer = &acted.answer;
+    let mut headers = headers(Some(location), answer.version, prefer);
+    if acted.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
     if prefer.minimal {
         return (StatusCode::NO_CONTENT, headers).into_response();
     }
     let result = ActionResult {
-        id: change.workflow.id,
-        message: change.message.clone(),
-        status: change.workflow.status,
+        id: answer.id,
+        message: answer.message.clone(),
+        status: answer.status,
     };
     (StatusCode::OK, headers, Json(result)).into_response()
 }

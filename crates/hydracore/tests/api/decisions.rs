@@ -461,3 +461,105 @@ async fn inbox_pages_neither_skip_nor_repeat_while_decisions_are_resumed_between
     }
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn a_double_clicked_approval_gets_the_first_answer_instead_of_a_409() {
+    let app = quiet_app().await;
+    let id = app.create_workflow(&app.agent).await;
+    let key = [("idempotency-key", "approve-42")];
+    let path = format!("{}/suspend", app.agent.workflow(&id));
+    let body = json!({"step": "approve"});
+    let agent_key = Some(app.agent.key.as_str());
+    let first = app
+        .request(
+            Method::POST,
+            &path,
+            agent_key,
+            Body::Json(body.clone()),
+            &key,
+        )
+        .await;
+    let again = app
+        .request(Method::POST, &path, agent_key, Body::Json(body), &key)
+        .await;
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+
+    let resume = |data: Value| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/v1/workflows/{id}/resume"),
+                Some(&app.admin_jwt(app.agent.tenant_id, "alice")),
+                Body::Json(json!({"resume_data": data})),
+                &[("idempotency-key", "click-1")],
+            )
+            .await
+        }
+    };
+    let first = resume(json!({"approved": true})).await;
+    let second = resume(json!({"approved": true})).await;
+    assert_eq!((first.status, second.status), (200, 200), "{}", second.body);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(second.header("etag"), first.header("etag"));
+    let other_body = resume(json!({"approved": false})).await;
+    assert_eq!(other_body.status, 422);
+    assert_eq!(
+        other_body.validation_errors()[0].1,
+        json!(["header", "idempotency-key"])
+    );
+
+    let record = app.get(&app.agent, &id).await.body;
+    let resumes = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "resumed")
+        .count();
+    assert_eq!((resumes, record["version"].clone()), (1, json!(3)));
+
+    // An abort retried with its key answers as the first did.
+    let abort = || {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/v1/workflows/{id}/abort"),
+                Some(&app.admin_jwt(app.agent.tenant_id, "alice")),
+                Body::None,
+                &[("idempotency-key", "abort-1")],
+            )
+            .await
+        }
+    };
+    let (first, second) = (abort().await, abort().await);
+    assert_eq!(
+        (first.status, second.status, second.body == first.body),
+        (200, 200, true)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_action_frees_its_key_for_a_retry() {
+    let app = quiet_app().await;
+    let id = app.create_workflow(&app.agent).await;
+    let path = format!("{}/resume", app.agent.workflow(&id));
+    let key = [("idempotency-key", "resume-early")];
+    let agent_key = Some(app.agent.key.as_str());
+    let early = app
+        .request(Method::POST, &path, agent_key, Body::None, &key)
+        .await;
+    assert_eq!(early.status, 409);
+    app.suspend(&app.agent, &id, json!({"step": "approve"}))
+        .await;
+    let retry = app
+        .request(Method::POST, &path, agent_key, Body::None, &key)
+        .await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert!(retry.header("idempotent-replayed").is_none());
+}
