@@ -1,4 +1,5 @@
-//! `If-Match` preconditions on a workflow's version (its `ETag`).
+//! `If-Match` and `If-None-Match` preconditions on a workflow's version
+//! (its `ETag`).
 
 /// What an `If-Match` header asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,27 @@ impl IfMatch {
     }
 }
 
+/// What an `If-None-Match` header asks for: a read answers 304 (or, with
+/// `Prefer: wait`, waits) while the version is one the client has.
+/// Compared weakly (RFC 9110 §13.1.2): `W/"3"` names version 3 too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfNoneMatch(IfMatch);
+
+impl IfNoneMatch {
+    pub fn parse(header: &str) -> Self {
+        let unweakened: Vec<&str> = header
+            .split(',')
+            .map(|tag| tag.trim().trim_start_matches("W/"))
+            .collect();
+        Self(IfMatch::parse(&unweakened.join(",")))
+    }
+
+    /// Whether the client already has `version`.
+    pub fn has(&self, version: i64) -> bool {
+        self.0.matches(version)
+    }
+}
+
 /// The `ETag` of a version.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
@@ -68,6 +90,14 @@ mod tests {
         assert!(!IfMatch::parse("3").matches(3));
         assert!(!IfMatch::parse("\"abc\"").matches(0));
         assert!(!IfMatch::parse("").matches(1));
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        assert!(IfNoneMatch::parse("W/\"7\"").has(7));
+        assert!(IfNoneMatch::parse("\"6\", \"7\"").has(7));
+        assert!(!IfNoneMatch::parse("\"6\"").has(7));
+        assert!(IfNoneMatch::parse("*").has(1));
     }
 
     #[test]

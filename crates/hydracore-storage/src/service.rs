@@ -8,6 +8,9 @@
 //! layer's `ApiError`).
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
 
 use hydracore_domain::decision::{Decision, InboxCursor, InboxQuery};
 use hydracore_domain::idempotency::{ActionAnswer, Claim, IdempotencyKey};
@@ -72,15 +75,85 @@ impl Idempotent {
     }
 }
 
-/// The workflow use cases over one store. Cheap to clone.
+/// The workflow use cases over one store. Cheap to clone; clones share
+/// the news of this replica's changes, which waiting reads listen to.
 #[derive(Clone)]
 pub struct Workflows {
     store: Arc<dyn Store>,
+    changes: broadcast::Sender<Changed>,
 }
+
+/// A workflow this replica changed, and its version after the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Changed {
+    tenant_id: Uuid,
+    id: Uuid,
+    version: i64,
+}
+
+/// Changes a slow waiter may fall behind by before it reads the record
+/// again anyway.
+const CHANGES_BUFFERED: usize = 1024;
+
+/// How often a waiting read looks at the record itself, for changes that
+/// other replicas made.
+const WAIT_POLL: Duration = Duration::from_secs(1);
 
 impl Workflows {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            changes: broadcast::channel(CHANGES_BUFFERED).0,
+        }
+    }
+
+    fn announce(&self, w: &Workflow) {
+        // Nobody waiting is no error.
+        let _ = self.changes.send(Changed {
+            tenant_id: w.tenant_id,
+            id: w.id,
+            version: w.version,
+        });
+    }
+
+    /// The workflow once its version is not one the caller has (`has`),
+    /// waiting up to `wait` for a change; `None` when none came. Changes
+    /// made on this replica wake the wait at once, others' within
+    /// [`WAIT_POLL`].
+    pub async fn wait_for_change(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        has: impl Fn(i64) -> bool,
+        wait: Duration,
+        history: WithHistory,
+    ) -> Result<Option<Workflow>, UseCaseError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut news = self.changes.subscribe();
+        loop {
+            let workflow = self.get(scope, id, history).await?;
+            if !has(workflow.version) {
+                return Ok(Some(workflow));
+            }
+            let poll =
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + WAIT_POLL));
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    () = &mut poll => break,
+                    heard = news.recv() => match heard {
+                        Ok(c) if c.tenant_id == scope.tenant_id && c.id == id && !has(c.version) => break,
+                        Ok(_) => continue,
+                        // Fell behind: the record itself says.
+                        Err(_) => break,
+                    },
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let workflow = self.get(scope, id, history).await?;
+                return Ok((!has(workflow.version)).then_some(workflow));
+            }
+        }
     }
 
     /// Creates a workflow of `scope`'s instance. With a key, a retry with
@@ -136,6 +209,7 @@ impl Workflows {
             }
             return Err(e.into());
         }
+        self.announce(&workflow);
         Ok(Created {
             workflow,
             replayed: false,
@@ -237,6 +311,7 @@ impl Workflows {
         });
         match self.store.change_workflow(scope, id, rule, history).await? {
             ChangeOutcome::Changed(mut change) => {
+                self.announce(&change.workflow);
                 if history == WithHistory::Yes {
                     note_cut_history(&mut change.workflow);
                 }
@@ -343,18 +418,21 @@ impl Workflows {
             SweepJob::Expire => Arc::new(move |current| transition::expire(current, now)),
             SweepJob::Escalate => Arc::new(move |current| transition::escalate(current, now)),
         };
-        let mut expired = 0;
+        let mut changed = 0;
         for (scope, id) in due {
             match self
                 .store
                 .change_workflow(scope, id, Arc::clone(&rule), WithHistory::No)
                 .await?
             {
-                ChangeOutcome::Changed(_) => expired += 1,
+                ChangeOutcome::Changed(change) => {
+                    self.announce(&change.workflow);
+                    changed += 1;
+                }
                 ChangeOutcome::Refused(_) | ChangeOutcome::NotFound => {}
             }
         }
-        Ok(expired)
+        Ok(changed)
     }
 
     /// Forgets up to `limit` idempotency keys past their 24 hours.

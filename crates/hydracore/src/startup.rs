@@ -26,6 +26,7 @@ pub struct App {
     /// `/metrics` on a listener of its own, when configured.
     metrics: Option<(TcpListener, axum::Router)>,
     store: Arc<dyn Store>,
+    workflows: hydracore_storage::Workflows,
     shutdown_timeout: Duration,
     sweep_interval: Duration,
     sweeps: watch::Sender<u64>,
@@ -44,7 +45,15 @@ impl App {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let mut state = AppState::new(store.clone(), jwt);
-        state.limits = Arc::new(crate::http::limits::Limits::new(&settings.limits));
+        let mut limits = settings.limits.clone();
+        // A wait answers 304 before the request timeout would answer 503.
+        if let Some(timeout) = settings.load.request_timeout {
+            limits.max_wait = limits
+                .max_wait
+                .min(timeout.saturating_sub(Duration::from_secs(1)));
+        }
+        state.limits = Arc::new(crate::http::limits::Limits::new(&limits));
+        let workflows = state.workflows.clone();
         state.metrics_token = settings.metrics.token.as_deref().map(Arc::from);
         let metrics = match &settings.metrics.listen {
             Some(address) => {
@@ -61,6 +70,7 @@ impl App {
             router,
             metrics,
             store,
+            workflows,
             shutdown_timeout: settings.shutdown_timeout,
             sweep_interval: settings.sweep_interval,
             sweeps: watch::Sender::new(0),
@@ -93,8 +103,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_sweeper, sweeper_stop) = watch::channel(false);
+        // The requests' own use cases, so that what the sweeper changes
+        // wakes the reads waiting on this replica.
         let sweeper = tokio::spawn(sweeper::run(
-            hydracore_storage::Workflows::new(self.store.clone()),
+            self.workflows,
             self.sweep_interval,
             sweeper_stop,
             self.sweeps,

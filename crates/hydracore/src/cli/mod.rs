@@ -221,6 +221,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_SUSPENDED_LIST_MAX", default_value_t = crate::http::limits::DEFAULT_SUSPENDED_MAX, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub suspended_list_max: u32,
 
+    /// The longest a read with `If-None-Match` and `Prefer: wait=N` waits for a change (never past the request timeout)
+    #[arg(long, env = "HYDRACORE_MAX_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub max_wait: Duration,
+
     /// Also serve /metrics on the API listener, to `Authorization: Bearer <token>` only
     /// (from the environment or the config file only, as the JWT secret)
     #[arg(
@@ -464,6 +468,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             unknown_key_ttl: args.unknown_key_ttl,
             trust_forwarded_for: args.trust_forwarded_for,
             suspended_max: args.suspended_list_max,
+            max_wait: args.max_wait,
         },
     };
     let app = crate::startup::App::build(&settings).await?;

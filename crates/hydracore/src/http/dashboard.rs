@@ -2,7 +2,7 @@
 //! 404 here, never 403, so that existence does not leak.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hydracore_domain::precondition::IfMatch;
@@ -10,7 +10,6 @@ use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery, ResumeWorkflow, SuspendWorkflow};
 use hydracore_domain::transition::Command;
 use hydracore_storage::service::Idempotent;
-use hydracore_storage::WithHistory;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -18,7 +17,8 @@ use uuid::Uuid;
 use super::auth::{AdminAuth, Read, Write};
 use super::error::ApiError;
 use super::extract::{
-    IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId,
+    IdempotencyKeyHeader, IfMatchHeader, IfNoneMatchHeader, JsonBody, Prefer, QueryPairs,
+    WorkflowId,
 };
 use super::openapi::{
     AdminErrors, BodyErrors, DashboardListParams, ErrorDetail, HistoryParams, HttpValidationError,
@@ -126,10 +126,13 @@ async fn list_suspended(
 /// Get workflow detail with its history. Auth: JWT (admin) or API key with `workflows:read`.
 #[utoipa::path(
     get, path = "/v1/workflows/{workflow_id}", tag = "dashboard", operation_id = "get_workflow_dashboard",
-    params(("workflow_id" = Uuid, Path, description = "Workflow Id")),
+    params(("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the client has: 304 while the record is still at that version"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` with If-None-Match: wait up to N seconds (at most 60) for a change before the 304")),
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
+        (status = 304, description = "Not changed from the version in If-None-Match (after the wait, if one was asked)", headers(("ETag" = String))),
         (status = 404, description = "No such workflow in this tenant", body = ErrorDetail),
         (status = 422, description = "Invalid path parameter", body = HttpValidationError),
         AdminErrors,
@@ -139,13 +142,18 @@ async fn read(
     State(state): State<AppState>,
     admin: AdminAuth<Read>,
     WorkflowId(id): WorkflowId,
+    IfNoneMatchHeader(if_none_match): IfNoneMatchHeader,
+    prefer: Prefer,
 ) -> Result<Response, ApiError> {
-    let workflow = state
-        .workflows
-        .get(admin.scope, id, WithHistory::Yes)
-        .await?;
-    let response = respond::record(StatusCode::OK, &workflow, None, Prefer::full());
-    Ok(respond::link_history(response, &workflow, &location(id)))
+    respond::read(
+        &state,
+        admin.scope,
+        id,
+        if_none_match,
+        prefer,
+        &location(id),
+    )
+    .await
 }
 
 /// Get Workflow History Dashboard

@@ -1,6 +1,8 @@
 //! Extractors that parse requests at the edge and fail with our errors:
 //! path UUIDs, query pairs, JSON bodies and the `Prefer` header.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::{self, CONTENT_TYPE};
@@ -8,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::loc;
-use hydracore_domain::precondition::IfMatch;
+use hydracore_domain::precondition::{IfMatch, IfNoneMatch};
 use hydracore_domain::validation::{values, Invalid, ValidationErrors};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -68,12 +70,18 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 #[derive(Debug, Clone, Copy)]
 pub struct Prefer {
     pub minimal: bool,
+    /// `wait=<seconds>` (RFC 7240): how long a conditional read may wait
+    /// for a change.
+    pub wait: Option<Duration>,
 }
 
 impl Prefer {
     /// For reads, which always answer the full record.
     pub fn full() -> Self {
-        Self { minimal: false }
+        Self {
+            minimal: false,
+            wait: None,
+        }
     }
 }
 
@@ -81,13 +89,40 @@ impl<S: Send + Sync> FromRequestParts<S> for Prefer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let minimal = parts.headers.get_all("prefer").iter().any(|value| {
-            value.to_str().is_ok_and(|v| {
-                v.split([',', ';'])
-                    .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
-            })
+        let preferences: Vec<String> = parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|v| v.split([',', ';']))
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect();
+        let minimal = preferences.iter().any(|p| p == "return=minimal");
+        // An unreadable wait is ignored, as RFC 7240 has servers do.
+        let wait = preferences.iter().find_map(|p| {
+            let seconds: u64 = p.strip_prefix("wait=")?.trim().parse().ok()?;
+            Some(Duration::from_secs(seconds))
         });
-        Ok(Prefer { minimal })
+        Ok(Prefer { minimal, wait })
+    }
+}
+
+/// The `If-None-Match` condition of a read, when sent.
+pub struct IfNoneMatchHeader(pub Option<IfNoneMatch>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatchHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let tags: Vec<&str> = parts
+            .headers
+            .get_all("if-none-match")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(Self(
+            (!tags.is_empty()).then(|| IfNoneMatch::parse(&tags.join(","))),
+        ))
     }
 }
 

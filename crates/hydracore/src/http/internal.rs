@@ -19,7 +19,8 @@ use uuid::Uuid;
 use super::auth::ProxyAuth;
 use super::error::ApiError;
 use super::extract::{
-    IdempotencyKeyHeader, IfMatchHeader, JsonBody, Prefer, QueryPairs, WorkflowId,
+    IdempotencyKeyHeader, IfMatchHeader, IfNoneMatchHeader, JsonBody, Prefer, QueryPairs,
+    WorkflowId,
 };
 use super::openapi::{
     AdvanceWorkflowBody, AgentErrors, BodyErrors, CreateWorkflowBody, ErrorDetail, HistoryParams,
@@ -165,10 +166,13 @@ async fn create(
 #[utoipa::path(
     get, path = "/internal/v1/instances/{instance_id}/workflows/{workflow_id}", tag = "internal",
     operation_id = "get_workflow_internal",
-    params(("instance_id" = Uuid, Path, description = "Instance Id"), ("workflow_id" = Uuid, Path, description = "Workflow Id")),
+    params(("instance_id" = Uuid, Path, description = "Instance Id"), ("workflow_id" = Uuid, Path, description = "Workflow Id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the client has: 304 while the record is still at that version"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` with If-None-Match: wait up to N seconds (at most 60) for a change before the 304")),
     security(("proxy_key" = [])),
     responses(
         (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
+        (status = 304, description = "Not changed from the version in If-None-Match (after the wait, if one was asked)", headers(("ETag" = String))),
         (status = 404, description = "No such workflow in this instance", body = ErrorDetail),
         (status = 422, description = "Invalid path parameter", body = HttpValidationError),
         AgentErrors,
@@ -178,17 +182,11 @@ async fn read(
     State(state): State<AppState>,
     agent: ProxyAuth,
     WorkflowId(id): WorkflowId,
+    IfNoneMatchHeader(if_none_match): IfNoneMatchHeader,
+    prefer: Prefer,
 ) -> Result<Response, ApiError> {
-    let workflow = state
-        .workflows
-        .get(agent.scope, id, WithHistory::Yes)
-        .await?;
-    let response = respond::record(StatusCode::OK, &workflow, None, Prefer::full());
-    Ok(respond::link_history(
-        response,
-        &workflow,
-        &location(agent.instance_id, id),
-    ))
+    let location = location(agent.instance_id, id);
+    respond::read(&state, agent.scope, id, if_none_match, prefer, &location).await
 }
 
 /// Get Workflow History Internal

@@ -123,6 +123,8 @@ pub struct LimitSettings {
     pub trust_forwarded_for: bool,
     /// The most suspensions `/v1/workflows/suspended` answers.
     pub suspended_max: u32,
+    /// The longest a read with `Prefer: wait` waits for a change.
+    pub max_wait: Duration,
 }
 
 impl Default for LimitSettings {
@@ -134,6 +136,7 @@ impl Default for LimitSettings {
             unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,
             trust_forwarded_for: false,
             suspended_max: DEFAULT_SUSPENDED_MAX,
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -142,6 +145,7 @@ pub const DEFAULT_RATE: &str = "500/s:1000";
 pub const DEFAULT_FAILED_AUTH_RATE: &str = "10/s:50";
 pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SUSPENDED_MAX: u32 = 500;
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Keys remembered as unknown, at most; the oldest go first.
 const UNKNOWN_KEYS: usize = 100_000;
@@ -158,6 +162,7 @@ pub struct Limits {
     unknown_key_ttl: Duration,
     pub trust_forwarded_for: bool,
     pub suspended_max: u32,
+    pub max_wait: Duration,
     /// Checks made, for [`Limits::tidy`].
     checks: AtomicU64,
 }
@@ -187,6 +192,7 @@ impl Limits {
             unknown_key_ttl: settings.unknown_key_ttl,
             trust_forwarded_for: settings.trust_forwarded_for,
             suspended_max: settings.suspended_max,
+            max_wait: settings.max_wait,
             checks: AtomicU64::new(0),
         }
     }

@@ -4,13 +4,17 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use hydracore_domain::precondition::IfNoneMatch;
 use hydracore_domain::request::ListQuery;
+use hydracore_domain::Scope;
 use hydracore_domain::{Status, Workflow};
-use hydracore_storage::{Acted, WorkflowPage};
+use hydracore_storage::{Acted, WithHistory, WorkflowPage};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::error::ApiError;
 use super::extract::Prefer;
+use super::AppState;
 
 /// A page of a workflow list.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,6 +83,42 @@ pub fn record(
         (StatusCode::NO_CONTENT, headers).into_response()
     } else {
         (status, headers, Json(workflow)).into_response()
+    }
+}
+
+/// A read of workflow `id`: the record, or with `If-None-Match` naming its
+/// version 304 — at once, or with `Prefer: wait=N` once N seconds (at most
+/// `HYDRACORE_MAX_WAIT`) passed without a change. A change ends the wait
+/// with the new record: an agent waits for a human's answer in one
+/// request.
+pub async fn read(
+    state: &AppState,
+    scope: Scope,
+    id: Uuid,
+    if_none_match: Option<IfNoneMatch>,
+    prefer: Prefer,
+    location: &str,
+) -> Result<Response, ApiError> {
+    let workflows = &state.workflows;
+    let Some(condition) = if_none_match else {
+        let workflow = workflows.get(scope, id, WithHistory::Yes).await?;
+        let response = record(StatusCode::OK, &workflow, None, Prefer::full());
+        return Ok(link_history(response, &workflow, location));
+    };
+    let wait = prefer.wait.unwrap_or_default().min(state.limits.max_wait);
+    let has = |version| condition.has(version);
+    match workflows
+        .wait_for_change(scope, id, has, wait, WithHistory::Yes)
+        .await?
+    {
+        Some(workflow) => {
+            let response = record(StatusCode::OK, &workflow, None, Prefer::full());
+            Ok(link_history(response, &workflow, location))
+        }
+        None => {
+            let version = workflows.get(scope, id, WithHistory::No).await?.version;
+            Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(version))]).into_response())
+        }
     }
 }
 

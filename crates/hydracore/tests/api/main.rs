@@ -24,3 +24,4 @@ mod process;
 mod properties;
 mod read_and_list;
 mod suspend_resume;
+mod wait;
