@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decision;
+pub mod event;
 pub mod idempotency;
 pub mod merge;
 pub mod precondition;

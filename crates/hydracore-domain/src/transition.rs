@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::decision::{ResumeSchema, DEFAULT_MAX_ESCALATION_LEVEL};
+use crate::event::EventType;
 use crate::merge::merge_object;
 use crate::precondition::IfMatch;
 use crate::request::{AdvanceWorkflow, CreateWorkflow, ResumeWorkflow, SuspendWorkflow};
@@ -74,6 +75,8 @@ pub struct Change {
     pub workflow: Workflow,
     pub entry: HistoryEntry,
     pub message: String,
+    /// The event the change is.
+    pub event: EventType,
 }
 
 /// A new workflow of `instance_id` (of tenant `tenant_id`), created by
@@ -280,10 +283,23 @@ pub fn apply(
         to_stage: workflow.stage.clone(),
         principal: Some(by.to_string()),
     };
+    let event = EventType::of_change(
+        match command {
+            Command::Advance(_) => EventType::Advanced,
+            Command::Suspend(_) => EventType::Suspended,
+            Command::Resume(_) => EventType::Resumed,
+            Command::Abort => EventType::Aborted,
+            Command::Expire => EventType::Expired,
+            Command::Escalate => EventType::Escalated,
+        },
+        from_status,
+        &workflow,
+    );
     Ok(Change {
         workflow,
         entry,
         message,
+        event,
     })
 }
 

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use hydracore_domain::decision::InboxQuery;
+use hydracore_domain::event::EventQuery;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::{Scope, Timestamp};
 use rusqlite::types::Value;
@@ -234,6 +235,24 @@ pub fn push_inbox_counts<F: Filter>(q: &mut F, scope: Scope, now: Timestamp) {
     q.sql(" AS overdue, COUNT(*) FROM workflows WHERE status = 'suspended'");
     push_scope(q, scope);
     q.sql(" GROUP BY 1, 2 ORDER BY 1, 2");
+}
+
+/// ` WHERE` the scope's events that `query` filters for (not yet its
+/// cursor, which each backend writes its own way).
+pub fn push_event_filters<F: Filter>(q: &mut F, scope: Scope, query: &EventQuery) {
+    q.sql(" WHERE 1 = 1");
+    push_scope(q, scope);
+    if let Some(workflow_id) = query.workflow_id {
+        q.sql(" AND workflow_id = ");
+        q.bind_uuid(workflow_id);
+    }
+    for (i, t) in query.types.iter().enumerate() {
+        q.sql(if i == 0 { " AND type IN (" } else { ", " });
+        q.bind_text(t.as_str());
+    }
+    if !query.types.is_empty() {
+        q.sql(")");
+    }
 }
 
 /// Whether per-(instance, status) counts can give the total of `query`: it

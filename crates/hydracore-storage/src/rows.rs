@@ -8,6 +8,7 @@
 
 use std::sync::LazyLock;
 
+use hydracore_domain::event::{Event, EventId, EventType};
 use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow, WorkflowType};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -97,6 +98,28 @@ pub const WORKFLOW_COLUMN_COUNT: usize = 26;
 pub const HISTORY_COLUMNS: &str =
     "seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage, \
      principal";
+
+/// An event's columns after its id's two numbers, in the order [`event`]
+/// reads them.
+pub const EVENT_COLUMNS: &str =
+    "type, occurred_at, tenant_id, instance_id, workflow_id, version, actor, data";
+
+/// An event selected as its id's two numbers, then [`EVENT_COLUMNS`].
+pub fn event(row: &impl Columns) -> Result<Event, StoreError> {
+    let event_type = row.text(2)?;
+    Ok(Event {
+        id: EventId(row.int(0)?, row.int(1)?),
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| corrupt("event type", &event_type))?,
+        occurred_at: row.time(3)?,
+        tenant_id: row.uuid(4)?,
+        instance_id: row.uuid(5)?,
+        workflow_id: row.uuid(6)?,
+        version: row.int(7)?,
+        actor: row.opt_text(8)?,
+        data: row.json(9)?,
+    })
+}
 
 /// A page of one workflow's history, `$1` the tenant, `$2` the workflow:
 /// the entries after seq `$3`, at most `$4` of them, and only those that

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use hydracore_domain::decision::{Decision, InboxCursor, InboxQuery};
+use hydracore_domain::event::{Event, EventQuery};
 use hydracore_domain::idempotency::{ActionAnswer, Claim, IdempotencyKey};
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
@@ -43,6 +44,10 @@ pub enum UseCaseError {
     /// This `Idempotency-Key` was used with another request body.
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyKeyReused(IdempotencyKey),
+    /// Events after the asked point were purged (older than the
+    /// retention): reading on would leave a gap.
+    #[error("events after this point are past their retention and gone")]
+    EventsGone,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -81,7 +86,11 @@ impl Idempotent {
 pub struct Workflows {
     store: Arc<dyn Store>,
     changes: broadcast::Sender<Changed>,
+    event_retention: Duration,
 }
+
+/// How long events are kept by default.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A workflow this replica changed, and its version after the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +113,53 @@ impl Workflows {
         Self {
             store,
             changes: broadcast::channel(CHANGES_BUFFERED).0,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
+    }
+
+    /// Events are purged once older than `retention`.
+    pub fn with_event_retention(self, retention: Duration) -> Self {
+        Self {
+            event_retention: retention,
+            ..self
+        }
+    }
+
+    /// A page of the scope's events after `query.after` (see
+    /// `Store::list_events`); [`UseCaseError::EventsGone`] when events
+    /// after that point were purged.
+    pub async fn events(
+        &self,
+        scope: Scope,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, UseCaseError> {
+        if let Some(after) = query.after {
+            if self
+                .store
+                .events_purged_through()
+                .await?
+                .is_some_and(|purged| after < purged)
+            {
+                return Err(UseCaseError::EventsGone);
+            }
+        }
+        Ok(self.store.list_events(scope, query).await?)
+    }
+
+    /// The news of this replica's changes, from now on.
+    pub fn news(&self) -> News {
+        News(self.changes.subscribe())
+    }
+
+    /// Purges up to `limit` events past their retention; returns how many.
+    pub async fn purge_events(&self, limit: u32) -> Result<u64, StoreError> {
+        let cutoff = Timestamp::now()
+            .unix_micros()
+            .saturating_sub(i64::try_from(self.event_retention.as_micros()).unwrap_or(i64::MAX));
+        let Some(before) = Timestamp::from_unix_micros(cutoff) else {
+            return Ok(0);
+        };
+        self.store.purge_events(before, limit).await
     }
 
     fn announce(&self, w: &Workflow) {
@@ -447,6 +502,27 @@ impl Workflows {
 pub struct Acted {
     pub answer: ActionAnswer,
     pub replayed: bool,
+}
+
+/// The changes this replica writes, as they are written.
+pub struct News(broadcast::Receiver<Changed>);
+
+impl News {
+    /// Waits until a change of tenant `tenant_id` was written since the
+    /// last wait (or this one's start), or `at_most` passes; events
+    /// written on other replicas are found by reading again after it.
+    pub async fn of_tenant(&mut self, tenant_id: Uuid, at_most: Duration) {
+        let wait = async {
+            loop {
+                match self.0.recv().await {
+                    Ok(c) if c.tenant_id != tenant_id => continue,
+                    // A change of the tenant, or fell behind: read again.
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(at_most, wait).await;
+    }
 }
 
 /// A page of the inbox.

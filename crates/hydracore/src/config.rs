@@ -26,6 +26,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// How often the sweeper expires overdue workflows.
     pub sweep_interval: Duration,
+    /// How long events are kept.
+    pub event_retention: Duration,
     pub metrics: MetricsSettings,
     pub load: LoadSettings,
     pub limits: LimitSettings,
@@ -55,6 +57,7 @@ impl Settings {
             },
             shutdown_timeout: Duration::from_secs(5),
             sweep_interval: Duration::from_millis(100),
+            event_retention: hydracore_storage::service::DEFAULT_EVENT_RETENTION,
             metrics: MetricsSettings::default(),
             load: LoadSettings::default(),
             // Tests make many requests per key quickly; the limits have

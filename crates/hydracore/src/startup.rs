@@ -53,6 +53,10 @@ impl App {
                 .min(timeout.saturating_sub(Duration::from_secs(1)));
         }
         state.limits = Arc::new(crate::http::limits::Limits::new(&limits));
+        state.workflows = state
+            .workflows
+            .clone()
+            .with_event_retention(settings.event_retention);
         let workflows = state.workflows.clone();
         state.metrics_token = settings.metrics.token.as_deref().map(Arc::from);
         let metrics = match &settings.metrics.listen {

@@ -1,6 +1,7 @@
 //! The background sweeper: expires overdue workflows (history `expired`,
-//! actor `system`), escalates overdue decisions (history `escalated`), and
-//! forgets idempotency keys past their 24 hours.
+//! actor `system`), escalates overdue decisions (history `escalated`),
+//! forgets idempotency keys past their 24 hours and events past their
+//! retention.
 //!
 //! Every replica runs one; the storage backends make that safe (each
 //! workflow expires once, each due time escalates once). Work per tick is bounded so that a backlog is
@@ -30,6 +31,11 @@ pub async fn sweep_once(workflows: &Workflows) -> Result<u64, StoreError> {
         }
     }
     workflows.purge_idempotency_keys(BATCH).await?;
+    for _ in 0..MAX_BATCHES {
+        if workflows.purge_events(BATCH).await? < u64::from(BATCH) {
+            break;
+        }
+    }
     Ok(changed)
 }
 

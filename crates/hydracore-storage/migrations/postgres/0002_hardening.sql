@@ -22,6 +22,55 @@ ALTER TYPE hydracore_workflow_record ADD ATTRIBUTE escalate_every bigint,
 -- here to answer a retry with (a create's retry reads the workflow).
 ALTER TABLE idempotency_keys ADD COLUMN answer json;
 
+-- The outbox: one event per create and change, written in its
+-- transaction. Events are ordered by the writing transaction's id, then by
+-- insertion, and readers take only the events of transactions older than
+-- every one still running (pg_snapshot_xmin), so an event that commits
+-- late is never passed over by a reader that has moved on.
+CREATE TABLE events (
+    tenant_id   uuid        NOT NULL,
+    xid         xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    seq         bigint      GENERATED ALWAYS AS IDENTITY,
+    type        text        NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    instance_id uuid        NOT NULL,
+    workflow_id uuid        NOT NULL,
+    version     bigint      NOT NULL,
+    actor       text,
+    data        json        NOT NULL,
+    PRIMARY KEY (tenant_id, xid, seq)
+);
+-- The sweeper's purge, oldest first, across tenants.
+CREATE INDEX events_by_age ON events (occurred_at, tenant_id);
+GRANT SELECT, INSERT ON events TO hydracore_app;
+ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE events FORCE ROW LEVEL SECURITY;
+CREATE POLICY events_tenant ON events TO hydracore_app
+    USING (tenant_id = NULLIF(current_setting('hydracore.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('hydracore.tenant_id', true), '')::uuid);
+CREATE POLICY events_admin ON events TO CURRENT_USER
+    USING (true) WITH CHECK (true);
+
+-- How far the sweeper has purged events (across tenants): a reader asking
+-- for events after an older point is told that some are gone (410).
+CREATE TABLE events_purged (
+    one  boolean PRIMARY KEY DEFAULT true CHECK (one),
+    xid  xid8    NOT NULL,
+    seq  bigint  NOT NULL
+);
+GRANT SELECT ON events_purged TO hydracore_app;
+
+-- An event as the write functions take it.
+CREATE TYPE hydracore_event AS (
+    type        text,
+    occurred_at timestamptz,
+    instance_id uuid,
+    workflow_id uuid,
+    version     bigint,
+    actor       text,
+    data        json
+);
+
 -- The decisions inbox: a tenant's suspensions, due first (none last),
 -- then oldest suspension; the second serves the assignee filter and the
 -- summary's counts.
@@ -68,15 +117,20 @@ AS $$
 $$;
 
 -- The request functions of 0001_init that read or write history, with the
--- entry's new principal and the byte budget; otherwise as they were. A
+-- entry's new principal, the byte budget, the new workflow columns and the
+-- event each write adds; otherwise as they were. A
 -- database migrated here takes only replicas of this build (migrate.rs).
-CREATE OR REPLACE FUNCTION hydracore_create_workflow(
+DROP FUNCTION hydracore_create_workflow(
+    uuid, uuid, uuid, hydracore_workflow_record, hydracore_history_entry[], text
+);
+CREATE FUNCTION hydracore_create_workflow(
     p_tenant_id       uuid,  -- the request's tenant
     p_instance_id     uuid,
     p_credential_id   uuid,  -- NULL: not by key; else checked live
     p_workflow        hydracore_workflow_record,
     p_history         hydracore_history_entry[],
-    p_idempotency_key text   -- NULL: none
+    p_idempotency_key text,  -- NULL: none
+    p_event           hydracore_event
 ) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $$
@@ -103,6 +157,9 @@ BEGIN
                                   principal)
     SELECT p_tenant_id, p_workflow.id, e.*
     FROM unnest(p_history) AS e;
+    INSERT INTO events (tenant_id, type, occurred_at, instance_id, workflow_id, version, actor,
+                        data)
+    VALUES (p_tenant_id, (p_event).*);
     IF p_idempotency_key IS NOT NULL THEN
         UPDATE idempotency_keys SET workflow_id = p_workflow.id
         WHERE tenant_id = p_tenant_id AND instance_id = p_instance_id
@@ -207,6 +264,7 @@ CREATE FUNCTION hydracore_change_workflow(
     p_entry               hydracore_history_entry,
     p_history             integer,  -- the newest this many entries back; 0: none
     p_history_bytes       integer,  -- ... that start within this many bytes
+    p_event               hydracore_event,
     OUT changed           boolean,
     OUT earlier           text
 )
@@ -249,6 +307,9 @@ BEGIN
                                   actor, from_status, to_status, from_stage, to_stage, entry,
                                   principal)
     VALUES (p_tenant_id, p_workflow.id, (p_entry).*);
+    INSERT INTO events (tenant_id, type, occurred_at, instance_id, workflow_id, version, actor,
+                        data)
+    VALUES (p_tenant_id, (p_event).*);
     IF p_history > 1 THEN
         earlier := hydracore_history_inline(p_tenant_id, p_workflow.id, p_entry.seq - 1,
                                             p_history - 1,
@@ -340,7 +401,10 @@ REVOKE EXECUTE ON FUNCTION hydracore_workflow(uuid, uuid, uuid, uuid, integer, i
     FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION hydracore_change_workflow(
     uuid, uuid, uuid, bigint, timestamptz, hydracore_workflow_record, hydracore_history_entry,
-    integer, integer
+    integer, integer, hydracore_event
+) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION hydracore_create_workflow(
+    uuid, uuid, uuid, hydracore_workflow_record, hydracore_history_entry[], text, hydracore_event
 ) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION hydracore_list_workflows(
     uuid, uuid, uuid, text, bigint, bigint, integer, integer

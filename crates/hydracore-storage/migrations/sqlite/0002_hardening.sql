@@ -23,6 +23,30 @@ ALTER TABLE workflows ADD COLUMN resume_schema TEXT;
 -- here to answer a retry with (a create's retry reads the workflow).
 ALTER TABLE idempotency_keys ADD COLUMN answer TEXT;
 
+-- The outbox: one event per create and change, written in its transaction.
+-- SQLite has one writer, so the id orders events as they committed; never
+-- reused (AUTOINCREMENT), so a purge cannot hand an old id out again.
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id   BLOB    NOT NULL,
+    type        TEXT    NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    instance_id BLOB    NOT NULL,
+    workflow_id BLOB    NOT NULL,
+    version     INTEGER NOT NULL,
+    actor       TEXT,
+    data        TEXT    NOT NULL
+);
+CREATE INDEX events_by_tenant ON events (tenant_id, id);
+CREATE INDEX events_by_age ON events (occurred_at);
+
+-- How far the sweeper has purged events: a reader asking for events after
+-- an older point is told that some are gone (410).
+CREATE TABLE events_purged (
+    one  INTEGER PRIMARY KEY CHECK (one = 1),
+    id   INTEGER NOT NULL
+);
+
 -- The decisions inbox: a tenant's suspensions, due first (none last: the
 -- largest integer), then oldest suspension; the second serves the assignee
 -- filter and the summary's counts.

@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
+use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -243,6 +244,24 @@ impl Store for PgStore {
             workflows::count_inbox(tx, scope, now).await
         })
         .await
+    }
+
+    async fn list_events(&self, scope: Scope, query: &EventQuery) -> Result<Vec<Event>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            workflows::list_events(tx, scope, query).await
+        })
+        .await
+    }
+
+    async fn events_purged_through(&self) -> Result<Option<EventId>> {
+        self.with_conn(async |conn| workflows::events_purged_through(conn).await)
+            .await
+    }
+
+    /// In a transaction as the login, across tenants.
+    async fn purge_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.in_login_transaction(async |tx| workflows::purge_events(tx, before, limit).await)
+            .await
     }
 
     async fn list_suspended(&self, scope: Scope, limit: u32) -> Result<Vec<SuspendedWorkflow>> {

@@ -9,6 +9,7 @@
 //! `with-serde_json-1`), which keeps each number as written.
 
 use chrono::{DateTime, Utc};
+use hydracore_domain::event::EventType;
 use hydracore_domain::{HistoryEntry, Status, Timestamp, Workflow};
 use postgres_types::{FromSql, Json, ToSql};
 use serde_json::{Map, Value};
@@ -166,6 +167,36 @@ impl<'a> From<&'a Workflow> for WorkflowRecord<'a> {
             escalate_every: w.escalate_every,
             max_escalation_level: w.max_escalation_level,
             resume_schema: w.resume_schema.as_ref(),
+        }
+    }
+}
+
+/// An event as the write functions take it: `hydracore_event`.
+#[derive(Debug, ToSql)]
+#[postgres(name = "hydracore_event")]
+pub struct EventRecord<'a> {
+    #[postgres(name = "type")]
+    event_type: &'a str,
+    occurred_at: DateTime<Utc>,
+    instance_id: Uuid,
+    workflow_id: Uuid,
+    version: i64,
+    actor: Option<&'a str>,
+    data: Value,
+}
+
+impl<'a> EventRecord<'a> {
+    /// The event `event_type` of the change that left `w` as it is and
+    /// appended `entry`.
+    pub fn new(event_type: EventType, w: &'a Workflow, entry: &'a HistoryEntry) -> Self {
+        EventRecord {
+            event_type: event_type.as_str(),
+            occurred_at: entry.at.as_datetime(),
+            instance_id: w.instance_id,
+            workflow_id: w.id,
+            version: w.version,
+            actor: entry.actor.as_deref(),
+            data: hydracore_domain::event::data(w),
         }
     }
 }

@@ -11,24 +11,26 @@
 //! purpose, so that isolation never rests on one mechanism alone.
 
 use hydracore_domain::decision::InboxQuery;
+use hydracore_domain::event::{Event, EventId, EventQuery, EventType};
 use hydracore_domain::idempotency::IdempotencyKey;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
-use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
+use hydracore_domain::transition::Change;
+use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use super::last_written::LastWritten;
 use super::pipelined::{Conn, Pipelined};
 use super::pool::{prepare, Client};
 use super::rows::{
-    get as column, history_column, rendered, workflow_with_history, EntryRecord, WorkflowRecord,
-    HISTORY,
+    get as column, history_column, rendered, workflow_with_history, EntryRecord, EventRecord,
+    WorkflowRecord, HISTORY,
 };
 use crate::filters::{
-    counts_answer, push_cursor, push_inbox, push_inbox_counts, push_list_filters, push_scope,
-    PgQuery,
+    counts_answer, push_cursor, push_event_filters, push_inbox, push_inbox_counts,
+    push_list_filters, push_scope, PgQuery,
 };
-use crate::rows::WORKFLOW_COLUMNS;
+use crate::rows::{EVENT_COLUMNS, WORKFLOW_COLUMNS};
 use crate::{
     ChangeOutcome, HistorySlice, InboxCount, InlineHistory, Rule, StoreError, SweepJob,
     WorkflowPage,
@@ -38,7 +40,7 @@ use crate::{
 /// with and, with a key, that key's claim completed.
 const CREATE: &str = "SELECT hydracore_create_workflow(p_tenant_id => $1, \
     p_instance_id => $2, p_credential_id => $3, p_workflow => $4, p_history => $5, \
-    p_idempotency_key => $6)";
+    p_idempotency_key => $6, p_event => $7)";
 
 /// The workflow, the entries it was created with and, with
 /// `idempotency_key`, that key's claim completed: one call, outside any
@@ -69,6 +71,13 @@ pub async fn create(
         .zip(&rendered)
         .map(|(entry, rendered)| EntryRecord::new(entry, rendered))
         .collect();
+    let Some(first) = w.history.first() else {
+        return Err(StoreError::Corrupt(format!(
+            "workflow {} has no created entry",
+            w.id
+        )));
+    };
+    let created_event = EventRecord::new(EventType::Created, w, first);
     let statement = prepare(conn, CREATE).await?;
     conn.execute(
         &statement,
@@ -79,6 +88,7 @@ pub async fn create(
             &WorkflowRecord::from(w),
             &entries,
             &idempotency_key.map(IdempotencyKey::as_str),
+            &created_event,
         ],
     )
     .await?;
@@ -106,7 +116,7 @@ enum Written {
 const CHANGE: &str = "SELECT changed, earlier FROM hydracore_change_workflow(\
     p_tenant_id => $1, p_instance_id => $2, p_credential_id => $3, \
     p_expected_version => $4, p_expected_updated_at => $5, p_workflow => $6, p_entry => $7, \
-    p_history => $8, p_history_bytes => $9)";
+    p_history => $8, p_history_bytes => $9, p_event => $10)";
 
 /// Writes back every column a command may change and appends `entry`, if
 /// the workflow is still the record the change was made from (`from`):
@@ -115,11 +125,11 @@ async fn write_change(
     conn: &Client,
     scope: Scope,
     from: &Unchanged,
-    w: &Workflow,
-    entry: &HistoryEntry,
+    change: &Change,
     rendered_entry: &str,
     history: InlineHistory,
 ) -> Result<Written, StoreError> {
+    let w = &change.workflow;
     let statement = prepare(conn, CHANGE).await?;
     let row = conn
         .query_one(
@@ -131,9 +141,10 @@ async fn write_change(
                 &from.version,
                 &from.updated_at.as_datetime(),
                 &WorkflowRecord::from(w),
-                &EntryRecord::new(entry, rendered_entry),
+                &EntryRecord::new(&change.entry, rendered_entry),
                 &history.entries,
                 &history.bytes,
+                &EventRecord::new(change.event, w, &change.entry),
             ],
         )
         .await?;
@@ -413,16 +424,8 @@ impl Attempt {
                 Err(refused) => return Ok(ChangeOutcome::Refused(refused)),
             };
             let rendered_entry = crate::render_entry(&change.entry)?;
-            let written = write_change(
-                conn,
-                scope,
-                &from,
-                &change.workflow,
-                &change.entry,
-                &rendered_entry,
-                self.history,
-            )
-            .await;
+            let written =
+                write_change(conn, scope, &from, &change, &rendered_entry, self.history).await;
             // A write that failed may still have landed: the next change
             // reads.
             let earlier = match written {
@@ -450,6 +453,72 @@ impl Attempt {
             "workflow {id} kept changing for {RETRY_FOR:?} while one change was being applied"
         )))
     }
+}
+
+/// A page of events (see `Store::list_events`); callers run this in a
+/// request transaction, whose snapshot's oldest running transaction
+/// bounds what is read.
+pub async fn list_events(
+    conn: &Client,
+    scope: Scope,
+    query: &EventQuery,
+) -> Result<Vec<Event>, StoreError> {
+    let mut q = PgQuery::new(format!(
+        "SELECT xid::text::bigint, seq, {EVENT_COLUMNS} FROM events"
+    ));
+    push_event_filters(&mut q, scope, query);
+    let EventId(xid, seq) = query.after.unwrap_or_default();
+    q.push(" AND (xid, seq) > (")
+        .bind(xid.to_string())
+        .push("::text::xid8, ")
+        .bind(seq);
+    q.push(") AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, seq LIMIT ")
+        .bind(query.limit);
+    let statement = prepare(conn, &q.sql).await?;
+    conn.query(&statement, &q.values())
+        .await?
+        .iter()
+        .map(crate::rows::event)
+        .collect()
+}
+
+/// How far events have been purged.
+pub async fn events_purged_through(conn: &Client) -> Result<Option<EventId>, StoreError> {
+    let statement = prepare(conn, "SELECT xid::text::bigint, seq FROM events_purged").await?;
+    conn.query_opt(&statement, &[])
+        .await?
+        .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
+        .transpose()
+}
+
+/// Deletes up to `limit` events older than `before` and moves the purge
+/// mark past them; callers run this as the login, in a transaction.
+pub async fn purge_events(conn: &Client, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+    let delete = prepare(
+        conn,
+        "DELETE FROM events WHERE (tenant_id, xid, seq) IN \
+         (SELECT tenant_id, xid, seq FROM events WHERE occurred_at < $1 \
+          ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING xid::text::bigint, seq",
+    )
+    .await?;
+    let gone = conn
+        .query(&delete, &[&before.as_datetime(), &i64::from(limit)])
+        .await?
+        .iter()
+        .map(|row| Ok(EventId(column(row, 0)?, column(row, 1)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if let Some(EventId(xid, seq)) = gone.iter().max().copied() {
+        let mark = prepare(
+            conn,
+            "INSERT INTO events_purged (xid, seq) VALUES ($1::text::xid8, $2) \
+             ON CONFLICT (one) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq \
+             WHERE (events_purged.xid, events_purged.seq) < (EXCLUDED.xid, EXCLUDED.seq)",
+        )
+        .await?;
+        conn.execute(&mark, &[&xid.to_string(), &seq]).await?;
+    }
+    Ok(gone.len() as u64)
 }
 
 /// The inbox's page (see `Store::list_inbox`); callers run this in a

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
+use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -366,6 +367,27 @@ impl Store for SqliteStore {
     ) -> Result<Vec<InboxCount>, StoreError> {
         self.reader
             .read(move |conn| workflows::count_inbox(conn, scope, now))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        scope: Scope,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, StoreError> {
+        let query = query.clone();
+        self.reader
+            .read(move |conn| workflows::list_events(conn, scope, &query))
+            .await
+    }
+
+    async fn events_purged_through(&self) -> Result<Option<EventId>, StoreError> {
+        self.reader.read(workflows::events_purged_through).await
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| workflows::purge_events(conn, before, limit))
             .await
     }
 

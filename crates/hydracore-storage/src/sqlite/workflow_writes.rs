@@ -2,6 +2,7 @@
 //! (`writer`), inside its transaction: SQLite has one writer, so what a
 //! function reads cannot change before it writes.
 
+use hydracore_domain::event::EventType;
 use hydracore_domain::transition::{Change, TransitionError};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, Connection};
@@ -52,6 +53,9 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
     ])?;
     for entry in &w.history {
         append_history(conn, w.tenant_id, w.id, entry)?;
+    }
+    if let Some(first) = w.history.first() {
+        append_event(conn, EventType::Created, w, first)?;
     }
     Ok(())
 }
@@ -152,6 +156,31 @@ fn append_history(
     Ok(())
 }
 
+/// The event `event_type` of the change that left `w` as it is and
+/// appended `entry`.
+fn append_event(
+    conn: &Connection,
+    event_type: EventType,
+    w: &Workflow,
+    entry: &HistoryEntry,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO events (tenant_id, type, occurred_at, instance_id, workflow_id, version, \
+         actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        w.tenant_id,
+        event_type.as_str(),
+        entry.at.unix_micros(),
+        w.instance_id,
+        w.id,
+        w.version,
+        entry.actor,
+        hydracore_domain::event::data(w).to_string(),
+    ])?;
+    Ok(())
+}
+
 /// The workflow `id` within `scope`, without its history.
 fn select_one(conn: &Connection, scope: Scope, id: Uuid) -> Result<Option<Workflow>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
@@ -182,5 +211,6 @@ pub fn change(
     };
     update(conn, before, &change.workflow)?;
     append_history(conn, scope.tenant_id, id, &change.entry)?;
+    append_event(conn, change.event, &change.workflow, &change.entry)?;
     Ok(ChangeOutcome::Changed(Box::new(change)))
 }

@@ -10,12 +10,13 @@ use uuid::Uuid;
 
 use super::rows::SqliteRow;
 use hydracore_domain::decision::InboxQuery;
+use hydracore_domain::event::{Event, EventId, EventQuery};
 
 use crate::filters::{
-    counts_answer, push_cursor, push_inbox, push_inbox_counts, push_list_filters, push_scope,
-    Filter, SqliteQuery,
+    counts_answer, push_cursor, push_event_filters, push_inbox, push_inbox_counts,
+    push_list_filters, push_scope, Filter, SqliteQuery,
 };
-use crate::rows::{HISTORY_COLUMNS, WORKFLOW_COLUMNS};
+use crate::rows::{EVENT_COLUMNS, HISTORY_COLUMNS, WORKFLOW_COLUMNS};
 use crate::{HistorySlice, InboxCount, InlineHistory, StoreError, SweepJob, WorkflowPage};
 
 pub fn get(
@@ -173,6 +174,59 @@ pub fn history_page(
         entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
     }
     Ok(Some(HistorySlice { entries, newest }))
+}
+
+/// A page of events (see `Store::list_events`).
+pub fn list_events(
+    conn: &Connection,
+    scope: Scope,
+    query: &EventQuery,
+) -> Result<Vec<Event>, StoreError> {
+    let mut q = SqliteQuery::new(&format!("SELECT 0, id, {EVENT_COLUMNS} FROM events"));
+    push_event_filters(&mut q, scope, query);
+    q.sql.push_str(" AND id > ");
+    q.bind(query.after.unwrap_or_default().1);
+    q.sql.push_str(" ORDER BY id LIMIT ");
+    q.bind(query.limit);
+    let mut statement = conn.prepare_cached(&q.sql)?;
+    let mut rows = statement.query(params_from_iter(&q.values))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        events.push(crate::rows::event(&SqliteRow(row))?);
+    }
+    Ok(events)
+}
+
+/// How far events have been purged.
+pub fn events_purged_through(conn: &Connection) -> Result<Option<EventId>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM events_purged")?
+        .query_row([], |row| row.get(0))
+        .optional()?
+        .map(|id| EventId(0, id)))
+}
+
+/// Deletes up to `limit` events older than `before` and moves the purge
+/// mark past them; run by the writer.
+pub fn purge_events(conn: &Connection, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+    let gone: Vec<i64> = conn
+        .prepare_cached(
+            "DELETE FROM events WHERE id IN \
+             (SELECT id FROM events WHERE occurred_at < ?1 ORDER BY occurred_at LIMIT ?2) \
+             RETURNING id",
+        )?
+        .query_map(params![before.unix_micros(), i64::from(limit)], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    if let Some(last) = gone.iter().max() {
+        conn.prepare_cached(
+            "INSERT INTO events_purged (one, id) VALUES (1, ?1) \
+             ON CONFLICT (one) DO UPDATE SET id = max(id, excluded.id)",
+        )?
+        .execute(params![last])?;
+    }
+    Ok(gone.len() as u64)
 }
 
 /// The inbox's page (see `Store::list_inbox`).

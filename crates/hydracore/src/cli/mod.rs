@@ -225,6 +225,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_MAX_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub max_wait: Duration,
 
+    /// How long events are kept for `GET /v1/events` (a resume point older than this answers 410)
+    #[arg(long, env = "HYDRACORE_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub event_retention: Duration,
+
     /// Also serve /metrics on the API listener, to `Authorization: Bearer <token>` only
     /// (from the environment or the config file only, as the JWT secret)
     #[arg(
@@ -453,6 +457,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
         jwt,
         shutdown_timeout: args.shutdown_timeout,
         sweep_interval: args.sweep_interval,
+        event_retention: args.event_retention,
         metrics: crate::config::MetricsSettings {
             listen: args.metrics_listen,
             token: args.metrics_token,

@@ -53,6 +53,8 @@ pub enum ApiError {
         limit: u32,
         retry_after: std::time::Duration,
     },
+    #[error("{0}")]
+    Gone(&'static str),
     #[error("The server is busy; retry shortly")]
     Overloaded,
     #[error("The request took too long; retry shortly")]
@@ -80,6 +82,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +103,10 @@ impl From<UseCaseError> for ApiError {
                     ),
             )
             .into(),
+            UseCaseError::EventsGone => ApiError::Gone(
+                "Events after this point are older than the retention and were purged; \
+                 read the workflows again, then follow the events from now",
+            ),
             UseCaseError::Store(e) => e.into(),
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 mod dashboard;
 mod decisions;
 pub mod error;
+mod events;
 pub mod extract;
 mod internal;
 pub mod limits;
@@ -81,6 +82,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(internal::routes())
         .merge(dashboard::routes())
         .merge(decisions::routes())
+        .merge(events::routes())
         .merge(ops::routes())
         .split_for_parts();
     let (probes, probes_doc) = ops::probes().split_for_parts();

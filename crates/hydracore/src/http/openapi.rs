@@ -30,6 +30,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "internal", description = "The agent runtime's API, scoped to one instance."),
         (name = "dashboard", description = "Tenant admins' API, scoped to one tenant."),
         (name = "decisions", description = "The tenant's suspended workflows as decisions waiting for a person."),
+        (name = "events", description = "Every change, in order: pages and a Server-Sent Events stream."),
         (name = "operations", description = "Health, readiness and metrics."),
     )
 )]
@@ -250,6 +251,23 @@ pub struct InboxParams {
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// Query of the events.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// The events after this id (a page's `next_after`, an event's `id`).
+    pub after: Option<String>,
+    #[param(minimum = 1, maximum = 500, default = 100)]
+    pub limit: Option<i64>,
+    /// Only this workflow's events.
+    pub workflow_id: Option<Uuid>,
+    /// Only events of this type (repeatable): `workflow.created`, `workflow.advanced`,
+    /// `workflow.suspended`, `workflow.resumed`, `workflow.aborted`, `workflow.expired`,
+    /// `workflow.escalated`, `workflow.completed`.
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
 }
 
 /// Query of the dashboard's list: the agent's, plus `instance_id`.

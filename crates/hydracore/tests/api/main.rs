@@ -10,6 +10,7 @@ mod create;
 mod dashboard;
 mod decisions;
 mod errors;
+mod events;
 mod expiry;
 mod helpers;
 mod history;
