@@ -16,6 +16,14 @@ pub const SCHEMA_MAX_BYTES: usize = 64 * 1024;
 pub const ESCALATE_EVERY_MIN_SECONDS: i64 = 60;
 /// Escalation levels a suspension may climb to, at most.
 pub const MAX_ESCALATION_LEVEL: i64 = 10;
+/// The longest escalation period.
+pub const ESCALATE_EVERY_MAX_SECONDS: i64 = 365 * 86_400;
+/// The most violations a refused resume lists: a schema can fail an
+/// answer in as many ways as it has clauses.
+pub const MAX_VIOLATIONS: usize = 50;
+/// A violation echoes its input, and says its message, only up to this
+/// size.
+const ECHOED_MAX_BYTES: usize = 1024;
 /// The level escalation stops at when the suspension names none.
 pub const DEFAULT_MAX_ESCALATION_LEVEL: i64 = 3;
 
@@ -75,6 +83,7 @@ impl ResumeSchema {
         let instance = Value::Object(data.clone());
         let errors: Vec<FieldError> = validator
             .iter_errors(&instance)
+            .take(MAX_VIOLATIONS)
             .map(|e| {
                 let path: Vec<Value> = e
                     .instance_path()
@@ -84,11 +93,23 @@ impl ResumeSchema {
                         jsonschema::paths::LocationSegment::Property(p) => json!(p),
                     })
                     .collect();
+                let input = e.instance().clone().into_owned();
+                let small =
+                    serde_json::to_string(&input).is_ok_and(|s| s.len() <= ECHOED_MAX_BYTES);
+                let mut msg = e.to_string();
+                if msg.len() > ECHOED_MAX_BYTES {
+                    let cut = (0..=ECHOED_MAX_BYTES)
+                        .rev()
+                        .find(|i| msg.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    msg.truncate(cut);
+                    msg.push('…');
+                }
                 FieldError {
                     error_type: keyword_type(e.kind().keyword()),
                     loc: loc(&path),
-                    msg: e.to_string(),
-                    input: e.instance().clone().into_owned(),
+                    msg,
+                    input: if small { input } else { Value::Null },
                     ctx: None,
                 }
             })
@@ -188,9 +209,10 @@ pub fn escalation_period(v: &Value) -> Result<i64, Invalid> {
         })?,
         other => crate::validation::values::int(other)?,
     };
-    if seconds < ESCALATE_EVERY_MIN_SECONDS {
+    if !(ESCALATE_EVERY_MIN_SECONDS..=ESCALATE_EVERY_MAX_SECONDS).contains(&seconds) {
         return Err(Invalid::value_error(&format!(
-            "escalate_every must be at least {ESCALATE_EVERY_MIN_SECONDS} seconds"
+            "escalate_every must be at least {ESCALATE_EVERY_MIN_SECONDS} seconds and at most \
+             {ESCALATE_EVERY_MAX_SECONDS} (a year)"
         )));
     }
     Ok(seconds)
@@ -480,6 +502,7 @@ mod tests {
         for refused in [
             json!(59),
             json!("PT59S"),
+            json!("P53W"),
             json!("P1M"),
             json!("PT"),
             json!("P"),

@@ -11,7 +11,7 @@ use crate::validation::{values, Invalid, ValidationErrors};
 use crate::{Status, Timestamp, Workflow};
 
 /// The kind of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "workflow.created")]
     Created,
@@ -149,6 +149,8 @@ impl EventQuery {
                     None
                 }
             })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         let query = Self {
             after: q.optional("after", |s| {

@@ -69,7 +69,7 @@ mod tests {
     }
 
     #[test]
-    fn an_admin_is_named_in_the_actor_by_sub_alone_as_in_the_original() {
+    fn an_admin_is_named_in_the_actor_by_sub_alone_as_clients_of_the_seed_expect() {
         assert_eq!(Principal::User("ann".into()).default_actor(), "ann");
         assert_eq!(Principal::System.default_actor(), "system");
     }

@@ -222,6 +222,14 @@ impl SuspendWorkflow {
                 Invalid::value_error("max_escalation_level needs escalate_every"),
             );
         }
+        if escalate_every.is_some() && due_at.is_none() {
+            r.reject(
+                "escalate_every",
+                Invalid::value_error(
+                    "escalate_every needs due_at: escalation starts when it passes",
+                ),
+            );
+        }
         r.finish(|| {
             Some(Self {
                 step: step?,

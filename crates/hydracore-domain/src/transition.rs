@@ -186,6 +186,10 @@ pub fn apply(
                 workflow.next_action_at = Some(due);
             }
             workflow.escalate_every = suspend.escalate_every;
+            if suspend.escalate_every.is_some() {
+                // This suspension's escalation starts from the bottom.
+                workflow.escalation_level = 0;
+            }
             workflow.max_escalation_level = suspend.escalate_every.map(|_| {
                 suspend
                     .max_escalation_level

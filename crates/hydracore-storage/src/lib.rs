@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
-use hydracore_domain::event::{Event, EventId, EventQuery};
+use hydracore_domain::event::{Event, EventQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListCursor, ListQuery};
@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
 pub use error::StoreError;
-pub use service::{Acted, Inbox, News, UseCaseError, Workflows};
+pub use service::{Acted, Inbox, News, UseCaseError, Waited, Workflows};
 
 /// A status rule, as a change runs it on the stored record: the change to
 /// write, or the domain's refusal. It may run more than once (PostgreSQL
@@ -324,13 +324,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `query.limit` of the scope's events after `query.after`, in
     /// order, that `query` filters for; only events no transaction still
-    /// running can precede, so that none is passed over.
-    async fn list_events(&self, scope: Scope, query: &EventQuery)
-        -> Result<Vec<Event>, StoreError>;
-
-    /// Everything up to this event id (across tenants) may have been
-    /// purged; `None` before the first purge.
-    async fn events_purged_through(&self) -> Result<Option<EventId>, StoreError>;
+    /// running can precede, so that none is passed over. `None` when
+    /// events after `query.after` may have been purged (read in the same
+    /// snapshot as the page).
+    async fn list_events(
+        &self,
+        scope: Scope,
+        query: &EventQuery,
+    ) -> Result<Option<Vec<Event>>, StoreError>;
 
     /// Deletes up to `limit` events older than `before`, oldest first,
     /// across tenants; returns how many.

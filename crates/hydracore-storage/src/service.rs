@@ -133,17 +133,10 @@ impl Workflows {
         scope: Scope,
         query: &EventQuery,
     ) -> Result<Vec<Event>, UseCaseError> {
-        if let Some(after) = query.after {
-            if self
-                .store
-                .events_purged_through()
-                .await?
-                .is_some_and(|purged| after < purged)
-            {
-                return Err(UseCaseError::EventsGone);
-            }
-        }
-        Ok(self.store.list_events(scope, query).await?)
+        self.store
+            .list_events(scope, query)
+            .await?
+            .ok_or(UseCaseError::EventsGone)
     }
 
     /// The news of this replica's changes, from now on.
@@ -171,10 +164,10 @@ impl Workflows {
         });
     }
 
-    /// The workflow once its version is not one the caller has (`has`),
-    /// waiting up to `wait` for a change; `None` when none came. Changes
-    /// made on this replica wake the wait at once, others' within
-    /// [`WAIT_POLL`].
+    /// Waits up to `wait` until the workflow's version is not one the
+    /// caller has (`has`). Changes made on this replica end the wait at
+    /// once, others' within [`WAIT_POLL`]; polls read the record without
+    /// its history.
     pub async fn wait_for_change(
         &self,
         scope: Scope,
@@ -182,13 +175,18 @@ impl Workflows {
         has: impl Fn(i64) -> bool,
         wait: Duration,
         history: WithHistory,
-    ) -> Result<Option<Workflow>, UseCaseError> {
+    ) -> Result<Waited, UseCaseError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut news = self.changes.subscribe();
         loop {
-            let workflow = self.get(scope, id, history).await?;
-            if !has(workflow.version) {
-                return Ok(Some(workflow));
+            let version = self.get(scope, id, WithHistory::No).await?.version;
+            if !has(version) {
+                return Ok(Waited::Changed(Box::new(
+                    self.get(scope, id, history).await?,
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Waited::Unchanged(version));
             }
             let poll =
                 tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + WAIT_POLL));
@@ -203,10 +201,6 @@ impl Workflows {
                         Err(_) => break,
                     },
                 }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let workflow = self.get(scope, id, history).await?;
-                return Ok((!has(workflow.version)).then_some(workflow));
             }
         }
     }
@@ -522,7 +516,18 @@ impl News {
             }
         };
         let _ = tokio::time::timeout(at_most, wait).await;
+        // What else came meanwhile is in the next read too.
+        while self.0.try_recv().is_ok() {}
     }
+}
+
+/// How a wait for a change ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Waited {
+    /// The workflow as it is now, at a version the caller did not have.
+    Changed(Box<Workflow>),
+    /// No change came: the version it stayed at.
+    Unchanged(i64),
 }
 
 /// A page of the inbox.

@@ -21,22 +21,39 @@ const MAX_BATCHES: u32 = 20;
 /// each) and purges old keys. Returns how many workflows it changed.
 pub async fn sweep_once(workflows: &Workflows) -> Result<u64, StoreError> {
     let mut changed = 0;
+    // Each job runs whatever became of the one before; the first error is
+    // the sweep's answer.
+    let mut failed = None;
     for job in [SweepJob::Expire, SweepJob::Escalate] {
         for _ in 0..MAX_BATCHES {
-            let n = workflows.sweep_due(job, BATCH).await?;
-            changed += n;
-            if n < u64::from(BATCH) {
+            match workflows.sweep_due(job, BATCH).await {
+                Ok(n) => {
+                    changed += n;
+                    if n < u64::from(BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    break;
+                }
+            }
+        }
+    }
+    if let Err(e) = workflows.purge_idempotency_keys(BATCH).await {
+        failed.get_or_insert(e);
+    }
+    for _ in 0..MAX_BATCHES {
+        match workflows.purge_events(BATCH).await {
+            Ok(n) if n < u64::from(BATCH) => break,
+            Ok(_) => {}
+            Err(e) => {
+                failed.get_or_insert(e);
                 break;
             }
         }
     }
-    workflows.purge_idempotency_keys(BATCH).await?;
-    for _ in 0..MAX_BATCHES {
-        if workflows.purge_events(BATCH).await? < u64::from(BATCH) {
-            break;
-        }
-    }
-    Ok(changed)
+    failed.map_or(Ok(changed), Err)
 }
 
 /// Sweeps every `interval` until `stop` turns true, counting finished

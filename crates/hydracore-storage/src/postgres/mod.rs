@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
-use hydracore_domain::event::{Event, EventId, EventQuery};
+use hydracore_domain::event::{Event, EventQuery};
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -246,16 +246,15 @@ impl Store for PgStore {
         .await
     }
 
-    async fn list_events(&self, scope: Scope, query: &EventQuery) -> Result<Vec<Event>> {
+    async fn list_events(&self, scope: Scope, query: &EventQuery) -> Result<Option<Vec<Event>>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            workflows::list_events(tx, scope, query).await
+            let purged = workflows::events_purged_through(tx).await?;
+            if purged.is_some_and(|purged| query.after.unwrap_or_default() < purged) {
+                return Ok(None);
+            }
+            workflows::list_events(tx, scope, query).await.map(Some)
         })
         .await
-    }
-
-    async fn events_purged_through(&self) -> Result<Option<EventId>> {
-        self.with_conn(async |conn| workflows::events_purged_through(conn).await)
-            .await
     }
 
     /// In a transaction as the login, across tenants.

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
-use hydracore_domain::event::{Event, EventId, EventQuery};
+use hydracore_domain::event::{Event, EventQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -374,15 +374,21 @@ impl Store for SqliteStore {
         &self,
         scope: Scope,
         query: &EventQuery,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Option<Vec<Event>>, StoreError> {
         let query = query.clone();
         self.reader
-            .read(move |conn| workflows::list_events(conn, scope, &query))
+            .read(move |conn| {
+                // One read transaction: the purge mark and the page agree.
+                let tx = conn.unchecked_transaction()?;
+                let purged = workflows::events_purged_through(&tx)?;
+                if purged.is_some_and(|purged| query.after.unwrap_or_default() < purged) {
+                    return Ok(None);
+                }
+                let events = workflows::list_events(&tx, scope, &query)?;
+                tx.commit()?;
+                Ok(Some(events))
+            })
             .await
-    }
-
-    async fn events_purged_through(&self) -> Result<Option<EventId>, StoreError> {
-        self.reader.read(workflows::events_purged_through).await
     }
 
     async fn purge_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {

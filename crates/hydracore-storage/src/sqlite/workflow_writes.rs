@@ -60,11 +60,12 @@ pub fn insert(conn: &Connection, w: &Workflow) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns a command may change that indexes also cover (`status` also
-/// decides the partial indexes). SQLite rewrites an index whenever one of
-/// its columns is assigned, even to the value it had, so [`update`] assigns
-/// these only when they changed: an advance then rewrites the row alone,
-/// not four index entries as well.
+/// The columns a command may change that the list and expiry indexes
+/// cover (`status` also decides the partial indexes). SQLite rewrites an
+/// index whenever one of its columns is assigned, even to the value it
+/// had, so [`update`] assigns these only when they changed. (The inbox and
+/// escalation indexes cover columns assigned on every update, but hold
+/// suspended workflows only.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Indexed {
     status: Status,

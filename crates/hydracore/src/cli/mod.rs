@@ -225,6 +225,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_MAX_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub max_wait: Duration,
 
+    /// Reads waiting with `Prefer: wait` at once, at most; more answer at once
+    #[arg(long, env = "HYDRACORE_MAX_WAITING", default_value_t = crate::http::limits::DEFAULT_MAX_WAITING, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_waiting: u32,
+
     /// How long events are kept for `GET /v1/events` (a resume point older than this answers 410)
     #[arg(long, env = "HYDRACORE_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
@@ -474,6 +478,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             trust_forwarded_for: args.trust_forwarded_for,
             suspended_max: args.suspended_list_max,
             max_wait: args.max_wait,
+            max_waiting: args.max_waiting,
         },
     };
     let app = crate::startup::App::build(&settings).await?;

@@ -128,7 +128,7 @@ async fn list_suspended(
     get, path = "/v1/workflows/{workflow_id}", tag = "dashboard", operation_id = "get_workflow_dashboard",
     params(("workflow_id" = Uuid, Path, description = "Workflow Id"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag the client has: 304 while the record is still at that version"),
-        ("Prefer" = Option<String>, Header, description = "`wait=N` with If-None-Match: wait up to N seconds (at most 60) for a change before the 304")),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` with If-None-Match: wait up to N seconds (at most HYDRACORE_MAX_WAIT, 60 s, and less than the request timeout) for a change before the 304")),
     security(("admin_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The record", body = Workflow, headers(("ETag" = String))),
@@ -290,8 +290,10 @@ async fn resume(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let command = Command::Resume(ResumeWorkflow::from_json(body.as_ref())?);
-    let body = body.unwrap_or_default();
-    let idempotent = key.map(|key| Idempotent::action(key, "resume", id, &body));
+    let resume = ResumeWorkflow::from_json(body.as_ref())?;
+    // No body and `{}` resume alike, so they are one request for the key.
+    let data = serde_json::Value::Object(resume.resume_data.clone());
+    let idempotent = key.map(|key| Idempotent::action(key, "resume", id, &data));
+    let command = Command::Resume(resume);
     act(&state, &admin, id, command, (if_match, idempotent), prefer).await
 }

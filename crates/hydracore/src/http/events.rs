@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::Scope;
-use hydracore_storage::{UseCaseError, Workflows};
+use hydracore_storage::Workflows;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -163,11 +163,12 @@ async fn next_event(mut s: Streaming) -> Option<(Result<sse::Event, Infallible>,
         s.news.of_tenant(s.scope.tenant_id, STREAM_POLL).await;
         match s.workflows.events(s.scope, &s.query).await {
             Ok(events) => s.pending = events.into(),
-            // Gone while streaming: end it; the client's resume then gets
-            // the 410 that says so.
-            Err(UseCaseError::EventsGone) => return None,
+            // Ends the stream: a key revoked meanwhile, events purged past
+            // it (a resume then gets the 410 that says so), a database
+            // away (a resume starts over where it left off).
             Err(e) => {
-                tracing::warn!(error = %e, "reading events for a stream");
+                tracing::debug!(error = %e, "an event stream ended");
+                return None;
             }
         }
     }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -125,6 +126,8 @@ pub struct LimitSettings {
     pub suspended_max: u32,
     /// The longest a read with `Prefer: wait` waits for a change.
     pub max_wait: Duration,
+    /// Reads waiting at once, at most; more answer without waiting.
+    pub max_waiting: u32,
 }
 
 impl Default for LimitSettings {
@@ -137,6 +140,7 @@ impl Default for LimitSettings {
             trust_forwarded_for: false,
             suspended_max: DEFAULT_SUSPENDED_MAX,
             max_wait: DEFAULT_MAX_WAIT,
+            max_waiting: DEFAULT_MAX_WAITING,
         }
     }
 }
@@ -146,6 +150,7 @@ pub const DEFAULT_FAILED_AUTH_RATE: &str = "10/s:50";
 pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SUSPENDED_MAX: u32 = 500;
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_WAITING: u32 = 256;
 
 /// Keys remembered as unknown, at most; the oldest go first.
 const UNKNOWN_KEYS: usize = 100_000;
@@ -163,6 +168,8 @@ pub struct Limits {
     pub trust_forwarded_for: bool,
     pub suspended_max: u32,
     pub max_wait: Duration,
+    /// A permit per read waiting now.
+    pub waiting: Arc<tokio::sync::Semaphore>,
     /// Checks made, for [`Limits::tidy`].
     checks: AtomicU64,
 }
@@ -193,6 +200,7 @@ impl Limits {
             trust_forwarded_for: settings.trust_forwarded_for,
             suspended_max: settings.suspended_max,
             max_wait: settings.max_wait,
+            waiting: Arc::new(tokio::sync::Semaphore::new(settings.max_waiting as usize)),
             checks: AtomicU64::new(0),
         }
     }

@@ -8,7 +8,7 @@ use hydracore_domain::precondition::IfNoneMatch;
 use hydracore_domain::request::ListQuery;
 use hydracore_domain::Scope;
 use hydracore_domain::{Status, Workflow};
-use hydracore_storage::{Acted, WithHistory, WorkflowPage};
+use hydracore_storage::{Acted, Waited, WithHistory, WorkflowPage};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -100,26 +100,33 @@ pub async fn read(
     location: &str,
 ) -> Result<Response, ApiError> {
     let workflows = &state.workflows;
-    let Some(condition) = if_none_match else {
-        let workflow = workflows.get(scope, id, WithHistory::Yes).await?;
-        let response = record(StatusCode::OK, &workflow, None, Prefer::full());
-        return Ok(link_history(response, &workflow, location));
+    let workflow = match if_none_match {
+        None => workflows.get(scope, id, WithHistory::Yes).await?,
+        Some(condition) => {
+            // Waiting holds a request open: only so many at once, beyond
+            // which a read answers at once.
+            let permit = prefer
+                .wait
+                .and_then(|_| state.limits.waiting.clone().try_acquire_owned().ok());
+            let wait = match permit {
+                Some(_) => prefer.wait.unwrap_or_default().min(state.limits.max_wait),
+                None => std::time::Duration::ZERO,
+            };
+            let has = |version| condition.has(version);
+            match workflows
+                .wait_for_change(scope, id, has, wait, WithHistory::Yes)
+                .await?
+            {
+                Waited::Changed(workflow) => *workflow,
+                Waited::Unchanged(version) => {
+                    let not_modified = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag(version))]);
+                    return Ok(not_modified.into_response());
+                }
+            }
+        }
     };
-    let wait = prefer.wait.unwrap_or_default().min(state.limits.max_wait);
-    let has = |version| condition.has(version);
-    match workflows
-        .wait_for_change(scope, id, has, wait, WithHistory::Yes)
-        .await?
-    {
-        Some(workflow) => {
-            let response = record(StatusCode::OK, &workflow, None, Prefer::full());
-            Ok(link_history(response, &workflow, location))
-        }
-        None => {
-            let version = workflows.get(scope, id, WithHistory::No).await?.version;
-            Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(version))]).into_response())
-        }
-    }
+    let response = record(StatusCode::OK, &workflow, None, Prefer::full());
+    Ok(link_history(response, &workflow, location))
 }
 
 /// The `{id, message, status}` answer of suspend, resume and abort, or 204
