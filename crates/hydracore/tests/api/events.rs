@@ -148,17 +148,16 @@ async fn a_proxy_key_sees_its_instances_events_and_an_api_key_its_tenants() {
     app.create_workflow(&app.agent).await;
     app.create_workflow(&sibling).await;
     app.create_workflow(&stranger).await;
-    assert_eq!(types(&agent_events(&app, &app.agent, "").await).len(), 1);
-    assert_eq!(types(&agent_events(&app, &sibling, "").await).len(), 1);
+    let mine = settled(1, || agent_events(&app, &app.agent, "")).await;
+    assert_eq!(types(&mine).len(), 1);
+    let siblings = settled(1, || agent_events(&app, &sibling, "")).await;
+    assert_eq!(types(&siblings).len(), 1);
     let (_, key) = app.api_key(app.agent.tenant_id, &["workflows:read"]).await;
-    let tenant = app
-        .dashboard(
-            Method::GET,
-            "/v1/events",
-            &Credential::ApiKey(key),
-            Body::None,
-        )
-        .await;
+    let key = Credential::ApiKey(key);
+    let tenant = settled(2, || {
+        app.dashboard(Method::GET, "/v1/events", &key, Body::None)
+    })
+    .await;
     assert_eq!(types(&tenant).len(), 2);
     let wrong_path = format!("/internal/v1/instances/{}/events", sibling.instance_id);
     let r = app
