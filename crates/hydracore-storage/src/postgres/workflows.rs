@@ -261,10 +261,7 @@ pub async fn list(
     let statement = prepare(conn, &count.sql).await?;
     let total: i64 = column(&conn.query_one(&statement, &count.values()).await?, 0)?;
 
-    let mut select = PgQuery::new(format!(
-        "SELECT {WORKFLOW_COLUMNS}, {} FROM workflows",
-        history_column(history)
-    ));
+    let mut select = PgQuery::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_list_filters(&mut select, scope, query);
     // LIMIT is written in (an integer, 1 to 100): as a parameter, a cached
     // generic plan must guess it (a tenth of the table) and costs so much
@@ -281,10 +278,17 @@ pub async fn list(
         0 => select.push(" OFFSET 0"),
         offset => select.push(" OFFSET ").bind(offset),
     };
-    // Each row's history is a subquery of the row (`history_column`): run
-    // for the page's rows only, one key range each, whatever the planner
-    // makes of the table's statistics. (A join with the page's ids could be
-    // planned as a hash join over the whole tenant's history.)
+    // Each row's history is read around the page, not in it: PostgreSQL
+    // computes a scan's select list for the rows an OFFSET skips too, so
+    // in the page's own select list a deep page would read the history of
+    // every row it skips. Per row it is one key range, whatever the
+    // planner makes of the table's statistics (a join with the page's ids
+    // could be planned as a hash join over the tenant's whole history).
+    select.sql = format!(
+        "SELECT *, {} FROM ({}) AS workflows ORDER BY created_at DESC, id DESC",
+        history_column(history),
+        select.sql
+    );
     let statement = prepare(conn, &select.sql).await?;
     let workflows = conn
         .query(&statement, &select.values())
