@@ -45,7 +45,35 @@ pub enum Action {
     ListTenant,
     /// PATCH one fixed workflow with `Prefer: return=minimal`.
     AdvanceMinimal,
+    /// GET the instance's list filtered on a random reference of a sample
+    /// (references of seeded workflows), `per_page=20`.
+    ListReference,
+    /// GET a list's deepest page that `page` may ask for,
+    /// `page=100&per_page=100` (rows 9,901 to 10,000).
+    ListDeepPage(ListOf),
+    /// GET a list page by page, `per_page=100`, each request with the
+    /// previous answer's `next_cursor`; back to the first page after
+    /// [`WALK_PAGES`] pages or at the list's end.
+    ListCursorWalk(ListOf),
 }
+
+/// Which list a list action reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOf {
+    /// The instance's, `/internal/v1/instances/{id}/workflows`, with the
+    /// proxy key.
+    Instance,
+    /// The tenant's, `/v1/workflows`, with the admin JWT.
+    Tenant,
+}
+
+/// The query of [`Action::ListDeepPage`]: `page` × `per_page` may reach
+/// 10,000 rows deep, and this page ends there.
+pub const DEEP_PAGE_QUERY: &str = "page=100&per_page=100";
+
+/// Pages a cursor walk reads before it starts over: as deep as
+/// [`DEEP_PAGE_QUERY`] reaches, so the two cases read the same rows.
+pub const WALK_PAGES: u32 = 100;
 
 /// The agent mix of the issue, in percent: 15 create, 40 advance, 25 get,
 /// 10 list, 10 suspend-or-resume (5 + 5).
@@ -69,6 +97,8 @@ pub struct WorkerSetup {
     pub pool_size: usize,
     /// Ids for [`Action::GetSample`].
     pub sample: Arc<Vec<Uuid>>,
+    /// References for [`Action::ListReference`].
+    pub references: Arc<Vec<String>>,
     /// The workflow of [`Action::AdvanceMinimal`]; a fresh one when `None`.
     pub fixed: Option<Uuid>,
     pub seed: u64,
@@ -87,9 +117,20 @@ pub struct Worker {
     next_replace: usize,
     suspend_resume: Option<(Uuid, bool)>,
     sample: Arc<Vec<Uuid>>,
+    references: Arc<Vec<String>>,
+    /// Where [`Action::ListCursorWalk`] is.
+    walk: Walk,
     fixed: Option<Uuid>,
     rng: StdRng,
     steps: u64,
+}
+
+/// A cursor walk's place: the cursor of the next page (`None`: the first
+/// page), and the pages read since the first.
+#[derive(Debug, Default)]
+struct Walk {
+    cursor: Option<String>,
+    pages: u32,
 }
 
 const WORKFLOW_TYPES: [&str; 6] = [
@@ -122,6 +163,8 @@ impl Worker {
             next_replace: 0,
             suspend_resume: None,
             sample: setup.sample,
+            references: setup.references,
+            walk: Walk::default(),
             fixed: setup.fixed,
             rng: StdRng::seed_from_u64(setup.seed),
             steps: 0,
@@ -130,6 +173,17 @@ impl Worker {
 
     fn uses(&self, action: Action) -> bool {
         self.mix.iter().any(|(_, a)| *a == action)
+    }
+
+    fn uses_tenant_list(&self) -> bool {
+        self.mix.iter().any(|(_, a)| {
+            matches!(
+                a,
+                Action::ListTenant
+                    | Action::ListDeepPage(ListOf::Tenant)
+                    | Action::ListCursorWalk(ListOf::Tenant)
+            )
+        })
     }
 
     /// Creates the workflows this worker's actions need, before the clock
@@ -151,7 +205,10 @@ impl Worker {
         if self.uses(Action::GetSample) && self.sample.is_empty() {
             bail!("no workflow ids to get");
         }
-        if self.uses(Action::ListTenant) && self.admin_auth.is_none() {
+        if self.uses(Action::ListReference) && self.references.is_empty() {
+            bail!("no references to filter the list on");
+        }
+        if self.uses_tenant_list() && self.admin_auth.is_none() {
             bail!("the tenant-wide list needs an admin JWT");
         }
         Ok(())
@@ -319,6 +376,63 @@ impl Worker {
                     .header(PREFER, HeaderValue::from_static("return=minimal"));
                 ("advance", self.send(call).await.0)
             }
+            Action::ListReference => {
+                let reference = if self.references.is_empty() {
+                    ""
+                } else {
+                    &self.references[self.rng.gen_range(0..self.references.len())]
+                };
+                let path = format!(
+                    "{}?reference={}&per_page=20",
+                    self.workflows_path,
+                    query_value(reference)
+                );
+                let call = Call::new(Method::GET, &path);
+                ("list_reference", self.send(call).await.0)
+            }
+            Action::ListDeepPage(of) => {
+                let (path, auth) = self.list_of(of, DEEP_PAGE_QUERY);
+                let call = Call::new(Method::GET, &path);
+                (
+                    "list_deep_page",
+                    outcome_of(self.connection.send(call, &auth).await).0,
+                )
+            }
+            Action::ListCursorWalk(of) => {
+                let query = match &self.walk.cursor {
+                    Some(cursor) => format!("cursor={}&per_page=100", query_value(cursor)),
+                    None => "per_page=100".to_owned(),
+                };
+                let (path, auth) = self.list_of(of, &query);
+                let call = Call::new(Method::GET, &path).keep_body();
+                let (outcome, body) = outcome_of(self.connection.send(call, &auth).await);
+                self.walk.pages += 1;
+                // A failed page, the list's end or the walk's depth: the
+                // next request reads the first page.
+                let next = match outcome {
+                    Outcome::Status(200) if self.walk.pages < WALK_PAGES => next_cursor(&body),
+                    _ => None,
+                };
+                if next.is_none() {
+                    self.walk.pages = 0;
+                }
+                self.walk.cursor = next;
+                ("list_cursor_walk", outcome)
+            }
+        }
+    }
+
+    /// The path of `of`'s list with `query`, and the credential it takes.
+    fn list_of(&self, of: ListOf, query: &str) -> (String, HeaderValue) {
+        match of {
+            ListOf::Instance => (
+                format!("{}?{query}", self.workflows_path),
+                self.auth.clone(),
+            ),
+            ListOf::Tenant => (
+                format!("/v1/workflows?{query}"),
+                self.admin_auth.as_ref().unwrap_or(&self.auth).clone(),
+            ),
         }
     }
 
@@ -344,6 +458,32 @@ fn outcome_of(answer: anyhow::Result<(u16, Bytes)>) -> (Outcome, Bytes) {
         Ok((status, body)) => (Outcome::Status(status), body),
         Err(_) => (Outcome::Transport, Bytes::new()),
     }
+}
+
+/// `value` as a query string value: unreserved characters as they are,
+/// every other byte percent-encoded. Cursors are opaque, and a reference
+/// is any text.
+fn query_value(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// A list answer's `next_cursor` (`None`: the last page, or no list).
+fn next_cursor(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        next_cursor: Option<String>,
+    }
+    serde_json::from_slice::<Page>(body)
+        .ok()
+        .and_then(|p| p.next_cursor)
 }
 
 fn created_id(body: &[u8]) -> Option<Uuid> {
@@ -403,4 +543,129 @@ pub async fn run(
         total.merge(&joined.context("a load task failed")??)?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    #[test]
+    fn query_values_keep_unreserved_characters_and_encode_the_rest() {
+        assert_eq!(query_value("SEED-00000042"), "SEED-00000042");
+        assert_eq!(query_value("a b/c+d&é"), "a%20b%2Fc%2Bd%26%C3%A9");
+    }
+
+    /// Answers list requests on keep-alive connections and notes their
+    /// paths: page `n` (the first without a cursor, then `cursor=c<n-1>`)
+    /// has `next_cursor` `c<n>`, or null from page `last` on.
+    async fn pages(listener: TcpListener, last: u32, paths: Arc<Mutex<Vec<String>>>) {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(answer_pages(socket, last, Arc::clone(&paths)));
+        }
+    }
+
+    async fn answer_pages(mut socket: TcpStream, last: u32, paths: Arc<Mutex<Vec<String>>>) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => buf.extend_from_slice(&chunk[..read]),
+                }
+            }
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            let page = path
+                .split_once("cursor=c")
+                .and_then(|(_, rest)| rest.split('&').next()?.parse::<u32>().ok())
+                .map_or(1, |n| n + 1);
+            if let Ok(mut paths) = paths.lock() {
+                paths.push(path);
+            }
+            let body = if page >= last {
+                r#"{"workflows":[],"next_cursor":null}"#.to_owned()
+            } else {
+                format!(r#"{{"workflows":[],"next_cursor":"c{page}"}}"#)
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if socket.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The queries of `steps` cursor-walk requests against [`pages`].
+    async fn walk(last: u32, steps: usize) -> Vec<String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(pages(listener, last, Arc::clone(&paths)));
+        let instance_id = Uuid::new_v4();
+        let mut worker = Worker::new(WorkerSetup {
+            base_url: format!("http://{address}"),
+            agent: Agent {
+                instance_id,
+                key: "hcp_test".into(),
+            },
+            admin_jwt: None,
+            mix: vec![(1, Action::ListCursorWalk(ListOf::Instance))],
+            pool_size: 0,
+            sample: Arc::new(Vec::new()),
+            references: Arc::new(Vec::new()),
+            fixed: None,
+            seed: 1,
+        })
+        .expect("worker");
+        worker.prepare().await.expect("prepare");
+        for _ in 0..steps {
+            let (op, outcome) = worker.step().await;
+            assert_eq!((op, outcome), ("list_cursor_walk", Outcome::Status(200)));
+        }
+        let prefix = format!("/internal/v1/instances/{instance_id}/workflows?");
+        let paths = paths.lock().expect("paths").clone();
+        paths
+            .iter()
+            .map(|p| p.strip_prefix(&prefix).unwrap_or(p).to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_cursor_walk_follows_next_cursor_and_starts_over_at_the_end() {
+        assert_eq!(
+            walk(3, 5).await,
+            [
+                "per_page=100",
+                "cursor=c1&per_page=100",
+                "cursor=c2&per_page=100",
+                "per_page=100",
+                "cursor=c1&per_page=100",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cursor_walk_starts_over_after_its_pages() {
+        let queries = walk(u32::MAX, WALK_PAGES as usize + 2).await;
+        let firsts: Vec<usize> = queries
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| *q == "per_page=100")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(firsts, [0, WALK_PAGES as usize]);
+        assert_eq!(queries[WALK_PAGES as usize - 1], "cursor=c99&per_page=100");
+    }
 }

@@ -26,13 +26,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hydracore_domain::request::PAGE_DEPTH_MAX;
 use hydracore_storage::{Store, StoreOptions};
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::{redact, Backend, BenchDatabase, DEFAULT_POSTGRES_SERVER};
-use crate::load::{Action, Agent, Worker, WorkerSetup, AGENT_MIX};
+use crate::load::{Action, Agent, ListOf, Worker, WorkerSetup, AGENT_MIX, DEEP_PAGE_QUERY};
 use crate::pgbench::{PgbenchConfig, PgbenchResult};
 use crate::server::{Server, ServerConfig};
 use crate::stats::OpReport;
@@ -286,7 +287,7 @@ struct ScaleArgs {
     /// Connections (each on its own workflow) for the history comparison
     #[arg(long, default_value_t = 4)]
     history_connections: usize,
-    /// Random seeded ids that the get case picks from
+    /// Random seeded ids, and references, that the get and reference-list cases pick from
     #[arg(long, default_value_t = 10_000)]
     sample: i64,
     /// Use a running server on that database instead of starting one
@@ -298,6 +299,9 @@ struct ScaleArgs {
     /// With --target: an admin JWT of the tenant (else the tenant-wide list is skipped)
     #[arg(long)]
     admin_jwt: Option<String>,
+    /// Measure only this case, e.g. `list_deep_page` (repeat for more; default: all)
+    #[arg(long = "case", value_name = "NAME")]
+    cases: Vec<String>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -592,6 +596,7 @@ async fn run_phases(
                 mix: workload.mix(),
                 pool_size: args.pool,
                 sample: Arc::new(Vec::new()),
+                references: Arc::new(Vec::new()),
                 fixed: None,
                 seed: i as u64 + 1,
             })
@@ -803,7 +808,11 @@ async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (phases, totals) = result?;
+    let ScaleMeasured {
+        phases,
+        totals,
+        deep_list,
+    } = result?;
 
     let fresh = phases.iter().find(|p| p.workload == "advance_history_1");
     let long = phases
@@ -851,6 +860,7 @@ async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         "instance_id": prepared.agent.instance_id,
         "instance_workflows": prepared.instance_workflows,
         "list_totals": totals,
+        "deep_list": deep_list,
         "phases": phases,
         "history": history,
         "server_peak_rss_kib": peak,
@@ -863,6 +873,8 @@ struct ScalePrepared {
     agent: Agent,
     instance_workflows: Option<i64>,
     sample: Arc<Vec<Uuid>>,
+    /// References of the instance's workflows, for the reference filter.
+    references: Arc<Vec<String>>,
     /// Where the history cases write: see `scale_prepare`.
     history_agent: Agent,
     long_history: Vec<Uuid>,
@@ -903,6 +915,8 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
         };
         eprintln!("sampling {} ids ...", args.sample);
         let sample = seed::sample_ids(&mut db, instance_id, args.sample).await?;
+        let references =
+            seed::sample_references(&mut db, tenant_id, instance_id, args.sample).await?;
         // The history cases write (workflows of thousands of entries, then
         // tens of thousands of advances) in a tenant of their own: in the
         // measured instance they would top its lists, and every later run's
@@ -943,6 +957,7 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
             agent: Agent { instance_id, key },
             instance_workflows: count,
             sample: Arc::new(sample),
+            references: Arc::new(references),
             history_agent,
             long_history,
         })
@@ -952,13 +967,22 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
     prepared
 }
 
+/// What `scale_phases` measured and found.
+struct ScaleMeasured {
+    phases: Vec<Phase>,
+    /// The status-filtered lists' totals.
+    totals: Value,
+    /// The list of the deep-page and cursor cases, and its rows.
+    deep_list: Value,
+}
+
 async fn scale_phases(
     args: &ScaleArgs,
     prepared: &ScalePrepared,
     base_url: &str,
     admin_jwt: Option<String>,
     rss: &impl Fn() -> Option<u64>,
-) -> anyhow::Result<(Vec<Phase>, Value)> {
+) -> anyhow::Result<ScaleMeasured> {
     let setup_for = |agent: &Agent, i: usize, action: Action, fixed: Option<Uuid>| WorkerSetup {
         base_url: base_url.to_owned(),
         agent: agent.clone(),
@@ -966,6 +990,7 @@ async fn scale_phases(
         mix: vec![(1, action)],
         pool_size: 0,
         sample: Arc::clone(&prepared.sample),
+        references: Arc::clone(&prepared.references),
         fixed,
         seed: i as u64 + 1,
     };
@@ -991,6 +1016,50 @@ async fn scale_phases(
             (0..n).map(|i| setup(i, Action::ListTenant, None)).collect(),
         ));
     }
+    if prepared.references.is_empty() {
+        args.output
+            .say("list_reference: skipped (the instance's workflows have no reference)");
+    } else {
+        cases.push((
+            "list_reference".into(),
+            (0..n)
+                .map(|i| setup(i, Action::ListReference, None))
+                .collect(),
+        ));
+    }
+    let deep = deep_list(base_url, prepared, admin_jwt.as_deref()).await?;
+    let deep_list = match deep {
+        Some((of, rows)) => {
+            let (name, path) = match of {
+                ListOf::Instance => ("instance", "/internal/v1/instances/{id}/workflows"),
+                ListOf::Tenant => ("tenant", "/v1/workflows"),
+            };
+            args.output.say(&format!(
+                "list_deep_page ({DEEP_PAGE_QUERY}) and list_cursor_walk (per_page=100): \
+                 the {name} list, {path}, {rows} workflows"
+            ));
+            cases.push((
+                "list_deep_page".into(),
+                (0..n)
+                    .map(|i| setup(i, Action::ListDeepPage(of), None))
+                    .collect(),
+            ));
+            cases.push((
+                "list_cursor_walk".into(),
+                (0..n)
+                    .map(|i| setup(i, Action::ListCursorWalk(of), None))
+                    .collect(),
+            ));
+            json!({"list": name, "path": path, "workflows": rows})
+        }
+        None => {
+            args.output.say(&format!(
+                "list_deep_page and list_cursor_walk: skipped (the instance holds fewer than \
+                 {PAGE_DEPTH_MAX} workflows, and the tenant's list needs an admin JWT)"
+            ));
+            Value::Null
+        }
+    };
     cases.push((
         "advance_history_1".into(),
         (0..args.history_connections)
@@ -1006,13 +1075,78 @@ async fn scale_phases(
             .map(|(i, id)| history(i, Action::AdvanceMinimal, Some(*id)))
             .collect(),
     ));
+    if let Some(unknown) = args
+        .cases
+        .iter()
+        .find(|wanted| !cases.iter().any(|(name, _)| name == *wanted))
+    {
+        let names: Vec<&str> = cases.iter().map(|(name, _)| name.as_str()).collect();
+        bail!(
+            "no case {unknown} in this run; there are {}",
+            names.join(", ")
+        );
+    }
     let mut phases = Vec::new();
     for (name, setups) in cases {
+        if !args.cases.is_empty() && !args.cases.contains(&name) {
+            continue;
+        }
         let phase = measure(&name, setups, &args.load, None, rss).await?;
         args.output.say(&phase.text());
         phases.push(phase);
     }
-    Ok((phases, totals))
+    Ok(ScaleMeasured {
+        phases,
+        totals,
+        deep_list,
+    })
+}
+
+/// The list whose deepest `page` the deep-page and cursor cases read, and
+/// how many workflows it holds: the instance's when it reaches that deep
+/// (a tenant seeded as one instance), else the tenant's; `None` when the
+/// tenant's is needed and there is no admin JWT to read it with.
+async fn deep_list(
+    base_url: &str,
+    prepared: &ScalePrepared,
+    admin_jwt: Option<&str>,
+) -> anyhow::Result<Option<(ListOf, i64)>> {
+    let client = reqwest::Client::new();
+    let instance = list_total(
+        &client,
+        &format!(
+            "{base_url}/internal/v1/instances/{}/workflows?per_page=1",
+            prepared.agent.instance_id
+        ),
+        &prepared.agent.key,
+    )
+    .await?
+    .as_i64()
+    .context("an instance list without a total")?;
+    if instance >= PAGE_DEPTH_MAX {
+        return Ok(Some((ListOf::Instance, instance)));
+    }
+    let Some(jwt) = admin_jwt else {
+        return Ok(None);
+    };
+    let tenant = list_total(&client, &format!("{base_url}/v1/workflows?per_page=1"), jwt)
+        .await?
+        .as_i64()
+        .context("a tenant list without a total")?;
+    Ok(Some((ListOf::Tenant, tenant)))
+}
+
+/// The `total` of the list at `url` (`null` when the answer has none).
+async fn list_total(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
+    let answer: Value = client
+        .get(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(answer.get("total").cloned().unwrap_or(Value::Null))
 }
 
 /// The `total` of the status-filtered lists, as the server counts it.
@@ -1022,32 +1156,27 @@ async fn list_totals(
     admin_jwt: Option<&str>,
 ) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
-    let total = |value: Value| value.get("total").cloned().unwrap_or(Value::Null);
-    let instance: Value = client
-        .get(format!(
+    let instance = list_total(
+        &client,
+        &format!(
             "{base_url}/internal/v1/instances/{}/workflows?status=active&per_page=20",
             prepared.agent.instance_id
-        ))
-        .header("Authorization", format!("Bearer {}", prepared.agent.key))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let tenant = match admin_jwt {
-        Some(jwt) => total(
-            client
-                .get(format!("{base_url}/v1/workflows?status=active&per_page=20"))
-                .header("Authorization", format!("Bearer {jwt}"))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?,
         ),
+        &prepared.agent.key,
+    )
+    .await?;
+    let tenant = match admin_jwt {
+        Some(jwt) => {
+            list_total(
+                &client,
+                &format!("{base_url}/v1/workflows?status=active&per_page=20"),
+                jwt,
+            )
+            .await?
+        }
         None => Value::Null,
     };
-    Ok(json!({"instance": total(instance), "tenant": tenant}))
+    Ok(json!({"instance": instance, "tenant": tenant}))
 }
 
 async fn pgbench_command(args: PgbenchArgs) -> anyhow::Result<()> {
