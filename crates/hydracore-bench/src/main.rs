@@ -967,7 +967,7 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
     prepared
 }
 
-/// What `scale_phases` measured and found.
+/// What `scale_phases` measured.
 struct ScaleMeasured {
     phases: Vec<Phase>,
     /// The status-filtered lists' totals.

@@ -70,9 +70,7 @@ impl WorkflowPage {
         mut workflows: Vec<Workflow>,
         query: &ListQuery,
     ) -> Self {
-        let per_page = usize::try_from(query.per_page).unwrap_or(usize::MAX);
-        let more = workflows.len() > per_page;
-        workflows.truncate(per_page);
+        let more = keep_first(&mut workflows, query.per_page);
         let next_cursor = more
             .then(|| workflows.last().map(ListCursor::after))
             .flatten();
@@ -155,6 +153,15 @@ impl HistorySlice {
             .map(|e| e.seq)
             .filter(|seq| *seq < self.newest)
     }
+}
+
+/// Cuts `rows`, read with one row more than a page holds (`limit`), to
+/// the page; says whether another page follows.
+pub fn keep_first<T>(rows: &mut Vec<T>, limit: i64) -> bool {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    more
 }
 
 /// Whether a read or write should bring the workflow's history back.

@@ -313,8 +313,7 @@ impl Workflows {
             .store
             .list_inbox(scope, query, now, query.limit + 1)
             .await?;
-        let more = rows.len() as i64 > query.limit;
-        rows.truncate(usize::try_from(query.limit).unwrap_or(0));
+        let more = crate::keep_first(&mut rows, query.limit);
         let next_cursor = more.then(|| rows.last().map(InboxCursor::of)).flatten();
         Ok(Inbox {
             decisions: rows.into_iter().map(|w| Decision::of(w, now)).collect(),
@@ -338,8 +337,7 @@ impl Workflows {
             .store
             .list_suspended(scope, max.saturating_add(1))
             .await?;
-        let more = suspended.len() > max as usize;
-        suspended.truncate(max as usize);
+        let more = crate::keep_first(&mut suspended, i64::from(max));
         Ok((suspended, more))
     }
 
