@@ -13,7 +13,7 @@ fn main() {
             "NOTE: the PostgreSQL suite was NOT run by this command: the API tests used SQLite."
         );
         println!(
-            "      Run it with: HYDRACORE_TEST_BACKEND=postgres cargo test -p hydracore --test api"
+            "      Run it with: HYDRACORE_TEST_BACKEND=postgres cargo test -p hydracore --test api --test under_attack"
         );
         println!("      (.ci/run runs the API tests on both backends.)");
     }
