@@ -55,6 +55,12 @@ pub enum Action {
     /// previous answer's `next_cursor`; back to the first page after
     /// [`WALK_PAGES`] pages or at the list's end.
     ListCursorWalk(ListOf),
+    /// GET the tenant's decisions inbox, its first page of 20, with the
+    /// admin JWT.
+    Inbox,
+    /// GET the tenant's decision counts, `/v1/decisions/summary`, with the
+    /// admin JWT.
+    DecisionSummary,
 }
 
 /// Which list a list action reads.
@@ -182,6 +188,8 @@ impl Worker {
                 Action::ListTenant
                     | Action::ListDeepPage(ListOf::Tenant)
                     | Action::ListCursorWalk(ListOf::Tenant)
+                    | Action::Inbox
+                    | Action::DecisionSummary
             )
         })
     }
@@ -419,7 +427,23 @@ impl Worker {
                 self.walk.cursor = next;
                 ("list_cursor_walk", outcome)
             }
+            Action::Inbox => ("inbox", self.send_admin("/v1/decisions?limit=20").await),
+            Action::DecisionSummary => (
+                "decisions_summary",
+                self.send_admin("/v1/decisions/summary").await,
+            ),
         }
+    }
+
+    /// GETs `path` with the admin JWT.
+    async fn send_admin(&mut self, path: &str) -> Outcome {
+        let auth = self.admin_auth.as_ref().unwrap_or(&self.auth);
+        outcome_of(
+            self.connection
+                .send(Call::new(Method::GET, path), auth)
+                .await,
+        )
+        .0
     }
 
     /// The path of `of`'s list with `query`, and the credential it takes.

@@ -290,6 +290,10 @@ struct ScaleArgs {
     /// Random seeded ids, and references, that the get and reference-list cases pick from
     #[arg(long, default_value_t = 10_000)]
     sample: i64,
+    /// Suspended decisions the tenant holds for the inbox cases: its oldest
+    /// active workflows are made into them until it holds this many (0: none)
+    #[arg(long, default_value_t = 50_000)]
+    decisions: i64,
     /// Use a running server on that database instead of starting one
     #[arg(long, requires = "proxy_key")]
     target: Option<String>,
@@ -861,6 +865,7 @@ async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         "instance_workflows": prepared.instance_workflows,
         "list_totals": totals,
         "deep_list": deep_list,
+        "decisions": prepared.decisions,
         "phases": phases,
         "history": history,
         "server_peak_rss_kib": peak,
@@ -878,6 +883,8 @@ struct ScalePrepared {
     /// Where the history cases write: see `scale_prepare`.
     history_agent: Agent,
     long_history: Vec<Uuid>,
+    /// Suspended decisions the tenant holds.
+    decisions: i64,
 }
 
 async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<ScalePrepared> {
@@ -917,6 +924,12 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
         let sample = seed::sample_ids(&mut db, instance_id, args.sample).await?;
         let references =
             seed::sample_references(&mut db, tenant_id, instance_id, args.sample).await?;
+        let decisions = if args.decisions > 0 {
+            eprintln!("making {} suspended decisions ...", args.decisions);
+            seed::decisions(&mut db, tenant_id, args.decisions).await?
+        } else {
+            0
+        };
         // The history cases write (workflows of thousands of entries, then
         // tens of thousands of advances) in a tenant of their own: in the
         // measured instance they would top its lists, and every later run's
@@ -960,6 +973,7 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
             references: Arc::new(references),
             history_agent,
             long_history,
+            decisions,
         })
     }
     .await;
@@ -1060,6 +1074,26 @@ async fn scale_phases(
             Value::Null
         }
     };
+    if admin_jwt.is_some() && prepared.decisions > 0 {
+        args.output.say(&format!(
+            "inbox and decisions_summary: the tenant's {} suspended decisions",
+            prepared.decisions
+        ));
+        cases.push((
+            "inbox".into(),
+            (0..n).map(|i| setup(i, Action::Inbox, None)).collect(),
+        ));
+        cases.push((
+            "decisions_summary".into(),
+            (0..n)
+                .map(|i| setup(i, Action::DecisionSummary, None))
+                .collect(),
+        ));
+    } else {
+        args.output.say(
+            "inbox and decisions_summary: skipped (they need an admin JWT and --decisions > 0)",
+        );
+    }
     cases.push((
         "advance_history_1".into(),
         (0..args.history_connections)

@@ -230,11 +230,14 @@ pub fn push_inbox<F: Filter>(
 /// The summary's query: the scope's suspensions counted by assignee and
 /// whether they are overdue at `now`.
 pub fn push_inbox_counts<F: Filter>(q: &mut F, scope: Scope, now: Timestamp) {
-    q.sql(&format!("SELECT assigned_to, {} <= ", inbox_due::<F>()));
+    // One line per assignee, in the assignee index's order and from its
+    // columns alone (it carries the raw due time for this): no sort, and
+    // no table row read.
+    q.sql("SELECT assigned_to, COUNT(*), COUNT(CASE WHEN next_action_at <= ");
     q.bind_time(now);
-    q.sql(" AS overdue, COUNT(*) FROM workflows WHERE status = 'suspended'");
+    q.sql(" THEN 1 END) FROM workflows WHERE status = 'suspended'");
     push_scope(q, scope);
-    q.sql(" GROUP BY 1, 2 ORDER BY 1, 2");
+    q.sql(" GROUP BY assigned_to ORDER BY assigned_to");
 }
 
 /// ` WHERE` the scope's events that `query` filters for (not yet its

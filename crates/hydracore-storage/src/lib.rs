@@ -96,12 +96,12 @@ impl WorkflowPage {
     }
 }
 
-/// How many suspensions one assignee has, overdue or not.
+/// How many suspensions one assignee has, and how many of them are overdue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxCount {
     pub assigned_to: Option<String>,
-    pub overdue: bool,
-    pub count: i64,
+    pub total: i64,
+    pub overdue: i64,
 }
 
 /// What the sweeper does to workflows whose time has come.

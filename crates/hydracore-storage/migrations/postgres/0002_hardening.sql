@@ -73,12 +73,14 @@ CREATE TYPE hydracore_event AS (
 
 -- The decisions inbox: a tenant's suspensions, due first (none last),
 -- then oldest suspension; the second serves the assignee filter and the
--- summary's counts.
+-- summary's counts, which read the raw due time it includes and nothing
+-- else (an index-only scan).
 CREATE INDEX workflows_inbox ON workflows
     (tenant_id, COALESCE(next_action_at, 'infinity'), suspended_at, id)
     WHERE status = 'suspended';
 CREATE INDEX workflows_inbox_by_assignee ON workflows
     (tenant_id, assigned_to, COALESCE(next_action_at, 'infinity'), suspended_at, id)
+    INCLUDE (next_action_at)
     WHERE status = 'suspended';
 -- The sweeper's escalation list, across tenants, soonest due first.
 CREATE INDEX workflows_escalating ON workflows (next_action_at, tenant_id)

@@ -49,12 +49,15 @@ CREATE TABLE events_purged (
 
 -- The decisions inbox: a tenant's suspensions, due first (none last: the
 -- largest integer), then oldest suspension; the second serves the assignee
--- filter and the summary's counts.
+-- filter and the summary's counts. Those read its last two columns, the
+-- raw due time and the status, so that it covers them: SQLite reads no
+-- table row (it wants the partial index's own condition column too).
 CREATE INDEX workflows_inbox ON workflows
     (tenant_id, COALESCE(next_action_at, 9223372036854775807), suspended_at, id)
     WHERE status = 'suspended';
 CREATE INDEX workflows_inbox_by_assignee ON workflows
-    (tenant_id, assigned_to, COALESCE(next_action_at, 9223372036854775807), suspended_at, id)
+    (tenant_id, assigned_to, COALESCE(next_action_at, 9223372036854775807), suspended_at, id,
+     next_action_at, status)
     WHERE status = 'suspended';
 -- The sweeper's escalation list, across tenants, soonest due first.
 CREATE INDEX workflows_escalating ON workflows (next_action_at, tenant_id)

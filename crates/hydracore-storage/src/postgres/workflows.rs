@@ -560,8 +560,8 @@ pub async fn count_inbox(
         .map(|row| {
             Ok(InboxCount {
                 assigned_to: column(row, 0)?,
-                overdue: column(row, 1)?,
-                count: column(row, 2)?,
+                total: column(row, 1)?,
+                overdue: column(row, 2)?,
             })
         })
         .collect()

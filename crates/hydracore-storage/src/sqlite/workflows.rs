@@ -255,8 +255,8 @@ pub fn count_inbox(
         .query_map(params_from_iter(&q.values), |row| {
             Ok(InboxCount {
                 assigned_to: row.get(0)?,
-                overdue: row.get(1)?,
-                count: row.get(2)?,
+                total: row.get(1)?,
+                overdue: row.get(2)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -39,7 +39,7 @@ pub struct InboxPage {
 pub struct InboxSummary {
     pub total: i64,
     pub overdue: i64,
-    /// One line per assignee (`null`: unassigned), by name.
+    /// One line per assignee by name, then unassigned (`null`).
     pub by_assignee: Vec<AssigneeCount>,
 }
 
@@ -51,30 +51,23 @@ pub struct AssigneeCount {
 }
 
 impl InboxSummary {
-    /// `counts` (by assignee, then overdue) summed up.
+    /// The per-assignee `counts` (by name), summed up.
     fn of(counts: Vec<InboxCount>) -> Self {
-        let mut summary = Self {
-            total: 0,
-            overdue: 0,
-            by_assignee: Vec::new(),
-        };
-        for count in counts {
-            let overdue = if count.overdue { count.count } else { 0 };
-            summary.total += count.count;
-            summary.overdue += overdue;
-            match summary.by_assignee.last_mut() {
-                Some(line) if line.assigned_to == count.assigned_to => {
-                    line.total += count.count;
-                    line.overdue += overdue;
-                }
-                _ => summary.by_assignee.push(AssigneeCount {
-                    assigned_to: count.assigned_to,
-                    total: count.count,
-                    overdue,
-                }),
-            }
+        let mut by_assignee: Vec<AssigneeCount> = counts
+            .into_iter()
+            .map(|c| AssigneeCount {
+                assigned_to: c.assigned_to,
+                total: c.total,
+                overdue: c.overdue,
+            })
+            .collect();
+        // The backends order NULL differently; unassigned goes last.
+        by_assignee.sort_by_key(|line| line.assigned_to.is_none());
+        Self {
+            total: by_assignee.iter().map(|c| c.total).sum(),
+            overdue: by_assignee.iter().map(|c| c.overdue).sum(),
+            by_assignee,
         }
-        summary
     }
 }
 

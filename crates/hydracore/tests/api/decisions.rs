@@ -417,6 +417,41 @@ async fn the_inbox_lists_overdue_and_soonest_due_first_and_filters() {
 }
 
 #[tokio::test]
+async fn the_summary_counts_each_assignee_by_name_then_the_unassigned() {
+    let app = quiet_app().await;
+    for (assignee, due) in [
+        (Some("zoe"), -60),
+        (None, -60),
+        (Some("amy"), 600),
+        (None, 600),
+        (Some("zoe"), 600),
+    ] {
+        let id = app.create_workflow(&app.agent).await;
+        let mut body = json!({"step": "approve", "due_at": in_seconds(due)});
+        if let Some(assignee) = assignee {
+            body["assigned_to"] = json!(assignee);
+        }
+        assert_eq!(app.suspend(&app.agent, &id, body).await.status, 200);
+    }
+    let summary = app
+        .dashboard(
+            Method::GET,
+            "/v1/decisions/summary",
+            &admin(&app),
+            Body::None,
+        )
+        .await;
+    assert_eq!(
+        summary.body,
+        json!({"total": 5, "overdue": 2, "by_assignee": [
+            {"assigned_to": "amy", "total": 1, "overdue": 0},
+            {"assigned_to": "zoe", "total": 2, "overdue": 1},
+            {"assigned_to": null, "total": 2, "overdue": 1},
+        ]})
+    );
+}
+
+#[tokio::test]
 async fn inbox_pages_neither_skip_nor_repeat_while_decisions_are_resumed_between_them() {
     let app = quiet_app().await;
     let mut expected = Vec::new();
