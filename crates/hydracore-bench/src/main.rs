@@ -14,6 +14,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod client;
 mod db;
+mod events;
 mod load;
 mod pgbench;
 mod seed;
@@ -59,6 +60,8 @@ enum Command {
     Scale(ScaleArgs),
     /// The PostgreSQL baseline: pgbench -N in a scratch database
     Pgbench(PgbenchArgs),
+    /// Commit-to-stream latency of events, and a server's memory with many streams open
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -311,6 +314,33 @@ struct ScaleArgs {
 }
 
 #[derive(Debug, Args)]
+struct EventsArgs {
+    /// Backend of the fresh database made for this run
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: Backend,
+    /// Server on which the fresh PostgreSQL database is created (and dropped)
+    #[arg(long, default_value = DEFAULT_POSTGRES_SERVER)]
+    postgres_server: String,
+    /// Read the streams from a second server on the same database (PostgreSQL)
+    #[arg(long)]
+    two_replicas: bool,
+    /// Streams open at once; repeat to measure several counts in turn
+    #[arg(long = "streams", default_values_t = [1, 1000])]
+    streams: Vec<usize>,
+    /// Workflows the changes go round
+    #[arg(long, default_value_t = 20)]
+    workflows: usize,
+    /// Changes per second
+    #[arg(long, default_value_t = 20)]
+    rate: u32,
+    /// How long changes are made, per stream count
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
 struct PgbenchArgs {
     /// Any database URL of the server (a scratch database is made beside it)
     #[arg(long, default_value = DEFAULT_POSTGRES_SERVER)]
@@ -454,6 +484,7 @@ async fn main() -> std::process::ExitCode {
         Command::Seed(args) => seed_command(args).await,
         Command::Scale(args) => scale(args).await,
         Command::Pgbench(args) => pgbench_command(args).await,
+        Command::Events(args) => events_command(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -1224,5 +1255,105 @@ async fn pgbench_command(args: PgbenchArgs) -> anyhow::Result<()> {
         "command": "pgbench",
         "machine": machine,
         "pgbench": result,
+    }))
+}
+
+async fn events_command(args: EventsArgs) -> anyhow::Result<()> {
+    if args.two_replicas && args.backend != Backend::Postgres {
+        bail!("--two-replicas needs the postgres backend: SQLite is one server's file");
+    }
+    server::hydracore_binary()?;
+    let database = BenchDatabase::prepare(args.backend, None, &args.postgres_server, false).await?;
+    let outcome = events_on(&args, &database).await;
+    let cleaned = database.cleanup().await;
+    outcome?;
+    cleaned
+}
+
+async fn events_on(args: &EventsArgs, database: &BenchDatabase) -> anyhow::Result<()> {
+    let machine = Machine::detect();
+    args.output.say(&machine.line(database.backend.name()));
+    let store = hydracore_storage::connect(&database.url, &StoreOptions::default())
+        .await
+        .context("connecting to (and migrating) the benchmark database")?;
+    let tenant_id = Uuid::new_v4();
+    let agents = provision(store.as_ref(), tenant_id, 1).await;
+    store.close().await;
+    let agent = agents?.pop().context("provisioning made no instance")?;
+    let secret = jwt_secret();
+    let (admin_jwt, _) = hydracore::auth::jwt::mint_hs256(
+        &secret,
+        tenant_id,
+        "admin",
+        "hydracore-bench",
+        Duration::from_secs(3600),
+    )?;
+    let config = ServerConfig {
+        database_url: database.url.clone(),
+        jwt_secret: secret,
+        max_connections: None,
+    };
+    let writer = Server::spawn(&config).await?;
+    let reader = if args.two_replicas {
+        Some(Server::spawn(&config).await?)
+    } else {
+        None
+    };
+    let reading = reader.as_ref().unwrap_or(&writer);
+    args.output.say(&format!(
+        "writes to {}, streams from {}{}; {} changes/s for {:?} per stream count",
+        writer.base_url,
+        reading.base_url,
+        if args.two_replicas {
+            " (another replica)"
+        } else {
+            " (the same server)"
+        },
+        args.rate,
+        args.duration
+    ));
+    let mut runs = Vec::new();
+    let mut failed = None;
+    for streams in &args.streams {
+        let plan = events::Plan {
+            writer: writer.base_url.clone(),
+            reader: reading.base_url.clone(),
+            agent: agent.clone(),
+            admin_jwt: admin_jwt.clone(),
+            streams: *streams,
+            workflows: args.workflows,
+            rate: args.rate,
+            duration: args.duration,
+            reader_pid: Some(reading.pid),
+        };
+        match events::measure(&plan).await {
+            Ok(measured) => {
+                args.output.say(&measured.text());
+                runs.push(measured);
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    if failed.is_some() {
+        eprintln!("writer log tail:\n{}", writer.tail());
+    }
+    if let Some(reader) = reader {
+        reader.stop().await;
+    }
+    writer.stop().await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    args.output.finish(&json!({
+        "command": "events",
+        "machine": machine,
+        "backend": database.backend.name(),
+        "two_replicas": args.two_replicas,
+        "rate": args.rate,
+        "duration_s": args.duration.as_secs_f64(),
+        "runs": runs,
     }))
 }

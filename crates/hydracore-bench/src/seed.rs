@@ -703,6 +703,74 @@ pub async fn largest_instance(db: &mut Db) -> anyhow::Result<Option<(Uuid, Uuid,
     Ok(row)
 }
 
+/// Makes the tenant hold at least `n` suspended decisions, turning its
+/// oldest active workflows into them: due times spread over now ± 2 days
+/// (about half overdue), 20 assignees. The status triggers keep the
+/// per-status counts right; PostgreSQL then vacuums the table. Returns how
+/// many the tenant then holds.
+pub async fn decisions(db: &mut Db, tenant_id: Uuid, n: i64) -> anyhow::Result<i64> {
+    const COUNT_SQLITE: &str =
+        "SELECT count(*) FROM workflows WHERE tenant_id = ?1 AND status = 'suspended'";
+    const COUNT_POSTGRES: &str =
+        "SELECT count(*) FROM workflows WHERE tenant_id = $1 AND status = 'suspended'";
+    const DAY_US: i64 = 86_400_000_000;
+    let now = Utc::now().timestamp_micros();
+    match db {
+        Db::Sqlite(conn) => {
+            on_sqlite(conn, move |conn| {
+                let tx = conn.transaction()?;
+                let have: i64 = tx.query_row(COUNT_SQLITE, params![tenant_id], |r| r.get(0))?;
+                tx.execute(
+                    "UPDATE workflows SET status = 'suspended', \
+                     suspended_step = 'approve_payment_plan', \
+                     suspend_payload = '{\"plan\":[400,400,400]}', suspended_at = created_at, \
+                     assigned_to = printf('user%02d', abs(random()) % 20), \
+                     next_action_at = ?2 - 2 * ?3 + abs(random()) % (4 * ?3), \
+                     updated_at = ?2, version = version + 1 \
+                     WHERE id IN (SELECT id FROM workflows \
+                                  WHERE tenant_id = ?1 AND status = 'active' ORDER BY id LIMIT ?4)",
+                    params![tenant_id, now, DAY_US, (n - have).max(0)],
+                )?;
+                let held: i64 = tx.query_row(COUNT_SQLITE, params![tenant_id], |r| r.get(0))?;
+                tx.commit()?;
+                Ok(held)
+            })
+            .await
+        }
+        Db::Postgres(client) => {
+            let tx = client.transaction().await?;
+            let have: i64 = tx
+                .query_one(COUNT_POSTGRES, &[&tenant_id])
+                .await?
+                .try_get(0)?;
+            tx.execute(
+                "UPDATE workflows w SET status = 'suspended', \
+                 suspended_step = 'approve_payment_plan', \
+                 suspend_payload = '{\"plan\":[400,400,400]}', suspended_at = w.created_at, \
+                 assigned_to = 'user' || lpad(floor(random() * 20)::int::text, 2, '0'), \
+                 next_action_at = now() + (random() * 4 - 2) * interval '1 day', \
+                 updated_at = now(), version = w.version + 1 \
+                 FROM (SELECT id FROM workflows \
+                       WHERE tenant_id = $1 AND status = 'active' ORDER BY id LIMIT $2) pick \
+                 WHERE w.tenant_id = $1 AND w.id = pick.id",
+                &[&tenant_id, &(n - have).max(0)],
+            )
+            .await?;
+            let held: i64 = tx
+                .query_one(COUNT_POSTGRES, &[&tenant_id])
+                .await?
+                .try_get(0)?;
+            tx.commit().await?;
+            if held > have {
+                // What autovacuum does soon after: fresh statistics, and the
+                // visibility map that index-only scans rely on.
+                client.batch_execute("VACUUM (ANALYZE) workflows").await?;
+            }
+            Ok(held)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,68 +897,6 @@ mod tests {
             .expect("drop database");
         if let Err(e) = outcome {
             std::panic::resume_unwind(e.into_panic());
-        }
-    }
-}
-
-/// Makes the tenant hold at least `n` suspended decisions, turning its
-/// oldest active workflows into them: due times spread over now ± 2 days
-/// (about half overdue), 20 assignees. The status triggers keep the
-/// per-status counts right. Returns how many the tenant then holds.
-pub async fn decisions(db: &mut Db, tenant_id: Uuid, n: i64) -> anyhow::Result<i64> {
-    const COUNT_SQLITE: &str =
-        "SELECT count(*) FROM workflows WHERE tenant_id = ?1 AND status = 'suspended'";
-    const COUNT_POSTGRES: &str =
-        "SELECT count(*) FROM workflows WHERE tenant_id = $1 AND status = 'suspended'";
-    const DAY_US: i64 = 86_400_000_000;
-    let now = Utc::now().timestamp_micros();
-    match db {
-        Db::Sqlite(conn) => {
-            on_sqlite(conn, move |conn| {
-                let tx = conn.transaction()?;
-                let have: i64 = tx.query_row(COUNT_SQLITE, params![tenant_id], |r| r.get(0))?;
-                tx.execute(
-                    "UPDATE workflows SET status = 'suspended', \
-                     suspended_step = 'approve_payment_plan', \
-                     suspend_payload = '{\"plan\":[400,400,400]}', suspended_at = created_at, \
-                     assigned_to = printf('user%02d', abs(random()) % 20), \
-                     next_action_at = ?2 - 2 * ?3 + abs(random()) % (4 * ?3), \
-                     updated_at = ?2, version = version + 1 \
-                     WHERE id IN (SELECT id FROM workflows \
-                                  WHERE tenant_id = ?1 AND status = 'active' ORDER BY id LIMIT ?4)",
-                    params![tenant_id, now, DAY_US, (n - have).max(0)],
-                )?;
-                let held: i64 = tx.query_row(COUNT_SQLITE, params![tenant_id], |r| r.get(0))?;
-                tx.commit()?;
-                Ok(held)
-            })
-            .await
-        }
-        Db::Postgres(client) => {
-            let tx = client.transaction().await?;
-            let have: i64 = tx
-                .query_one(COUNT_POSTGRES, &[&tenant_id])
-                .await?
-                .try_get(0)?;
-            tx.execute(
-                "UPDATE workflows w SET status = 'suspended', \
-                 suspended_step = 'approve_payment_plan', \
-                 suspend_payload = '{\"plan\":[400,400,400]}', suspended_at = w.created_at, \
-                 assigned_to = 'user' || lpad(floor(random() * 20)::int::text, 2, '0'), \
-                 next_action_at = now() + (random() * 4 - 2) * interval '1 day', \
-                 updated_at = now(), version = w.version + 1 \
-                 FROM (SELECT id FROM workflows \
-                       WHERE tenant_id = $1 AND status = 'active' ORDER BY id LIMIT $2) pick \
-                 WHERE w.tenant_id = $1 AND w.id = pick.id",
-                &[&tenant_id, &(n - have).max(0)],
-            )
-            .await?;
-            let held: i64 = tx
-                .query_one(COUNT_POSTGRES, &[&tenant_id])
-                .await?
-                .try_get(0)?;
-            tx.commit().await?;
-            Ok(held)
         }
     }
 }

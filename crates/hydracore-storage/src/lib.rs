@@ -216,6 +216,14 @@ pub struct PoolStats {
     pub shared: u32,
 }
 
+/// A workflow a replica changed, and its version after the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub version: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
@@ -226,6 +234,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits for checked-out connections to return, then closes the pools.
     async fn close(&self);
+
+    /// Tells the other replicas on this database of a change this one
+    /// wrote, soon and with others (PostgreSQL: one `NOTIFY` for many).
+    /// Nothing where one server owns the database (SQLite). Best effort:
+    /// readers poll as well.
+    fn tell_replicas(&self, _change: Changed) {}
+
+    /// Hands the changes other replicas tell of to `to` until `stop` says
+    /// so, listening again after a lost connection; returns at once where
+    /// there are no other replicas (SQLite).
+    async fn hear_replicas(
+        &self,
+        _to: tokio::sync::broadcast::Sender<Changed>,
+        _stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+    }
 
     /// How many workflows there are in each status, across all tenants
     /// (for metrics; never for a request).

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use hydracore_domain::decision::{Decision, InboxCursor, InboxQuery};
 use hydracore_domain::event::{Event, EventQuery};
@@ -23,8 +23,8 @@ use hydracore_domain::{Principal, Scope, Timestamp, Workflow};
 use uuid::Uuid;
 
 use crate::{
-    ChangeOutcome, HistorySlice, InboxCount, Rule, Store, StoreError, SweepJob, WithHistory,
-    WorkflowPage,
+    ChangeOutcome, Changed, HistorySlice, InboxCount, Rule, Store, StoreError, SweepJob,
+    WithHistory, WorkflowPage,
 };
 
 /// Why a use case did not do what was asked.
@@ -92,14 +92,6 @@ pub struct Workflows {
 /// How long events are kept by default.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// A workflow this replica changed, and its version after the change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Changed {
-    tenant_id: Uuid,
-    id: Uuid,
-    version: i64,
-}
-
 /// Changes a slow waiter may fall behind by before it reads the record
 /// again anyway.
 const CHANGES_BUFFERED: usize = 1024;
@@ -156,12 +148,20 @@ impl Workflows {
     }
 
     fn announce(&self, w: &Workflow) {
-        // Nobody waiting is no error.
-        let _ = self.changes.send(Changed {
+        let change = Changed {
             tenant_id: w.tenant_id,
             id: w.id,
             version: w.version,
-        });
+        };
+        // Nobody waiting is no error.
+        let _ = self.changes.send(change);
+        self.store.tell_replicas(change);
+    }
+
+    /// Passes what other replicas change to this one's waiting reads and
+    /// streams, as if it had written it, until `stop` says so.
+    pub async fn hear_other_replicas(&self, stop: watch::Receiver<bool>) {
+        self.store.hear_replicas(self.changes.clone(), stop).await;
     }
 
     /// Waits up to `wait` until the workflow's version is not one the
@@ -501,9 +501,10 @@ pub struct News(broadcast::Receiver<Changed>);
 
 impl News {
     /// Waits until a change of tenant `tenant_id` was written since the
-    /// last wait (or this one's start), or `at_most` passes; events
-    /// written on other replicas are found by reading again after it.
-    pub async fn of_tenant(&mut self, tenant_id: Uuid, at_most: Duration) {
+    /// last wait (or this one's start), or `at_most` passes; says which.
+    /// Changes of replicas that cannot tell of them are found by reading
+    /// again after `at_most`.
+    pub async fn of_tenant(&mut self, tenant_id: Uuid, at_most: Duration) -> bool {
         let wait = async {
             loop {
                 match self.0.recv().await {
@@ -513,9 +514,10 @@ impl News {
                 }
             }
         };
-        let _ = tokio::time::timeout(at_most, wait).await;
+        let heard = tokio::time::timeout(at_most, wait).await.is_ok();
         // What else came meanwhile is in the next read too.
         while self.0.try_recv().is_ok() {}
+        heard
     }
 }
 

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend against a real server: tenant isolation by
 //! row-level security, no tenant carried across pooled requests, serialized
-//! concurrent changes, and migration versioning.
+//! concurrent changes, migration versioning, and replicas telling each
+//! other of their changes.
 //!
 //! The server is `HYDRACORE_TEST_POSTGRES_URL` (default: the local one with
 //! trust auth). Each test works in a database of its own and drops it; when
@@ -25,11 +26,12 @@ use hydracore_domain::{
 };
 use hydracore_storage::postgres::{tls, PgStore};
 use hydracore_storage::{
-    Credential, CredentialKind, Instance, NewCredential, Rule, Store, StoreError, StoreOptions,
-    UseCaseError, WithHistory, Workflows,
+    Changed, Credential, CredentialKind, Instance, NewCredential, Rule, Store, StoreError,
+    StoreOptions, UseCaseError, WithHistory, Workflows,
 };
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, watch};
 use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
 
@@ -1705,6 +1707,47 @@ async fn a_statement_past_the_statement_timeout_is_ended_by_the_server() {
             .code()
             .map(|c| c.code().to_owned());
         assert_eq!(code.as_deref(), Some("57014"), "query_canceled");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_change_one_replica_tells_reaches_another_and_not_itself() {
+    with_database_for(|url| async move {
+        let (a, b) = (store(&url, 2).await, store(&url, 2).await);
+        let (stop, stopped) = watch::channel(false);
+        let hear = |store: Arc<PgStore>| {
+            let (to, heard) = broadcast::channel(16);
+            let stopped = stopped.clone();
+            let task = tokio::spawn(async move { store.hear_replicas(to, stopped).await });
+            (task, heard)
+        };
+        let (hearing_a, mut heard_by_a) = hear(a.clone());
+        let (hearing_b, mut heard_by_b) = hear(b.clone());
+        let change = Changed {
+            tenant_id: Uuid::new_v4(),
+            id: Uuid::new_v4(),
+            version: 7,
+        };
+        // What is told before B listens is lost: A tells again until B hears.
+        let heard = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                a.tell_replicas(change);
+                tokio::select! {
+                    heard = heard_by_b.recv() => return heard.unwrap(),
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        })
+        .await
+        .expect("B hears what A tells");
+        assert_eq!(heard, change);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(heard_by_a.try_recv().is_err(), "A hears itself");
+
+        stop.send(true).unwrap();
+        hearing_a.await.unwrap();
+        hearing_b.await.unwrap();
     })
     .await;
 }

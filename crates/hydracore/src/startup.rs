@@ -107,6 +107,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_sweeper, sweeper_stop) = watch::channel(false);
+        let hearing = {
+            let (workflows, stop) = (self.workflows.clone(), sweeper_stop.clone());
+            tokio::spawn(async move { workflows.hear_other_replicas(stop).await })
+        };
         // The requests' own use cases, so that what the sweeper changes
         // wakes the reads waiting on this replica.
         let sweeper = tokio::spawn(sweeper::run(
@@ -157,6 +161,7 @@ impl App {
         {
             tracing::warn!("the sweeper did not stop in time");
         }
+        hearing.abort();
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.store.close())
             .await
             .is_err()

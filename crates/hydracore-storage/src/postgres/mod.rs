@@ -35,6 +35,7 @@ mod last_written;
 mod migrations;
 mod pipelined;
 mod pool;
+mod replicas;
 mod rows;
 mod session;
 pub mod tls;
@@ -49,16 +50,18 @@ use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
 use hydracore_domain::{Scope, Status, Timestamp, Workflow};
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use self::key_cache::KeyCache;
 use self::last_written::LastWritten;
 use self::pipelined::Pipelined;
 use self::pool::{Client, Pool};
+use self::replicas::Replicas;
 use self::session::{Access, Mode};
 use crate::{
-    ChangeOutcome, Credential, HistorySlice, InboxCount, InlineHistory, Instance, NewCredential,
-    PoolStats, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
+    ChangeOutcome, Changed, Credential, HistorySlice, InboxCount, InlineHistory, Instance,
+    NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
@@ -75,6 +78,7 @@ pub struct PgStore {
     /// How many of a record's newest history entries it embeds.
     history_inline: InlineHistory,
     history_page_bytes: i32,
+    replicas: Arc<Replicas>,
 }
 
 impl PgStore {
@@ -87,8 +91,10 @@ impl PgStore {
             bound_statements(&mut settings.config, timeout);
         }
         let pool = Pool::new(&settings, options.max_connections, options.acquire_timeout)?;
+        let replicas = Replicas::new(pool.clone(), settings.clone());
         let store = Self {
             pool,
+            replicas,
             reads: Arc::new(Pipelined::new(
                 settings,
                 pipelined_connections(options.max_connections),
@@ -387,6 +393,14 @@ impl Store for PgStore {
     async fn close(&self) {
         self.reads.close();
         self.pool.close().await;
+    }
+
+    fn tell_replicas(&self, change: Changed) {
+        self.replicas.tell(change);
+    }
+
+    async fn hear_replicas(&self, to: broadcast::Sender<Changed>, stop: watch::Receiver<bool>) {
+        self.replicas.hear(to, stop).await;
     }
 
     /// As the login, from `workflow_counts`.

@@ -29,9 +29,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(instance_events))
 }
 
-/// How long an open stream waits for news of this replica before it reads
-/// again for other replicas' events.
+/// How long an open stream waits for news before it reads again anyway,
+/// for the changes of replicas that could not tell of them.
 const STREAM_POLL: Duration = Duration::from_secs(1);
+/// When news came but its event was not there to read yet (PostgreSQL
+/// shows an event once the transactions older than its own, anywhere on
+/// the server, have ended), the stream looks again this soon, then twice
+/// as late each time until that reaches [`STREAM_POLL`].
+const STREAM_RETRY: Duration = Duration::from_millis(10);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -130,6 +135,7 @@ async fn events(
             scope,
             query,
             pending: first.into(),
+            retry: None,
         },
         next_event,
     );
@@ -147,6 +153,8 @@ struct Streaming {
     scope: Scope,
     query: EventQuery,
     pending: std::collections::VecDeque<Event>,
+    /// How soon to look again for an event announced but not yet there.
+    retry: Option<Duration>,
 }
 
 async fn next_event(mut s: Streaming) -> Option<(Result<sse::Event, Infallible>, Streaming)> {
@@ -160,9 +168,19 @@ async fn next_event(mut s: Streaming) -> Option<(Result<sse::Event, Infallible>,
                 .data(data);
             return Some((Ok(sent), s));
         }
-        s.news.of_tenant(s.scope.tenant_id, STREAM_POLL).await;
+        let heard = s
+            .news
+            .of_tenant(s.scope.tenant_id, s.retry.unwrap_or(STREAM_POLL))
+            .await;
         match s.workflows.events(s.scope, &s.query).await {
-            Ok(events) => s.pending = events.into(),
+            Ok(events) => {
+                s.retry = match s.retry {
+                    _ if !events.is_empty() => None,
+                    Some(retry) => Some(retry * 2).filter(|r| *r < STREAM_POLL),
+                    None => heard.then_some(STREAM_RETRY),
+                };
+                s.pending = events.into();
+            }
             // Ends the stream: a key revoked meanwhile, events purged past
             // it (a resume then gets the 410 that says so), a database
             // away (a resume starts over where it left off).
