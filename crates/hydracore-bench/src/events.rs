@@ -109,18 +109,15 @@ pub async fn measure(plan: &Plan) -> anyhow::Result<Measured> {
     }
     // Streams start after the newest event so far: they see only the
     // measured changes.
-    let page: Value = client
-        .get(format!("{}/v1/events?limit=500", plan.reader))
-        .bearer_auth(&plan.admin_jwt)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let mut after = page["next_after"].as_str().map(str::to_owned);
-    while let Some(from) = &after {
+    let mut after: Option<String> = None;
+    loop {
+        let from = after.as_deref().map(|a| format!("&after={a}"));
         let page: Value = client
-            .get(format!("{}/v1/events?limit=500&after={from}", plan.reader))
+            .get(format!(
+                "{}/v1/events?limit=500{}",
+                plan.reader,
+                from.unwrap_or_default()
+            ))
             .bearer_auth(&plan.admin_jwt)
             .send()
             .await?
