@@ -229,6 +229,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_MAX_WAITING", default_value_t = crate::http::limits::DEFAULT_MAX_WAITING, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_waiting: u32,
 
+    /// Event streams (`Accept: text/event-stream`) open at once, at most; more are answered 503
+    #[arg(long, env = "HYDRACORE_MAX_STREAMS", default_value_t = crate::http::limits::DEFAULT_MAX_STREAMS, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_streams: u32,
+
     /// How long events are kept for `GET /v1/events` (a resume point older than this answers 410)
     #[arg(long, env = "HYDRACORE_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
@@ -479,6 +483,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             suspended_max: args.suspended_list_max,
             max_wait: args.max_wait,
             max_waiting: args.max_waiting,
+            max_streams: args.max_streams,
         },
     };
     let app = crate::startup::App::build(&settings).await?;

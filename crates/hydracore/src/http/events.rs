@@ -126,6 +126,12 @@ async fn events(
     {
         query.after = Some(last);
     }
+    let permit = state
+        .limits
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)?;
     // A resume point past the retention is refused before the stream opens.
     let first = state.workflows.events(scope, &query).await?;
     let stream = futures_util::stream::unfold(
@@ -136,6 +142,7 @@ async fn events(
             query,
             pending: first.into(),
             retry: None,
+            _permit: permit,
         },
         next_event,
     );
@@ -155,6 +162,9 @@ struct Streaming {
     pending: std::collections::VecDeque<Event>,
     /// How soon to look again for an event announced but not yet there.
     retry: Option<Duration>,
+    /// Its place among the streams a replica holds open, given back when
+    /// the client goes.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 async fn next_event(mut s: Streaming) -> Option<(Result<sse::Event, Infallible>, Streaming)> {

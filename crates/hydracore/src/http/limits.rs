@@ -128,6 +128,8 @@ pub struct LimitSettings {
     pub max_wait: Duration,
     /// Reads waiting at once, at most; more answer without waiting.
     pub max_waiting: u32,
+    /// Event streams open at once, at most; more are refused.
+    pub max_streams: u32,
 }
 
 impl Default for LimitSettings {
@@ -141,6 +143,7 @@ impl Default for LimitSettings {
             suspended_max: DEFAULT_SUSPENDED_MAX,
             max_wait: DEFAULT_MAX_WAIT,
             max_waiting: DEFAULT_MAX_WAITING,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -151,6 +154,7 @@ pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SUSPENDED_MAX: u32 = 500;
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_WAITING: u32 = 256;
+pub const DEFAULT_MAX_STREAMS: u32 = 2_000;
 
 /// Keys remembered as unknown, at most; the oldest go first.
 const UNKNOWN_KEYS: usize = 100_000;
@@ -170,6 +174,8 @@ pub struct Limits {
     pub max_wait: Duration,
     /// A permit per read waiting now.
     pub waiting: Arc<tokio::sync::Semaphore>,
+    /// A permit per event stream open now.
+    pub streams: Arc<tokio::sync::Semaphore>,
     /// Checks made, for [`Limits::tidy`].
     checks: AtomicU64,
 }
@@ -201,6 +207,7 @@ impl Limits {
             suspended_max: settings.suspended_max,
             max_wait: settings.max_wait,
             waiting: Arc::new(tokio::sync::Semaphore::new(settings.max_waiting as usize)),
+            streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams as usize)),
             checks: AtomicU64::new(0),
         }
     }

@@ -270,3 +270,42 @@ async fn a_resume_point_older_than_the_retention_is_410_not_a_silent_gap() {
     assert_eq!(gone.status, 410, "{}", gone.body);
     assert!(gone.body["detail"].as_str().unwrap().contains("retention"));
 }
+
+#[tokio::test]
+async fn streams_past_the_servers_limit_are_answered_503_until_one_closes() {
+    let app = TestApp::spawn_with(|s| s.limits.max_streams = 1).await;
+    let url = format!(
+        "{}/internal/v1/instances/{}/events",
+        app.base_url, app.agent.instance_id
+    );
+    let open = || {
+        app.client()
+            .get(&url)
+            .bearer_auth(&app.agent.key)
+            .header("accept", "text/event-stream")
+            .send()
+    };
+    let first = open().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    // A page of JSON is no stream: it is still answered.
+    let page = agent_events(&app, &app.agent, "").await;
+    assert_eq!(page.status, 200);
+
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        let r = open().await.unwrap();
+        if r.status() == 200 {
+            reopened = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the closed stream's place is given back"
+    );
+}
