@@ -20,6 +20,7 @@ pub mod text;
 pub mod timestamp;
 pub mod transition;
 pub mod validation;
+pub mod webhook;
 pub mod workflow_type;
 
 pub use principal::Principal;

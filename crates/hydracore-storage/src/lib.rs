@@ -18,6 +18,7 @@ pub mod postgres;
 mod rows;
 pub mod service;
 pub mod sqlite;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,12 +29,14 @@ use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListCursor, ListQuery};
 use hydracore_domain::transition::{Change, TransitionError};
+use hydracore_domain::webhook::{Delivery, Webhook, WebhookSecret};
 use hydracore_domain::{HistoryEntry, Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
 pub use error::StoreError;
 pub use service::{Acted, Inbox, News, UseCaseError, Waited, Workflows};
+pub use webhooks::{AttemptReport, DueDelivery, Webhooks};
 
 /// A status rule, as a change runs it on the stored record: the change to
 /// write, or the domain's refusal. It may run more than once (PostgreSQL
@@ -400,6 +403,70 @@ pub trait Store: Send + Sync + 'static {
     async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError>;
     /// Marks a credential revoked; `false` when there is no such credential.
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Stores a new webhook endpoint of the scope's tenant with its cursor
+    /// at the events to come (see [`webhooks`]); `false`, storing nothing,
+    /// when the tenant already has `max_per_tenant`.
+    async fn insert_webhook(
+        &self,
+        scope: Scope,
+        webhook: &Webhook,
+        secret: &WebhookSecret,
+        max_per_tenant: u32,
+    ) -> Result<bool, StoreError>;
+    async fn get_webhook(&self, scope: Scope, id: Uuid) -> Result<Option<Webhook>, StoreError>;
+    /// Oldest first.
+    async fn list_webhooks(&self, scope: Scope) -> Result<Vec<Webhook>, StoreError>;
+    /// Writes the endpoint's url, types, description and state; `false`
+    /// when there is no such endpoint.
+    async fn update_webhook(&self, scope: Scope, webhook: &Webhook) -> Result<bool, StoreError>;
+    /// Deletes the endpoint and its deliveries.
+    async fn delete_webhook(&self, scope: Scope, id: Uuid) -> Result<bool, StoreError>;
+    async fn set_webhook_secret(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        secret: &WebhookSecret,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// The endpoint's newest `limit` deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        scope: Scope,
+        webhook_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Makes the delivery pending again, due at `now` and retried for a
+    /// new period from `now`; `None` when there is no such delivery of the
+    /// endpoint.
+    async fn retry_delivery(
+        &self,
+        scope: Scope,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Across tenants: for each enabled endpoint, turns up to `limit` of
+    /// the events past its cursor that no running transaction can precede
+    /// into deliveries (those of its types, created since the endpoint),
+    /// and moves the cursor past them, in one transaction per endpoint.
+    /// Returns how many events the cursors moved past.
+    async fn enqueue_deliveries(&self, limit: u32) -> Result<u64, StoreError>;
+    /// Across tenants: up to `limit` pending deliveries due at `now`, of
+    /// enabled endpoints, none behind an earlier pending delivery of its
+    /// workflow to the same endpoint; each counted as attempted and not
+    /// due again before `lease_until`. Replicas never claim the same one.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Writes an attempt's result to its delivery and its endpoint.
+    async fn record_attempt(&self, report: &AttemptReport) -> Result<(), StoreError>;
+    /// Deletes up to `limit` delivered or failed deliveries created
+    /// before `before`, across tenants.
+    async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// The JSON an entry is stored as, the same the API answers.

@@ -32,6 +32,11 @@ pub const SQLITE: &[Migration] = &[
         name: "hardening",
         sql: include_str!("../migrations/sqlite/0002_hardening.sql"),
     },
+    Migration {
+        version: 3,
+        name: "webhooks",
+        sql: include_str!("../migrations/sqlite/0003_webhooks.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -44,6 +49,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "hardening",
         sql: include_str!("../migrations/postgres/0002_hardening.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "webhooks",
+        sql: include_str!("../migrations/postgres/0003_webhooks.sql"),
     },
 ];
 

@@ -48,6 +48,15 @@ pub enum UseCaseError {
     /// retention): reading on would leave a gap.
     #[error("events after this point are past their retention and gone")]
     EventsGone,
+    /// A request the rules refuse as a whole (a limit reached).
+    #[error(transparent)]
+    Invalid(#[from] hydracore_domain::validation::ValidationErrors),
+    /// No such webhook endpoint in the caller's tenant.
+    #[error("webhook not found")]
+    WebhookNotFound,
+    /// No such delivery of the endpoint.
+    #[error("delivery not found")]
+    DeliveryNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

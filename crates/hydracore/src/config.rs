@@ -9,6 +9,7 @@ use hydracore_storage::StoreOptions;
 use crate::auth::jwt::JwtSettings;
 pub use crate::http::limits::LimitSettings;
 pub use crate::http::LoadSettings;
+pub use crate::webhooks::WebhookSettings;
 
 /// Where the embedded default database lives: beside the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:hydracore.db";
@@ -31,6 +32,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub load: LoadSettings,
     pub limits: LimitSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// Where `/metrics` is served: it shows the service's load and workflow
@@ -66,6 +68,14 @@ impl Settings {
                 per_credential: None,
                 failed_auth: None,
                 ..LimitSettings::default()
+            },
+            // The tests' receivers listen on loopback, and are retried soon.
+            webhooks: WebhookSettings {
+                allow_private: true,
+                poll_interval: Duration::from_millis(50),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(1),
+                ..WebhookSettings::default()
             },
         }
     }

@@ -15,3 +15,4 @@ pub mod provision;
 pub mod startup;
 pub mod sweeper;
 pub mod telemetry;
+pub mod webhooks;

@@ -15,6 +15,7 @@ use crate::auth::jwt::JwtVerifier;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::sweeper;
+use crate::webhooks::{self, Deliverer};
 
 /// How long closing the pool may wait for connections still checked out.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +31,9 @@ pub struct App {
     shutdown_timeout: Duration,
     sweep_interval: Duration,
     sweeps: watch::Sender<u64>,
+    deliverer: Deliverer,
+    delivery_interval: Duration,
+    delivery_rounds: watch::Sender<u64>,
 }
 
 impl App {
@@ -58,6 +62,9 @@ impl App {
             .clone()
             .with_event_retention(settings.event_retention);
         let workflows = state.workflows.clone();
+        state.webhooks = hydracore_storage::Webhooks::new(store.clone(), settings.webhooks.rules());
+        let deliverer = Deliverer::new(state.webhooks.clone(), &settings.webhooks)
+            .context("building the webhook client")?;
         state.metrics_token = settings.metrics.token.as_deref().map(Arc::from);
         let metrics = match &settings.metrics.listen {
             Some(address) => {
@@ -78,6 +85,9 @@ impl App {
             shutdown_timeout: settings.shutdown_timeout,
             sweep_interval: settings.sweep_interval,
             sweeps: watch::Sender::new(0),
+            deliverer,
+            delivery_interval: settings.webhooks.poll_interval,
+            delivery_rounds: watch::Sender::new(0),
         })
     }
 
@@ -99,6 +109,11 @@ impl App {
         self.sweeps.subscribe()
     }
 
+    /// Counts the webhook worker's finished rounds, once running.
+    pub fn delivery_rounds(&self) -> watch::Receiver<u64> {
+        self.delivery_rounds.subscribe()
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, gives
     /// in-flight requests up to the shutdown timeout to finish, and closes
     /// the database pool.
@@ -118,6 +133,13 @@ impl App {
             self.sweep_interval,
             sweeper_stop,
             self.sweeps,
+        ));
+        let (stop_delivering, delivery_stop) = watch::channel(false);
+        let delivering = tokio::spawn(webhooks::run(
+            self.deliverer,
+            self.delivery_interval,
+            delivery_stop,
+            self.delivery_rounds,
         ));
         let (stop_metrics, metrics_stop) = watch::channel(false);
         if let Some((listener, router)) = self.metrics {
@@ -153,6 +175,7 @@ impl App {
             () = deadline => tracing::warn!(?grace, "in-flight requests did not finish in time; stopping anyway"),
         }
         let _ = stop_sweeper.send(true);
+        let _ = stop_delivering.send(true);
         let _ = stop_metrics.send(true);
         // A sweep in progress is one bounded transaction; let it commit.
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, sweeper)
@@ -162,6 +185,14 @@ impl App {
             tracing::warn!("the sweeper did not stop in time");
         }
         hearing.abort();
+        // Attempts under way are bounded by the webhook timeout; one cut
+        // short is claimed again after its lease.
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, delivering)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the webhook worker did not stop in time");
+        }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.store.close())
             .await
             .is_err()

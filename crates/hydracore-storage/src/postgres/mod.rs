@@ -39,6 +39,7 @@ mod replicas;
 mod rows;
 mod session;
 pub mod tls;
+mod webhooks;
 mod workflows;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use hydracore_domain::event::{Event, EventQuery};
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
+use hydracore_domain::webhook::{Delivery, Webhook, WebhookSecret};
 use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
@@ -63,6 +65,7 @@ use crate::{
     ChangeOutcome, Changed, Credential, HistorySlice, InboxCount, InlineHistory, Instance,
     NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
+use crate::webhooks::{AttemptReport, DueDelivery};
 
 pub use self::session::APP_ROLE;
 
@@ -472,6 +475,125 @@ impl Store for PgStore {
     /// As the login.
     async fn revoke_credential(&self, id: Uuid) -> Result<bool> {
         self.with_conn(async |conn| credentials::revoke_credential(conn, id).await)
+            .await
+    }
+
+    async fn insert_webhook(
+        &self,
+        scope: Scope,
+        webhook: &Webhook,
+        secret: &WebhookSecret,
+        max_per_tenant: u32,
+    ) -> Result<bool> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            webhooks::insert(tx, scope, webhook, secret, max_per_tenant).await
+        })
+        .await
+    }
+
+    async fn get_webhook(&self, scope: Scope, id: Uuid) -> Result<Option<Webhook>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            webhooks::get(tx, scope, id).await
+        })
+        .await
+    }
+
+    async fn list_webhooks(&self, scope: Scope) -> Result<Vec<Webhook>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            webhooks::list(tx, scope).await
+        })
+        .await
+    }
+
+    async fn update_webhook(&self, scope: Scope, webhook: &Webhook) -> Result<bool> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            webhooks::update(tx, scope, webhook).await
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, scope: Scope, id: Uuid) -> Result<bool> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            webhooks::delete(tx, scope, id).await
+        })
+        .await
+    }
+
+    async fn set_webhook_secret(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        secret: &WebhookSecret,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            webhooks::set_secret(tx, scope, id, secret, now).await
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        scope: Scope,
+        webhook_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            webhooks::list_deliveries(tx, scope, webhook_id, limit).await
+        })
+        .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        scope: Scope,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            webhooks::retry(tx, scope, webhook_id, delivery_id, now).await
+        })
+        .await
+    }
+
+    /// As the login, across tenants (as the sweeper); one transaction per
+    /// endpoint behind.
+    async fn enqueue_deliveries(&self, limit: u32) -> Result<u64> {
+        let behind = self
+            .with_conn(async |conn| webhooks::endpoints_behind(conn).await)
+            .await?;
+        let mut moved = 0;
+        for (tenant_id, id) in behind {
+            moved += self
+                .in_login_transaction(async |tx| {
+                    webhooks::enqueue_one(tx, tenant_id, id, limit).await
+                })
+                .await?;
+        }
+        Ok(moved)
+    }
+
+    /// In a transaction as the login, across tenants.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>> {
+        self.in_login_transaction(async |tx| webhooks::claim(tx, now, lease_until, limit).await)
+            .await
+    }
+
+    /// In a transaction as the login.
+    async fn record_attempt(&self, report: &AttemptReport) -> Result<()> {
+        self.in_login_transaction(async |tx| webhooks::record(tx, report).await)
+            .await
+    }
+
+    /// In a transaction as the login, across tenants.
+    async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.in_login_transaction(async |tx| webhooks::purge(tx, before, limit).await)
             .await
     }
 }

@@ -12,6 +12,7 @@ mod credentials;
 mod idempotency;
 mod readers;
 mod rows;
+mod webhooks;
 mod workflow_writes;
 mod workflows;
 mod writer;
@@ -25,6 +26,7 @@ use hydracore_domain::event::{Event, EventQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
+use hydracore_domain::webhook::{Delivery, Webhook, WebhookSecret};
 use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use rusqlite::{params, Connection, OpenFlags};
 use uuid::Uuid;
@@ -37,6 +39,7 @@ use crate::{
     ChangeOutcome, Credential, HistorySlice, InboxCount, InlineHistory, Instance, NewCredential,
     PoolStats, Rule, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
+use crate::webhooks::{AttemptReport, DueDelivery};
 
 /// How long a write waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -471,6 +474,111 @@ impl Store for SqliteStore {
     async fn revoke_credential(&self, id: Uuid) -> Result<bool, StoreError> {
         self.writer
             .write(move |conn| credentials::revoke_credential(conn, id))
+            .await
+    }
+
+    async fn insert_webhook(
+        &self,
+        scope: Scope,
+        webhook: &Webhook,
+        secret: &WebhookSecret,
+        max_per_tenant: u32,
+    ) -> Result<bool, StoreError> {
+        let (webhook, secret) = (webhook.clone(), secret.clone());
+        self.writer
+            .write(move |conn| webhooks::insert(conn, scope, &webhook, &secret, max_per_tenant))
+            .await
+    }
+
+    async fn get_webhook(&self, scope: Scope, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        self.reader
+            .read(move |conn| webhooks::get(conn, scope, id))
+            .await
+    }
+
+    async fn list_webhooks(&self, scope: Scope) -> Result<Vec<Webhook>, StoreError> {
+        self.reader
+            .read(move |conn| webhooks::list(conn, scope))
+            .await
+    }
+
+    async fn update_webhook(&self, scope: Scope, webhook: &Webhook) -> Result<bool, StoreError> {
+        let webhook = webhook.clone();
+        self.writer
+            .write(move |conn| webhooks::update(conn, scope, &webhook))
+            .await
+    }
+
+    async fn delete_webhook(&self, scope: Scope, id: Uuid) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| webhooks::delete(conn, scope, id))
+            .await
+    }
+
+    async fn set_webhook_secret(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        secret: &WebhookSecret,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let secret = secret.clone();
+        self.writer
+            .write(move |conn| webhooks::set_secret(conn, scope, id, &secret, now))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        scope: Scope,
+        webhook_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.reader
+            .read(move |conn| webhooks::list_deliveries(conn, scope, webhook_id, limit))
+            .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        scope: Scope,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.writer
+            .write(move |conn| webhooks::retry(conn, scope, webhook_id, delivery_id, now))
+            .await
+    }
+
+    async fn enqueue_deliveries(&self, limit: u32) -> Result<u64, StoreError> {
+        let now = Timestamp::now();
+        self.writer
+            .write(move |conn| webhooks::enqueue(conn, limit, now))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.writer
+            .write(move |conn| webhooks::claim(conn, now, lease_until, limit))
+            .await
+    }
+
+    async fn record_attempt(&self, report: &AttemptReport) -> Result<(), StoreError> {
+        let report = report.clone();
+        self.writer
+            .write(move |conn| webhooks::record(conn, &report))
+            .await
+    }
+
+    async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| webhooks::purge(conn, before, limit))
             .await
     }
 }

@@ -237,6 +237,46 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
 
+    /// Allow webhook URLs with plain `http` or a loopback, private, link-local or metadata address (local development and tests only)
+    #[arg(long, env = "HYDRACORE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+
+    /// How long a webhook receiver has to answer an attempt
+    #[arg(long, env = "HYDRACORE_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    pub webhook_timeout: Duration,
+
+    /// How long a failing webhook delivery is retried before it is given up
+    #[arg(long, env = "HYDRACORE_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: Duration,
+
+    /// How long a webhook endpoint may fail every delivery before it is disabled
+    #[arg(long, env = "HYDRACORE_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_disable_after: Duration,
+
+    /// The delay before a webhook's first retry, doubled at each further one (with jitter)
+    #[arg(long, env = "HYDRACORE_WEBHOOK_BACKOFF_BASE", default_value = "5s", value_parser = parse_interval)]
+    pub webhook_backoff_base: Duration,
+
+    /// The longest delay between two webhook retries
+    #[arg(long, env = "HYDRACORE_WEBHOOK_BACKOFF_MAX", default_value = "1h", value_parser = parse_interval)]
+    pub webhook_backoff_max: Duration,
+
+    /// How often each replica looks for new events and due webhook deliveries
+    #[arg(long, env = "HYDRACORE_WEBHOOK_POLL_INTERVAL", default_value = "1s", value_parser = parse_interval)]
+    pub webhook_poll_interval: Duration,
+
+    /// Webhook endpoints per tenant, at most
+    #[arg(long, env = "HYDRACORE_WEBHOOK_MAX_ENDPOINTS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub webhook_max_endpoints: u32,
+
+    /// The longest webhook URL, in bytes
+    #[arg(long, env = "HYDRACORE_WEBHOOK_MAX_URL_BYTES", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(64..=65_536))]
+    pub webhook_max_url_bytes: u32,
+
+    /// The longest webhook description, in characters
+    #[arg(long, env = "HYDRACORE_WEBHOOK_MAX_DESCRIPTION", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub webhook_max_description: u32,
+
     /// Also serve /metrics on the API listener, to `Authorization: Bearer <token>` only
     /// (from the environment or the config file only, as the JWT secret)
     #[arg(
@@ -484,6 +524,20 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             max_wait: args.max_wait,
             max_waiting: args.max_waiting,
             max_streams: args.max_streams,
+        },
+        webhooks: crate::config::WebhookSettings {
+            allow_private: args.webhook_allow_private,
+            timeout: args.webhook_timeout,
+            retry_for: args.webhook_retry_for,
+            disable_after: args.webhook_disable_after,
+            backoff_base: args.webhook_backoff_base,
+            backoff_max: args.webhook_backoff_max,
+            poll_interval: args.webhook_poll_interval,
+            max_endpoints: args.webhook_max_endpoints,
+            max_url_bytes: usize::try_from(args.webhook_max_url_bytes).unwrap_or(usize::MAX),
+            max_description_chars: usize::try_from(args.webhook_max_description)
+                .unwrap_or(usize::MAX),
+            retention: args.event_retention,
         },
     };
     let app = crate::startup::App::build(&settings).await?;

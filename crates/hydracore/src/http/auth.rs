@@ -147,6 +147,19 @@ impl RequiredScope for Write {
     const SCOPE: &'static str = crate::auth::SCOPE_WRITE;
 }
 
+/// Routes that read webhook endpoints and deliveries.
+pub struct WebhooksRead;
+/// Routes that change webhook endpoints or retry deliveries.
+pub struct WebhooksWrite;
+
+impl RequiredScope for WebhooksRead {
+    const SCOPE: &'static str = crate::auth::SCOPE_WEBHOOKS_READ;
+}
+
+impl RequiredScope for WebhooksWrite {
+    const SCOPE: &'static str = crate::auth::SCOPE_WEBHOOKS_WRITE;
+}
+
 /// A tenant admin, by JWT (`Authorization: Bearer`) or tenant API key
 /// (`X-Api-Key`), allowed the route's scope `S`. When both are sent,
 /// `Authorization` is used.

@@ -31,6 +31,10 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("Workflow not found")]
     WorkflowNotFound,
+    #[error("Webhook not found")]
+    WebhookNotFound,
+    #[error("Delivery not found")]
+    DeliveryNotFound,
     #[error("Not Found")]
     RouteNotFound,
     #[error("Method Not Allowed")]
@@ -69,7 +73,10 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::WorkflowNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::WorkflowNotFound
+            | ApiError::WebhookNotFound
+            | ApiError::DeliveryNotFound
+            | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(TransitionError::VersionMismatch { .. }) => {
                 StatusCode::PRECONDITION_FAILED
@@ -107,6 +114,9 @@ impl From<UseCaseError> for ApiError {
                 "Events after this point are older than the retention and were purged; \
                  read the workflows again, then follow the events from now",
             ),
+            UseCaseError::Invalid(errors) => errors.into(),
+            UseCaseError::WebhookNotFound => ApiError::WebhookNotFound,
+            UseCaseError::DeliveryNotFound => ApiError::DeliveryNotFound,
             UseCaseError::Store(e) => e.into(),
         }
     }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 mod ops;
 mod respond;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hydracore_storage::{Store, Workflows};
+use hydracore_storage::{Store, Webhooks, Workflows};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -41,6 +42,8 @@ use crate::auth::jwt::JwtVerifier;
 pub struct AppState {
     /// The use cases the workflow routes run.
     pub workflows: Workflows,
+    /// The webhook routes' use cases.
+    pub webhooks: Webhooks,
     /// The store itself, for credentials, readiness and metrics.
     pub store: Arc<dyn Store>,
     /// `None` when no JWT key is configured: the dashboard takes API keys only.
@@ -57,6 +60,10 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Self {
         Self {
             workflows: Workflows::new(Arc::clone(&store)),
+            webhooks: Webhooks::new(
+                Arc::clone(&store),
+                crate::webhooks::WebhookSettings::default().rules(),
+            ),
             store,
             jwt: jwt.map(Arc::new),
             status_counts: Arc::default(),
@@ -83,6 +90,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(dashboard::routes())
         .merge(decisions::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
         .merge(ops::routes())
         .split_for_parts();
     let (probes, probes_doc) = ops::probes().split_for_parts();

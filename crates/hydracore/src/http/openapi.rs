@@ -31,6 +31,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "dashboard", description = "Tenant admins' API, scoped to one tenant."),
         (name = "decisions", description = "The tenant's suspended workflows as decisions waiting for a person."),
         (name = "events", description = "Every change, in order: pages and a Server-Sent Events stream."),
+        (name = "webhooks", description = "Endpoints that the tenant's events are delivered to, signed, and their deliveries."),
         (name = "operations", description = "Health, readiness and metrics."),
     )
 )]
@@ -64,7 +65,7 @@ impl Modify for SecuritySchemes {
             API_KEY,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Api-Key",
-                "Tenant API key (`hck_...`) with scope `workflows:read` or `workflows:write`",
+                "Tenant API key (`hck_...`) with the route's scope: `workflows:read`, `workflows:write`, `webhooks:read` or `webhooks:write`",
             ))),
         );
         components.add_security_scheme(
