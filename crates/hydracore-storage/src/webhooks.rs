@@ -181,9 +181,10 @@ pub struct Webhooks {
     pub rules: DeliveryRules,
 }
 
-/// How long past its timeout a claimed attempt is left to its replica
-/// before another may take the delivery over.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// A claimed attempt is left to its replica for twice the attempt's
+/// timeout and this, before another may take the delivery over (an
+/// attempt cut short by a crash is retried then).
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
 
 impl Webhooks {
     pub fn new(store: Arc<dyn Store>, rules: DeliveryRules) -> Self {
@@ -301,7 +302,7 @@ impl Webhooks {
     /// Claims up to `limit` due deliveries for an attempt now.
     pub async fn claim(&self, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
         let now = Timestamp::now();
-        let lease = webhook::plus(now, self.rules.timeout + LEASE_MARGIN).unwrap_or(now);
+        let lease = webhook::plus(now, self.rules.timeout * 2 + LEASE_MARGIN).unwrap_or(now);
         self.store.claim_deliveries(now, lease, limit).await
     }
 

@@ -216,7 +216,8 @@ pub fn enqueue(conn: &Connection, limit: u32, now: Timestamp) -> Result<u64> {
     Ok(moved)
 }
 
-/// On the writer (see `Store::claim_deliveries`).
+/// On the writer (see `Store::claim_deliveries`): the writer runs one
+/// write at a time, so the select and the updates need no locks.
 pub fn claim(
     conn: &Connection,
     now: Timestamp,
@@ -224,27 +225,19 @@ pub fn claim(
     limit: u32,
 ) -> Result<Vec<DueDelivery>> {
     let mut statement = conn.prepare_cached(
-        "UPDATE webhook_deliveries AS d SET attempts = d.attempts + 1, next_attempt_at = ?2 \
-         FROM webhook_endpoints AS w \
-         WHERE w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
-         AND (d.tenant_id, d.id) IN ( \
-             SELECT d.tenant_id, d.id FROM webhook_deliveries AS d \
-             JOIN webhook_endpoints AS w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.disabled_at IS NULL \
-             AND NOT EXISTS ( \
-                 SELECT 1 FROM webhook_deliveries AS p \
-                 WHERE p.tenant_id = d.tenant_id AND p.webhook_id = d.webhook_id \
-                 AND p.workflow_id = d.workflow_id AND p.status = 'pending' \
-                 AND (p.event_xid, p.event_seq) < (d.event_xid, d.event_seq)) \
-             ORDER BY d.next_attempt_at LIMIT ?3) \
-         RETURNING d.tenant_id, d.webhook_id, d.id, w.url, w.secret, d.payload, d.attempts, \
-                   d.retrying_since, w.failing_since",
+        "SELECT d.tenant_id, d.webhook_id, d.id, w.url, w.secret, d.payload, d.attempts + 1, \
+                d.retrying_since, w.failing_since \
+         FROM webhook_deliveries AS d \
+         JOIN webhook_endpoints AS w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.disabled_at IS NULL \
+         AND NOT EXISTS ( \
+             SELECT 1 FROM webhook_deliveries AS p \
+             WHERE p.tenant_id = d.tenant_id AND p.webhook_id = d.webhook_id \
+             AND p.workflow_id = d.workflow_id AND p.status = 'pending' \
+             AND (p.event_xid, p.event_seq) < (d.event_xid, d.event_seq)) \
+         ORDER BY d.next_attempt_at LIMIT ?2",
     )?;
-    let mut rows = statement.query(params![
-        now.unix_micros(),
-        lease_until.unix_micros(),
-        i64::from(limit)
-    ])?;
+    let mut rows = statement.query(params![now.unix_micros(), i64::from(limit)])?;
     let mut claimed = Vec::new();
     while let Some(row) = rows.next()? {
         claimed.push(DueDelivery {
@@ -258,6 +251,13 @@ pub fn claim(
             retrying_since: timestamp(row.get(7)?)?,
             failing_since: timestamp_opt(row.get(8)?)?,
         });
+    }
+    let mut lease = conn.prepare_cached(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?3 \
+         WHERE tenant_id = ?1 AND id = ?2",
+    )?;
+    for due in &claimed {
+        lease.execute(params![due.tenant_id, due.id, lease_until.unix_micros()])?;
     }
     Ok(claimed)
 }

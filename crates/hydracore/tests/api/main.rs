@@ -26,3 +26,4 @@ mod properties;
 mod read_and_list;
 mod suspend_resume;
 mod wait;
+mod webhooks;

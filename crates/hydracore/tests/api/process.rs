@@ -19,17 +19,27 @@ const PATIENCE: Duration = Duration::from_secs(20);
 const SECRET: &str = "process-test-secret-of-at-least-32-bytes";
 
 /// `hydracore serve` as a child process, with its log lines in order.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
     lines: mpsc::UnboundedReceiver<String>,
     seen: Vec<String>,
 }
 
 impl ServerProcess {
     async fn start(database_url: &str, rust_log: &str) -> Self {
+        Self::start_with(database_url, rust_log, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with further environment variables.
+    pub(crate) async fn start_with(
+        database_url: &str,
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hydracore"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("HYDRACORE_DATABASE_URL", database_url)
             .env("HYDRACORE_JWT_SECRET", SECRET)
             .env("RUST_LOG", rust_log)
@@ -78,7 +88,7 @@ impl ServerProcess {
         }
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
             .args([signal, &pid])
@@ -87,12 +97,12 @@ impl ServerProcess {
         assert!(status.success());
     }
 
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         self.signal("-TERM");
     }
 
     /// Waits for the exit and returns every log line the server wrote.
-    async fn exit(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) async fn exit(mut self) -> (std::process::ExitStatus, String) {
         let status = tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .expect("exits in time")
