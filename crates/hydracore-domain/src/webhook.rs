@@ -143,7 +143,10 @@ pub struct NewWebhook {
 }
 
 impl NewWebhook {
-    pub fn from_body(body: Option<&Value>, limits: &WebhookLimits) -> Result<Self, ValidationErrors> {
+    pub fn from_body(
+        body: Option<&Value>,
+        limits: &WebhookLimits,
+    ) -> Result<Self, ValidationErrors> {
         let body = body.unwrap_or(&Value::Null);
         let mut b = BodyReader::new(body)?;
         let url = b.required("url", |v| webhook_url(v, limits));
@@ -172,7 +175,10 @@ pub struct WebhookPatch {
 }
 
 impl WebhookPatch {
-    pub fn from_body(body: Option<&Value>, limits: &WebhookLimits) -> Result<Self, ValidationErrors> {
+    pub fn from_body(
+        body: Option<&Value>,
+        limits: &WebhookLimits,
+    ) -> Result<Self, ValidationErrors> {
         let body = body.unwrap_or(&Value::Null);
         let mut b = BodyReader::new(body)?;
         let url = b.optional_value("url", |v| webhook_url(v, limits));
@@ -268,7 +274,10 @@ pub fn check_url(text: &str, limits: &WebhookLimits) -> Result<url::Url, Invalid
     if text.len() > limits.max_url_bytes {
         return Err(Invalid::new(
             "string_too_long",
-            format!("String should have at most {} characters", limits.max_url_bytes),
+            format!(
+                "String should have at most {} characters",
+                limits.max_url_bytes
+            ),
         )
         .with_ctx(json!({ "max_length": limits.max_url_bytes })));
     }
@@ -495,7 +504,8 @@ mod tests {
     #[test]
     fn a_secret_signs_as_the_standard_webhooks_example_does() {
         // The specification's example (standard-webhooks, spec/standard-webhooks.md).
-        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
+        let secret =
+            WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
         let signature = secret.sign(
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1_614_265_330,
@@ -542,11 +552,20 @@ mod tests {
 
     #[test]
     fn public_addresses_are_allowed() {
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "8.8.8.8",
+        ] {
             let ip: IpAddr = ip.parse().expect("ip");
             assert!(!forbidden_address(ip), "{ip}");
         }
-        for ip in ["100.100.100.200", "0.0.0.0", "192.168.1.1", "64:ff9b::7f00:1"] {
+        for ip in [
+            "100.100.100.200",
+            "0.0.0.0",
+            "192.168.1.1",
+            "64:ff9b::7f00:1",
+        ] {
             let ip: IpAddr = ip.parse().expect("ip");
             assert!(forbidden_address(ip), "{ip}");
         }
@@ -568,7 +587,10 @@ mod tests {
         let later = plus(start, Duration::from_secs(60)).expect("t");
         assert!(next_attempt(start, later, day, Duration::from_secs(5)).is_some());
         let after = plus(start, day).expect("t");
-        assert_eq!(next_attempt(start, after, day, Duration::from_secs(5)), None);
+        assert_eq!(
+            next_attempt(start, after, day, Duration::from_secs(5)),
+            None
+        );
         assert!(failing_too_long(start, after, day));
         assert!(!failing_too_long(start, later, day));
     }

@@ -214,7 +214,11 @@ impl Webhooks {
             updated_at: now,
         };
         let max = self.rules.max_endpoints;
-        if !self.store.insert_webhook(scope, &webhook, &secret, max).await? {
+        if !self
+            .store
+            .insert_webhook(scope, &webhook, &secret, max)
+            .await?
+        {
             return Err(UseCaseError::Invalid(webhook::too_many(max)));
         }
         Ok(WithSecret { webhook, secret })
@@ -253,7 +257,12 @@ impl Webhooks {
     }
 
     /// A new secret replaces the old one at once.
-    pub async fn rotate(&self, scope: Scope, id: Uuid, key: &[u8]) -> Result<WithSecret, UseCaseError> {
+    pub async fn rotate(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        key: &[u8],
+    ) -> Result<WithSecret, UseCaseError> {
         let secret = WebhookSecret::from_key(key)
             .ok_or_else(|| StoreError::Config("a webhook secret needs 24 bytes or more".into()))?;
         if !self
@@ -325,7 +334,8 @@ impl Webhooks {
             ),
             Answer::Failed => {
                 let r = &self.rules;
-                let delay = webhook::retry_delay(due.attempts, r.backoff_base, r.backoff_max, jitter);
+                let delay =
+                    webhook::retry_delay(due.attempts, r.backoff_base, r.backoff_max, jitter);
                 let outcome = webhook::next_attempt(due.retrying_since, now, r.retry_for, delay)
                     .map_or(Outcome::GiveUp, Outcome::RetryAt);
                 let failing_since = due.failing_since.unwrap_or(now);
@@ -364,12 +374,13 @@ impl Webhooks {
     }
 }
 
-/// `86400s` as `24h`, `90s` as `90s`: for the reason an endpoint shows.
+/// `24h` for whole hours, else as `Debug` writes it (`600ms`, `90s`): for
+/// the reason an endpoint shows.
 fn humanize(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
-        format!("{}h", secs / 3600)
+    let hours = d.as_secs() / 3600;
+    if hours > 0 && Duration::from_secs(hours * 3600) == d {
+        format!("{hours}h")
     } else {
-        format!("{}s", d.as_secs_f64())
+        format!("{d:?}")
     }
 }

@@ -1751,3 +1751,99 @@ async fn a_change_one_replica_tells_reaches_another_and_not_itself() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_table_with_a_tenant_column_forces_row_level_security() {
+    with_database_for(|url| async move {
+        let _store = store(&url, 1).await;
+        let login = login(&url).await;
+        let rows = login
+            .query(
+                "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity \
+                 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'tenant_id' \
+                 WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("catalog");
+        let tables: Vec<(String, bool, bool)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        for name in ["events", "webhook_endpoints", "webhook_deliveries"] {
+            assert!(tables.iter().any(|(t, ..)| t == name), "{name}: {tables:?}");
+        }
+        for (table, enabled, forced) in &tables {
+            assert!(
+                *enabled && *forced,
+                "{table} does not force row-level security"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_webhook_endpoint_is_its_tenants_alone() {
+    use hydracore_domain::event::EventType;
+    use hydracore_domain::webhook::{Webhook, WebhookSecret};
+    with_database_for(|url| async move {
+        let store = store(&url, 2).await;
+        let a = seed_tenant(store.as_ref()).await;
+        let b = seed_tenant(store.as_ref()).await;
+        let now = Timestamp::now();
+        let webhook = Webhook {
+            id: Uuid::new_v4(),
+            url: "https://hooks.example.com/in".into(),
+            event_types: vec![EventType::Created],
+            description: None,
+            enabled: true,
+            disabled_reason: None,
+            disabled_at: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let secret = WebhookSecret::from_key(&[9; 32]).expect("secret");
+        let (a_scope, b_scope) = (Scope::tenant(a.id), Scope::tenant(b.id));
+        assert!(store
+            .insert_webhook(a_scope, &webhook, &secret, 20)
+            .await
+            .expect("insert"));
+        assert!(store
+            .get_webhook(a_scope, webhook.id)
+            .await
+            .expect("get")
+            .is_some());
+        assert!(store
+            .get_webhook(b_scope, webhook.id)
+            .await
+            .expect("get")
+            .is_none());
+        assert!(store.list_webhooks(b_scope).await.expect("list").is_empty());
+        assert!(!store
+            .update_webhook(b_scope, &webhook)
+            .await
+            .expect("update"));
+        assert!(!store
+            .set_webhook_secret(b_scope, webhook.id, &secret, now)
+            .await
+            .expect("rotate"));
+        assert!(!store
+            .delete_webhook(b_scope, webhook.id)
+            .await
+            .expect("delete"));
+
+        // Without a tenant, the application role sees none of it.
+        let mut conn = store
+            .pooled_connection()
+            .await
+            .expect("the store's connection");
+        let tx = as_app_role(&mut conn).await;
+        assert_eq!(count_rows(&tx, "webhook_endpoints").await, 0);
+        tx.rollback().await.expect("rollback");
+        assert_eq!(count_rows(&login(&url).await, "webhook_endpoints").await, 1);
+    })
+    .await;
+}

@@ -84,6 +84,8 @@ const BATCH: u32 = 100;
 /// Rounds per tick at most, so that a backlog does not keep the worker
 /// from noticing a shutdown.
 const MAX_ROUNDS: usize = 50;
+/// Rounds between two purges of old deliveries.
+const PURGE_EVERY: u32 = 60;
 
 /// Resolves a webhook's host and refuses it when any of its addresses is
 /// one no webhook may reach.
@@ -96,11 +98,13 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !allow_private {
-                if let Some(bad) = addresses.iter().find(|a| webhook::forbidden_address(a.ip())) {
+                if let Some(bad) = addresses
+                    .iter()
+                    .find(|a| webhook::forbidden_address(a.ip()))
+                {
                     let refused: Box<dyn std::error::Error + Send + Sync> = format!(
                         "{host} resolves to {}, a private or reserved address",
                         bad.ip()
@@ -256,7 +260,7 @@ pub async fn run(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rounds: u64 = 0;
+    let mut rounds: u32 = 0;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -266,12 +270,12 @@ pub async fn run(
             tracing::warn!(error = %e, "webhook delivery failed; retrying next round");
         }
         // The purge is no hurry: about once a minute at the default interval.
-        if rounds % 60 == 0 {
+        if rounds == 0 {
             if let Err(e) = deliverer.purge().await {
                 tracing::warn!(error = %e, "purging old webhook deliveries failed");
             }
         }
-        rounds = rounds.wrapping_add(1);
+        rounds = (rounds + 1) % PURGE_EVERY;
         done.send_modify(|n| *n += 1);
     }
 }

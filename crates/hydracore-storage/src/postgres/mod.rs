@@ -61,11 +61,11 @@ use self::pipelined::Pipelined;
 use self::pool::{Client, Pool};
 use self::replicas::Replicas;
 use self::session::{Access, Mode};
+use crate::webhooks::{AttemptReport, DueDelivery};
 use crate::{
     ChangeOutcome, Changed, Credential, HistorySlice, InboxCount, InlineHistory, Instance,
     NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
-use crate::webhooks::{AttemptReport, DueDelivery};
 
 pub use self::session::APP_ROLE;
 

@@ -29,9 +29,17 @@ pub async fn insert(
     secret: &WebhookSecret,
     max: u32,
 ) -> Result<bool> {
-    let lock = prepare(tx, "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 19))").await?;
+    let lock = prepare(
+        tx,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 19))",
+    )
+    .await?;
     tx.execute(&lock, &[&scope.tenant_id.to_string()]).await?;
-    let count = prepare(tx, "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1").await?;
+    let count = prepare(
+        tx,
+        "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1",
+    )
+    .await?;
     let n: i64 = column(&tx.query_one(&count, &[&scope.tenant_id]).await?, 0)?;
     if n >= i64::from(max) {
         return Ok(false);
@@ -66,7 +74,9 @@ pub async fn insert(
 pub async fn get(tx: &Client, scope: Scope, id: Uuid) -> Result<Option<Webhook>> {
     let statement = prepare(
         tx,
-        &format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"),
+        &format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
+        ),
     )
     .await?;
     tx.query_opt(&statement, &[&scope.tenant_id, &id])
@@ -245,7 +255,12 @@ pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> 
     let events = tx
         .query(
             &read,
-            &[&tenant_id, &cursor.0.to_string(), &cursor.1, &i64::from(limit)],
+            &[
+                &tenant_id,
+                &cursor.0.to_string(),
+                &cursor.1,
+                &i64::from(limit),
+            ],
         )
         .await?
         .iter()
@@ -279,7 +294,9 @@ pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> 
         .await?;
         tx.execute(
             &insert,
-            &[&tenant_id, &id, &ids, &xids, &seqs, &kinds, &workflows, &payloads],
+            &[
+                &tenant_id, &id, &ids, &xids, &seqs, &kinds, &workflows, &payloads,
+            ],
         )
         .await?;
     }
@@ -386,7 +403,8 @@ pub async fn record(tx: &Client, r: &AttemptReport) -> Result<()> {
                  WHERE tenant_id = $1 AND id = $2 AND failing_since IS NOT NULL",
             )
             .await?;
-            tx.execute(&statement, &[&r.tenant_id, &r.webhook_id]).await?;
+            tx.execute(&statement, &[&r.tenant_id, &r.webhook_id])
+                .await?;
         }
         EndpointChange::Failing => {
             let statement = prepare(

@@ -35,11 +35,11 @@ use self::readers::Readers;
 use self::writer::Writer;
 
 use crate::migrate::{self, Applied};
+use crate::webhooks::{AttemptReport, DueDelivery};
 use crate::{
     ChangeOutcome, Credential, HistorySlice, InboxCount, InlineHistory, Instance, NewCredential,
     PoolStats, Rule, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
 };
-use crate::webhooks::{AttemptReport, DueDelivery};
 
 /// How long a write waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -115,7 +115,12 @@ pub fn set_secret(
             "UPDATE webhook_endpoints SET secret = ?3, updated_at = ?4 \
              WHERE tenant_id = ?1 AND id = ?2",
         )?
-        .execute(params![scope.tenant_id, id, secret.as_str(), now.unix_micros()])?;
+        .execute(params![
+            scope.tenant_id,
+            id,
+            secret.as_str(),
+            now.unix_micros()
+        ])?;
     Ok(n == 1)
 }
 
@@ -167,7 +172,13 @@ pub fn enqueue(conn: &Connection, limit: u32, now: Timestamp) -> Result<u64> {
                  AND e.id > w.cursor_seq)",
         )?
         .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
     let mut moved = 0;

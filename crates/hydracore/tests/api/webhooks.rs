@@ -111,10 +111,21 @@ impl Receiver {
 
     /// Waits until `n` requests were answered 2xx (at most `patience`).
     async fn wait_for_delivered(&self, n: usize, patience: Duration) -> Vec<Received> {
+        self.wait_until(patience, |delivered| delivered.len() >= n)
+            .await
+    }
+
+    /// The requests answered 2xx once `done` holds of them, or after
+    /// `patience`.
+    async fn wait_until(
+        &self,
+        patience: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + patience;
         loop {
             let delivered = self.delivered();
-            if delivered.len() >= n || Instant::now() > deadline {
+            if done(&delivered) || Instant::now() > deadline {
                 return delivered;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -270,8 +281,7 @@ async fn wait_for_webhook(
 }
 
 #[tokio::test]
-async fn an_admin_creates_lists_reads_changes_and_deletes_an_endpoint_whose_secret_is_shown_once()
-{
+async fn an_admin_creates_lists_reads_changes_and_deletes_an_endpoint_whose_secret_is_shown_once() {
     let app = TestApp::spawn().await;
     let admin = admin(&app);
     let created = create_webhook(
@@ -282,10 +292,16 @@ async fn an_admin_creates_lists_reads_changes_and_deletes_an_endpoint_whose_secr
     .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(created.header("location"), Some(format!("/v1/webhooks/{id}").as_str()));
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/v1/webhooks/{id}").as_str())
+    );
     let secret = created.body["secret"].as_str().unwrap();
     assert!(secret.starts_with("whsec_"), "{secret}");
-    assert!(secret.len() >= "whsec_".len() + 32, "24+ random bytes: {secret}");
+    assert!(
+        secret.len() >= "whsec_".len() + 32,
+        "24+ random bytes: {secret}"
+    );
     assert_eq!(
         created.body["event_types"],
         json!(["workflow.created", "workflow.completed"])
@@ -308,7 +324,9 @@ async fn an_admin_creates_lists_reads_changes_and_deletes_an_endpoint_whose_secr
             Method::PATCH,
             &format!("/v1/webhooks/{id}"),
             &admin,
-            Body::Json(json!({"description": null, "event_types": ["workflow.aborted"], "enabled": false})),
+            Body::Json(
+                json!({"description": null, "event_types": ["workflow.aborted"], "enabled": false}),
+            ),
         )
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
@@ -395,12 +413,20 @@ async fn api_keys_need_the_webhook_scopes() {
     let workflows_only = Credential::ApiKey(workflows_only);
     let (reader, writer) = (Credential::ApiKey(reader), Credential::ApiKey(writer));
 
-    assert_eq!(create_webhook(&app, &workflows_only, body.clone()).await.status, 403);
+    assert_eq!(
+        create_webhook(&app, &workflows_only, body.clone())
+            .await
+            .status,
+        403
+    );
     let listed = app
         .dashboard(Method::GET, "/v1/webhooks", &workflows_only, Body::None)
         .await;
     assert_eq!(listed.status, 403);
-    assert_eq!(create_webhook(&app, &reader, body.clone()).await.status, 403);
+    assert_eq!(
+        create_webhook(&app, &reader, body.clone()).await.status,
+        403
+    );
     assert_eq!(create_webhook(&app, &writer, body).await.status, 201);
     let listed = app
         .dashboard(Method::GET, "/v1/webhooks", &reader, Body::None)
@@ -421,11 +447,17 @@ async fn a_delivered_event_is_signed_as_standard_webhooks_say_and_python_verifie
     let (id, secret) = register(&app, &receiver.url).await;
     let workflow = app.create_workflow(&app.agent).await;
 
-    let got = receiver.wait_for_delivered(1, Duration::from_secs(10)).await;
+    let got = receiver
+        .wait_for_delivered(1, Duration::from_secs(10))
+        .await;
     assert_eq!(got.len(), 1, "only the event after the endpoint: {got:?}");
     let delivery = &got[0];
     assert!(delivery.content_type.starts_with("application/json"));
-    assert!(delivery.signature.starts_with("v1,"), "{}", delivery.signature);
+    assert!(
+        delivery.signature.starts_with("v1,"),
+        "{}",
+        delivery.signature
+    );
     let timestamp: i64 = delivery.timestamp.parse().unwrap();
     assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
     assert!(
@@ -433,7 +465,9 @@ async fn a_delivered_event_is_signed_as_standard_webhooks_say_and_python_verifie
         "Python's hmac does not verify {delivery:?}"
     );
     let tampered = Received {
-        body: delivery.body.replace("workflow.created", "workflow.aborted"),
+        body: delivery
+            .body
+            .replace("workflow.created", "workflow.aborted"),
         ..delivery.clone()
     };
     assert!(!python_verifies(&secret, &tampered));
@@ -475,7 +509,9 @@ async fn a_delivered_event_is_signed_as_standard_webhooks_say_and_python_verifie
         .await;
     let new_secret = rotated.body["secret"].as_str().unwrap().to_owned();
     app.create_workflow(&app.agent).await;
-    let got = receiver.wait_for_delivered(2, Duration::from_secs(10)).await;
+    let got = receiver
+        .wait_for_delivered(2, Duration::from_secs(10))
+        .await;
     assert_eq!(got.len(), 2);
     assert!(python_verifies(&new_secret, &got[1]));
     assert!(!python_verifies(&secret, &got[1]));
@@ -505,14 +541,20 @@ async fn a_receiver_that_fails_then_times_out_then_recovers_gets_every_event_in_
         let workflow = app.create_workflow(&app.agent).await;
         for step in 0..3 {
             let r = app
-                .advance(&app.agent, &workflow, json!({"action": format!("step-{step}")}))
+                .advance(
+                    &app.agent,
+                    &workflow,
+                    json!({"action": format!("step-{step}")}),
+                )
                 .await;
             assert_eq!(r.status, 200, "{}", r.body);
         }
         expected.insert(workflow, vec![1, 2, 3, 4]);
     }
 
-    let delivered = receiver.wait_for_delivered(12, Duration::from_secs(20)).await;
+    let delivered = receiver
+        .wait_for_delivered(12, Duration::from_secs(20))
+        .await;
     // Each event once among the successes, and a workflow's in order.
     let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut ids = HashSet::new();
@@ -529,7 +571,10 @@ async fn a_receiver_that_fails_then_times_out_then_recovers_gets_every_event_in_
     for r in receiver.received() {
         let (workflow, version) = r.workflow_and_version();
         let last = done.entry(workflow).or_insert(0);
-        assert!(version <= *last + 1, "v{version} tried after v{last} succeeded");
+        assert!(
+            version <= *last + 1,
+            "v{version} tried after v{last} succeeded"
+        );
         if r.answered == 200 {
             *last = (*last).max(version);
         }
@@ -562,7 +607,10 @@ async fn a_410_disables_the_endpoint_with_its_reason_until_it_is_enabled_again()
     })
     .await;
     assert_eq!(w["enabled"], json!(false), "{w}");
-    assert!(w["disabled_reason"].as_str().unwrap().contains("410"), "{w}");
+    assert!(
+        w["disabled_reason"].as_str().unwrap().contains("410"),
+        "{w}"
+    );
     assert!(w["disabled_at"].is_string());
     let listed = deliveries(&app, &id).await;
     assert_eq!(listed[0]["status"], json!("failed"));
@@ -584,7 +632,13 @@ async fn a_410_disables_the_endpoint_with_its_reason_until_it_is_enabled_again()
         .await;
     assert_eq!(enabled.body["enabled"], json!(true));
     assert_eq!(enabled.body["disabled_reason"], Value::Null);
-    assert_eq!(receiver.wait_for_delivered(1, Duration::from_secs(10)).await.len(), 1);
+    assert_eq!(
+        receiver
+            .wait_for_delivered(1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
     let gone = listed[0]["id"].as_str().unwrap();
     let retried = app
         .dashboard(
@@ -596,7 +650,13 @@ async fn a_410_disables_the_endpoint_with_its_reason_until_it_is_enabled_again()
         .await;
     assert_eq!(retried.status, 202, "{}", retried.body);
     assert_eq!(retried.body["status"], json!("pending"));
-    assert_eq!(receiver.wait_for_delivered(2, Duration::from_secs(10)).await.len(), 2);
+    assert_eq!(
+        receiver
+            .wait_for_delivered(2, Duration::from_secs(10))
+            .await
+            .len(),
+        2
+    );
     let unknown = app
         .dashboard(
             Method::POST,
@@ -659,7 +719,12 @@ async fn urls_must_be_https_and_public_unless_private_addresses_are_allowed() {
         assert_eq!(r.status, 422, "{url}: {}", r.body);
         assert_eq!(r.validation_errors()[0].1, json!(["body", "url"]), "{url}");
     }
-    let r = create_webhook(&app, &admin, json!({"url": "https://hooks.example.com/in", "event_types": []})).await;
+    let r = create_webhook(
+        &app,
+        &admin,
+        json!({"url": "https://hooks.example.com/in", "event_types": []}),
+    )
+    .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.validation_errors()[0].1, json!(["body", "event_types"]));
     let listed = app
@@ -683,7 +748,10 @@ async fn urls_must_be_https_and_public_unless_private_addresses_are_allowed() {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.body);
-    assert_eq!(get_webhook(&app, id).await.body["url"], json!("https://hooks.example.com/in"));
+    assert_eq!(
+        get_webhook(&app, id).await.body["url"],
+        json!("https://hooks.example.com/in")
+    );
 
     // Allowed, as tests and local development set it.
     let open = TestApp::spawn().await;
@@ -709,7 +777,10 @@ async fn a_tenant_has_at_most_the_endpoints_and_url_and_description_lengths_the_
     let long_url = format!("https://hooks.example.com/{}", "a".repeat(64));
     let r = create_webhook(&app, &admin, body(&long_url)).await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.validation_errors()[0], ("string_too_long".to_owned(), json!(["body", "url"])));
+    assert_eq!(
+        r.validation_errors()[0],
+        ("string_too_long".to_owned(), json!(["body", "url"]))
+    );
     let r = create_webhook(
         &app,
         &admin,
@@ -717,20 +788,41 @@ async fn a_tenant_has_at_most_the_endpoints_and_url_and_description_lengths_the_
     )
     .await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.validation_errors()[0], ("string_too_long".to_owned(), json!(["body", "description"])));
+    assert_eq!(
+        r.validation_errors()[0],
+        ("string_too_long".to_owned(), json!(["body", "description"]))
+    );
 
-    assert_eq!(create_webhook(&app, &admin, body("https://a.example.com")).await.status, 201);
-    assert_eq!(create_webhook(&app, &admin, body("https://b.example.com")).await.status, 201);
+    assert_eq!(
+        create_webhook(&app, &admin, body("https://a.example.com"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        create_webhook(&app, &admin, body("https://b.example.com"))
+            .await
+            .status,
+        201
+    );
     let third = create_webhook(&app, &admin, body("https://c.example.com")).await;
     assert_eq!(third.status, 422, "{}", third.body);
-    assert!(third.body.to_string().contains("at most 2 webhook endpoints"));
+    assert!(third
+        .body
+        .to_string()
+        .contains("at most 2 webhook endpoints"));
     let listed = app
         .dashboard(Method::GET, "/v1/webhooks", &admin, Body::None)
         .await;
     assert_eq!(listed.body["webhooks"].as_array().unwrap().len(), 2);
     // Another tenant has its own allowance.
     let other = Credential::Bearer(app.admin_jwt(Uuid::new_v4(), "bob"));
-    assert_eq!(create_webhook(&app, &other, body("https://c.example.com")).await.status, 201);
+    assert_eq!(
+        create_webhook(&app, &other, body("https://c.example.com"))
+            .await
+            .status,
+        201
+    );
 }
 
 /// A free loopback port, for a receiver that starts later.
@@ -754,7 +846,14 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
     let proxy = proxy["key"].as_str().unwrap().to_owned();
     let admin = hydracore_json(
         &db,
-        &["keys", "create-api", "--tenant", &tenant, "--scopes", "webhooks:read,webhooks:write"],
+        &[
+            "keys",
+            "create-api",
+            "--tenant",
+            &tenant,
+            "--scopes",
+            "webhooks:read,webhooks:write",
+        ],
     );
     let admin = admin["key"].as_str().unwrap().to_owned();
     let env = [
@@ -781,7 +880,10 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
 
     // Writers create workflows and advance each four times; every answered
     // write is one event to deliver.
-    let url = format!("{}/internal/v1/instances/{instance_id}/workflows", server.base_url);
+    let url = format!(
+        "{}/internal/v1/instances/{instance_id}/workflows",
+        server.base_url
+    );
     let (acked_tx, mut acked) = tokio::sync::watch::channel(Vec::<(String, i64)>::new());
     let acked_tx = Arc::new(acked_tx);
     let writers: Vec<_> = (0..8)
@@ -790,12 +892,17 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 loop {
-                    let body = json!({"customer_id": Uuid::new_v4(), "workflow_type": "maintenance"});
+                    let body =
+                        json!({"customer_id": Uuid::new_v4(), "workflow_type": "maintenance"});
                     let Ok(r) = client.post(&url).bearer_auth(&key).json(&body).send().await else {
                         return;
                     };
-                    let Ok(w) = r.json::<Value>().await else { return };
-                    let Some(id) = w["id"].as_str().map(str::to_owned) else { return };
+                    let Ok(w) = r.json::<Value>().await else {
+                        return;
+                    };
+                    let Some(id) = w["id"].as_str().map(str::to_owned) else {
+                        return;
+                    };
                     acked_tx.send_modify(|a| a.push((id.clone(), 1)));
                     for step in 0..4 {
                         let change = json!({"action": format!("step-{step}")});
@@ -808,18 +915,25 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
                         else {
                             return;
                         };
-                        let Ok(w) = r.json::<Value>().await else { return };
-                        let Some(version) = w["version"].as_i64() else { return };
+                        let Ok(w) = r.json::<Value>().await else {
+                            return;
+                        };
+                        let Some(version) = w["version"].as_i64() else {
+                            return;
+                        };
                         acked_tx.send_modify(|a| a.push((id.clone(), version)));
                     }
                 }
             })
         })
         .collect();
-    tokio::time::timeout(Duration::from_secs(60), acked.wait_for(|a| a.len() >= CHANGES))
-        .await
-        .expect("load runs")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        acked.wait_for(|a| a.len() >= CHANGES),
+    )
+    .await
+    .expect("load runs")
+    .unwrap();
     server.signal("-KILL");
     for writer in writers {
         writer.await.unwrap();
@@ -832,7 +946,13 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
     let receiver = Receiver::start_on(receiver_address).await;
     let started = Instant::now();
     let delivered = receiver
-        .wait_for_delivered(acknowledged.len(), Duration::from_secs(60))
+        .wait_until(Duration::from_secs(60), |delivered| {
+            let events: HashSet<(String, i64)> = delivered
+                .iter()
+                .map(Received::workflow_and_version)
+                .collect();
+            acknowledged.iter().all(|a| events.contains(a))
+        })
         .await;
     let took = started.elapsed();
 
@@ -841,7 +961,10 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
         by_id.insert(r.id.clone(), r.workflow_and_version());
     }
     let events: HashSet<(String, i64)> = by_id.values().cloned().collect();
-    let lost: Vec<_> = acknowledged.iter().filter(|a| !events.contains(a)).collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|a| !events.contains(a))
+        .collect();
     println!(
         "SIGKILL with the receiver down: {} changes answered, {} delivered after restart in {:?} \
          ({} requests answered 200, {} distinct webhook-ids), {} lost",
@@ -852,7 +975,13 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
         by_id.len(),
         lost.len()
     );
-    assert!(lost.is_empty(), "lost {} of {}: {:?}", lost.len(), acknowledged.len(), &lost[..lost.len().min(10)]);
+    assert!(
+        lost.is_empty(),
+        "lost {} of {}: {:?}",
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(10)]
+    );
     assert_eq!(by_id.len(), events.len(), "one webhook-id per event");
     // In order per workflow, counting each webhook-id's first success.
     let mut firsts = HashSet::new();
