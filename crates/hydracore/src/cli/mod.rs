@@ -316,7 +316,7 @@ pub enum KeysCommand {
         /// The tenant (UUID)
         #[arg(long)]
         tenant: Uuid,
-        /// Comma-separated scopes
+        /// Comma-separated scopes: workflows:read, workflows:write, webhooks:read, webhooks:write
         #[arg(
             long,
             value_delimiter = ',',
