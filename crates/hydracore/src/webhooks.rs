@@ -11,10 +11,11 @@
 //! checked (so a DNS answer that changes in between does not matter).
 //! Redirects are not followed and no proxy from the environment is used.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hydracore_domain::validation::Invalid;
 use hydracore_domain::webhook::{self, WebhookLimits, WebhookSecret};
 use hydracore_domain::Timestamp;
 use hydracore_storage::webhooks::{DeliveryRules, DueDelivery};
@@ -87,8 +88,61 @@ const MAX_ROUNDS: usize = 50;
 /// Rounds between two purges of old deliveries.
 const PURGE_EVERY: u32 = 60;
 
-/// Resolves a webhook's host and refuses it when any of its addresses is
-/// one no webhook may reach.
+/// Why a host may not receive webhooks, or why it could not be resolved.
+#[derive(Debug, thiserror::Error)]
+enum Unreachable {
+    #[error("{host} resolves to {address}, a private or reserved address")]
+    Private { host: String, address: IpAddr },
+    #[error("{host} does not resolve: {cause}")]
+    Unresolved { host: String, cause: std::io::Error },
+}
+
+/// The addresses `host` resolves to; refused when any of them is one no
+/// webhook may reach (unless private addresses are allowed).
+async fn resolve_checked(host: &str, allow_private: bool) -> Result<Vec<SocketAddr>, Unreachable> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|cause| Unreachable::Unresolved {
+            host: host.to_owned(),
+            cause,
+        })?
+        .collect();
+    if !allow_private {
+        if let Some(bad) = addresses
+            .iter()
+            .find(|a| webhook::forbidden_address(a.ip()))
+        {
+            return Err(Unreachable::Private {
+                host: host.to_owned(),
+                address: bad.ip(),
+            });
+        }
+    }
+    Ok(addresses)
+}
+
+/// How long a URL's check at registration waits for its host to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// At registration: a URL whose host name resolves to an address no
+/// webhook may reach is refused. A name that does not resolve (yet) is
+/// accepted: every attempt checks again, and fails until it resolves to
+/// public addresses only.
+pub async fn check_resolves(url: &str, limits: &WebhookLimits) -> Result<(), Invalid> {
+    let parsed = webhook::check_url(url, limits)?;
+    let Some(host) = parsed.domain().filter(|_| !limits.allow_private) else {
+        return Ok(());
+    };
+    match tokio::time::timeout(RESOLVE_TIMEOUT, resolve_checked(host, false)).await {
+        Ok(Err(refused @ Unreachable::Private { .. })) => {
+            Err(Invalid::value_error(&refused.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The client's resolver: connections go only to the addresses it
+/// checked.
 struct CheckedResolver {
     allow_private: bool,
 }
@@ -97,22 +151,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !allow_private {
-                if let Some(bad) = addresses
-                    .iter()
-                    .find(|a| webhook::forbidden_address(a.ip()))
-                {
-                    let refused: Box<dyn std::error::Error + Send + Sync> = format!(
-                        "{host} resolves to {}, a private or reserved address",
-                        bad.ip()
-                    )
-                    .into();
-                    return Err(refused);
-                }
-            }
+            let addresses = resolve_checked(name.as_str(), allow_private).await?;
             let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
             Ok(addresses)
         })
@@ -277,5 +316,43 @@ pub async fn run(
         }
         rounds = (rounds + 1) % PURGE_EVERY;
         done.send_modify(|n| *n += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_unless_private_addresses_are_allowed() {
+        let refused = resolve_checked("localhost", false).await;
+        assert!(
+            matches!(refused, Err(Unreachable::Private { .. })),
+            "{refused:?}"
+        );
+        let allowed = resolve_checked("localhost", true).await;
+        assert!(allowed.is_ok_and(|a| a.iter().all(|a| a.ip().is_loopback())));
+    }
+
+    #[tokio::test]
+    async fn the_client_refuses_to_connect_to_a_name_that_resolves_to_loopback() {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(CheckedResolver {
+                allow_private: false,
+            }))
+            .no_proxy()
+            .build();
+        let Ok(client) = client else {
+            panic!("client builds");
+        };
+        let sent = client.get("http://localhost:9/").send().await;
+        let Err(e) = sent else {
+            panic!("connected to loopback");
+        };
+        assert!(
+            describe(&e).contains("private or reserved"),
+            "{}",
+            describe(&e)
+        );
     }
 }

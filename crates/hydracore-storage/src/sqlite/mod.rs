@@ -551,7 +551,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// A read first: only an endpoint behind makes a write.
     async fn enqueue_deliveries(&self, limit: u32) -> Result<u64, StoreError> {
+        if !self.reader.read(webhooks::any_behind).await? {
+            return Ok(0);
+        }
         let now = Timestamp::now();
         self.writer
             .write(move |conn| webhooks::enqueue(conn, limit, now))
@@ -564,6 +568,10 @@ impl Store for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
+        // A read first: only a due delivery makes a write.
+        if limit == 0 || !self.reader.read(move |c| webhooks::any_due(c, now)).await? {
+            return Ok(Vec::new());
+        }
         self.writer
             .write(move |conn| webhooks::claim(conn, now, lease_until, limit))
             .await

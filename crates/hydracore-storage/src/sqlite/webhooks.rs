@@ -161,6 +161,29 @@ pub fn retry(
         .transpose()
 }
 
+/// On a reader: whether an enabled endpoint has events past its cursor,
+/// so that an idle worker does not queue empty writes (each a commit).
+pub fn any_behind(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints AS w \
+             WHERE w.disabled_at IS NULL AND EXISTS ( \
+                 SELECT 1 FROM events AS e WHERE e.tenant_id = w.tenant_id \
+                 AND e.id > w.cursor_seq))",
+        )?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// On a reader: whether a pending delivery is due at `now`.
+pub fn any_due(conn: &Connection, now: Timestamp) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= ?1)",
+        )?
+        .query_row(params![now.unix_micros()], |row| row.get(0))?)
+}
+
 /// On the writer: every enabled endpoint's events past its cursor, up to
 /// `limit` each, into deliveries, and each cursor past them.
 pub fn enqueue(conn: &Connection, limit: u32, now: Timestamp) -> Result<u64> {

@@ -6,11 +6,14 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use hydracore_domain::loc;
 use hydracore_domain::validation::query::QueryReader;
-use hydracore_domain::webhook::{Delivery, NewWebhook, Webhook, WebhookPatch};
+use hydracore_domain::validation::ValidationErrors;
+use hydracore_domain::webhook::{Delivery, NewWebhook, Webhook, WebhookLimits, WebhookPatch};
 use hydracore_storage::webhooks::WithSecret;
 use rand::RngCore;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -125,6 +128,17 @@ pub struct DeliveryParams {
     limit: Option<i64>,
 }
 
+/// A 422 at `["body", "url"]` when the URL's host resolves to an address
+/// no webhook may reach.
+async fn resolves_publicly(url: &str, limits: &WebhookLimits) -> Result<(), ApiError> {
+    crate::webhooks::check_resolves(url, limits)
+        .await
+        .map_err(|e| {
+            ValidationErrors::single(e.at(loc!["body", "url"], Value::String(url.to_owned())))
+                .into()
+        })
+}
+
 fn random_key() -> [u8; SECRET_BYTES] {
     let mut key = [0u8; SECRET_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut key);
@@ -149,7 +163,9 @@ async fn create(
     admin: AdminAuth<WebhooksWrite>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let new = NewWebhook::from_body(body.as_ref(), &state.webhooks.rules.limits)?;
+    let limits = &state.webhooks.rules.limits;
+    let new = NewWebhook::from_body(body.as_ref(), limits)?;
+    resolves_publicly(&new.url, limits).await?;
     let created = state
         .webhooks
         .create(admin.scope, new, &random_key())
@@ -222,7 +238,11 @@ async fn update(
     WebhookId(id): WebhookId,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Webhook>, ApiError> {
-    let patch = WebhookPatch::from_body(body.as_ref(), &state.webhooks.rules.limits)?;
+    let limits = &state.webhooks.rules.limits;
+    let patch = WebhookPatch::from_body(body.as_ref(), limits)?;
+    if let Some(url) = &patch.url {
+        resolves_publicly(url, limits).await?;
+    }
     Ok(Json(state.webhooks.update(admin.scope, id, &patch).await?))
 }
 

@@ -996,3 +996,50 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
     restarted.terminate();
     restarted.exit().await;
 }
+
+#[tokio::test]
+async fn a_url_is_checked_again_before_every_attempt() {
+    use hydracore_domain::event::EventType;
+    use hydracore_domain::webhook::{Webhook, WebhookSecret};
+    let app = TestApp::spawn_with(|s| s.webhooks.allow_private = false).await;
+    // Stored as a registration under other settings would have left it.
+    let now = hydracore_domain::Timestamp::now();
+    let webhook = Webhook {
+        id: Uuid::new_v4(),
+        url: "https://localhost:9/hook".into(),
+        event_types: vec![EventType::Created],
+        description: None,
+        enabled: true,
+        disabled_reason: None,
+        disabled_at: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = WebhookSecret::from_key(&[7; 32]).unwrap();
+    let scope = hydracore_domain::Scope::tenant(app.agent.tenant_id);
+    assert!(app
+        .store
+        .insert_webhook(scope, &webhook, &secret, 20)
+        .await
+        .unwrap());
+    app.create_workflow(&app.agent).await;
+
+    let id = webhook.id.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = deliveries(&app, &id).await;
+        if listed
+            .first()
+            .is_some_and(|d| d["attempts"].as_i64() >= Some(1) && d["last_error"].is_string())
+            || Instant::now() > deadline
+        {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed[0]["status"], json!("pending"), "{listed:?}");
+    assert_eq!(listed[0]["last_status_code"], Value::Null);
+    let error = listed[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("loopback"), "{error}");
+}
