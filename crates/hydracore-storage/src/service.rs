@@ -528,6 +528,13 @@ impl News {
         while self.0.try_recv().is_ok() {}
         heard
     }
+
+    /// Waits until this replica writes a change of any tenant since the
+    /// last wait (or this one's start), or `at_most` passes.
+    pub async fn of_any_tenant(&mut self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.0.recv()).await;
+        while self.0.try_recv().is_ok() {}
+    }
 }
 
 /// How a wait for a change ended.

@@ -121,6 +121,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Subscribed before anything runs, so that no change goes unheard.
+        let news = self.workflows.news();
         let (stop_sweeper, sweeper_stop) = watch::channel(false);
         let hearing = {
             let (workflows, stop) = (self.workflows.clone(), sweeper_stop.clone());
@@ -138,6 +140,7 @@ impl App {
         let delivering = tokio::spawn(webhooks::run(
             self.deliverer,
             self.delivery_interval,
+            news,
             delivery_stop,
             self.delivery_rounds,
         ));

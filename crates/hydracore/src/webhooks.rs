@@ -19,7 +19,7 @@ use hydracore_domain::validation::Invalid;
 use hydracore_domain::webhook::{self, WebhookLimits, WebhookSecret};
 use hydracore_domain::Timestamp;
 use hydracore_storage::webhooks::{DeliveryRules, DueDelivery};
-use hydracore_storage::{StoreError, Webhooks};
+use hydracore_storage::{News, StoreError, Webhooks};
 use rand::Rng;
 use tokio::sync::watch;
 
@@ -85,8 +85,8 @@ const BATCH: u32 = 100;
 /// Rounds per tick at most, so that a backlog does not keep the worker
 /// from noticing a shutdown.
 const MAX_ROUNDS: usize = 50;
-/// Rounds between two purges of old deliveries.
-const PURGE_EVERY: u32 = 60;
+/// How often old deliveries are purged; no hurry.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why a host may not receive webhooks, or why it could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -289,32 +289,31 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Delivers every `interval` until `stop` turns true, counting finished
-/// rounds in `done` (tests wait on it instead of sleeping).
+/// Delivers when this replica writes a change (`news`), and every
+/// `interval` for the other replicas' changes and the retries that came
+/// due, until `stop` turns true; counts finished rounds in `done`.
 pub async fn run(
     deliverer: Deliverer,
     interval: Duration,
+    mut news: News,
     mut stop: watch::Receiver<bool>,
     done: watch::Sender<u64>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rounds: u32 = 0;
+    let mut purged: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            () = news.of_any_tenant(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
         if let Err(e) = deliverer.deliver_due().await {
             tracing::warn!(error = %e, "webhook delivery failed; retrying next round");
         }
-        // The purge is no hurry: about once a minute at the default interval.
-        if rounds == 0 {
+        if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             if let Err(e) = deliverer.purge().await {
                 tracing::warn!(error = %e, "purging old webhook deliveries failed");
             }
+            purged = Some(Instant::now());
         }
-        rounds = (rounds + 1) % PURGE_EVERY;
         done.send_modify(|n| *n += 1);
     }
 }
