@@ -231,6 +231,12 @@ impl Deliverer {
         let report = self
             .webhooks
             .judge(&due, status, error, started.elapsed(), jitter);
+        let outcome = match webhook::Answer::of(status) {
+            webhook::Answer::Delivered => "delivered",
+            webhook::Answer::Gone => "gone",
+            webhook::Answer::Failed => "failed",
+        };
+        metrics::counter!("hydracore_webhook_attempts_total", "outcome" => outcome).increment(1);
         if let Some(reason) = &report.error {
             tracing::info!(webhook = %due.webhook_id, delivery = %due.id, %reason, "webhook attempt failed");
         }

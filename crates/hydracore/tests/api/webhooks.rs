@@ -596,7 +596,7 @@ async fn a_receiver_that_fails_then_times_out_then_recovers_gets_every_event_in_
 
 #[tokio::test]
 async fn a_410_disables_the_endpoint_with_its_reason_until_it_is_enabled_again() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|s| s.metrics.token = Some("metrics-token".into())).await;
     let receiver = Receiver::start().await;
     receiver.answer(&[Answer::Status(410)], Answer::Status(200));
     let (id, _) = register(&app, &receiver.url).await;
@@ -666,6 +666,20 @@ async fn a_410_disables_the_endpoint_with_its_reason_until_it_is_enabled_again()
         )
         .await;
     assert_eq!(unknown.status, 404);
+    let metrics = app
+        .request(
+            Method::GET,
+            "/metrics",
+            Some("metrics-token"),
+            Body::None,
+            &[],
+        )
+        .await;
+    let text = metrics.body["raw"].as_str().unwrap();
+    for outcome in ["gone", "delivered"] {
+        let counter = format!(r#"hydracore_webhook_attempts_total{{outcome="{outcome}"}}"#);
+        assert!(text.contains(&counter), "missing {counter}");
+    }
 }
 
 #[tokio::test]
