@@ -529,8 +529,8 @@ impl News {
         heard
     }
 
-    /// Waits until this replica writes a change of any tenant since the
-    /// last wait (or this one's start), or `at_most` passes.
+    /// Waits until a change of any tenant was written since the last wait
+    /// (or this one's start), or `at_most` passes.
     pub async fn of_any_tenant(&mut self, at_most: Duration) {
         let _ = tokio::time::timeout(at_most, self.0.recv()).await;
         while self.0.try_recv().is_ok() {}

@@ -295,9 +295,10 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Delivers when this replica writes a change (`news`), and every
-/// `interval` for the other replicas' changes and the retries that came
-/// due, until `stop` turns true; counts finished rounds in `done`.
+/// Delivers when a change is written (`news`: this replica's, and on
+/// PostgreSQL the other replicas' too), and every `interval` for the
+/// changes of replicas that cannot tell and the retries that came due,
+/// until `stop` turns true; counts finished rounds in `done`.
 pub async fn run(
     deliverer: Deliverer,
     interval: Duration,
