@@ -68,9 +68,10 @@ async fn every_change_is_one_event_in_order_with_the_record_after_it() {
     )
     .await;
 
-    let page = app
-        .dashboard(Method::GET, "/v1/events", &admin, Body::None)
-        .await;
+    let page = settled(7, || {
+        app.dashboard(Method::GET, "/v1/events", &admin, Body::None)
+    })
+    .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(
         types(&page),
