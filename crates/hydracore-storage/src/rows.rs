@@ -98,6 +98,7 @@ pub const WORKFLOW_COLUMN_COUNT: usize = 26;
 pub const HISTORY_COLUMNS: &str =
     "seq, at, action, action_detail, actor, from_status, to_status, from_stage, to_stage, \
      principal";
+pub const HISTORY_COLUMN_COUNT: usize = 10;
 
 /// An event's columns after its id's two numbers, in the order [`event`]
 /// reads them.
@@ -183,6 +184,7 @@ mod tests {
     #[test]
     fn the_column_count_matches_the_column_list() {
         assert_eq!(WORKFLOW_COLUMNS.split(',').count(), WORKFLOW_COLUMN_COUNT);
+        assert_eq!(HISTORY_COLUMNS.split(',').count(), HISTORY_COLUMN_COUNT);
     }
 
     #[test]

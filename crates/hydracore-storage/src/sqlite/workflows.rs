@@ -16,7 +16,7 @@ use crate::filters::{
     counts_answer, push_cursor, push_event_filters, push_inbox, push_inbox_counts,
     push_list_filters, push_scope, Filter, SqliteQuery,
 };
-use crate::rows::{EVENT_COLUMNS, HISTORY_COLUMNS, WORKFLOW_COLUMNS};
+use crate::rows::{EVENT_COLUMNS, HISTORY_COLUMNS, HISTORY_COLUMN_COUNT, WORKFLOW_COLUMNS};
 use crate::{HistorySlice, InboxCount, InlineHistory, StoreError, SweepJob, WorkflowPage};
 
 pub fn get(
@@ -115,9 +115,10 @@ pub fn list_suspended(
 /// transaction would have: SQLite has one writer, and reading history on
 /// the writer thread would make every other write wait.
 ///
-/// The subquery finds the oldest entry within the byte budget from the
-/// rendered entries' sizes, which `octet_length` reads without loading the
-/// entries; only the entries kept are read.
+/// It reads the newest entries first, one pass, and stops at the byte
+/// budget: an entry is kept while the rendered entries newer than it hold
+/// less than the budget (so the newest always is), as the PostgreSQL
+/// backend's `hydracore_history_inline` keeps them.
 pub fn history_of(
     conn: &Connection,
     tenant_id: Uuid,
@@ -126,22 +127,22 @@ pub fn history_of(
     inline: InlineHistory,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {HISTORY_COLUMNS} FROM workflow_history \
-         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq >= ( \
-           SELECT min(seq) FROM ( \
-             SELECT seq, sum(octet_length(entry)) OVER (ORDER BY seq DESC) \
-                         - octet_length(entry) AS newer \
-             FROM workflow_history \
-             WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq > ?4) \
-           WHERE newer < ?5) \
-         ORDER BY seq"
+        "SELECT {HISTORY_COLUMNS}, octet_length(entry) FROM workflow_history \
+         WHERE tenant_id = ?1 AND workflow_id = ?2 AND seq <= ?3 AND seq > ?4 \
+         ORDER BY seq DESC"
     ))?;
     let oldest = version.saturating_sub(i64::from(inline.entries));
-    let mut rows = statement.query(params![tenant_id, id, version, oldest, inline.bytes])?;
+    let mut rows = statement.query(params![tenant_id, id, version, oldest])?;
     let mut entries = Vec::new();
+    let mut newer: i64 = 0;
     while let Some(row) = rows.next()? {
+        if newer >= i64::from(inline.bytes) {
+            break;
+        }
         entries.push(crate::rows::history_entry(&SqliteRow(row), 0)?);
+        newer += row.get::<_, i64>(HISTORY_COLUMN_COUNT)?;
     }
+    entries.reverse();
     Ok(entries)
 }
 

@@ -109,6 +109,10 @@ impl Writer {
         let conn = super::open_connection(path)?;
         conn.pragma_update(None, "synchronous", sync.pragma())?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // A statement that writes several rows in a transaction (a trigger,
+        // an AUTOINCREMENT key) keeps a journal to undo just itself: in
+        // memory, not in a temporary file written for every such statement.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(
             None,
             "wal_autocheckpoint",
