@@ -881,6 +881,23 @@ async fn free_port() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down() {
+    killed_while_the_receiver_is_down(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_event_is_lost_when_two_replicas_are_killed_while_the_receiver_is_down() {
+    if crate::helpers::postgres_server().is_none() {
+        println!("NOTE: two replicas need PostgreSQL (HYDRACORE_TEST_BACKEND=postgres); skipped");
+        return;
+    }
+    killed_while_the_receiver_is_down(2).await;
+}
+
+/// `replicas` servers on one database take 1,000 changes while the
+/// receiver is down, are killed, and start again; then the receiver comes
+/// up and gets every acknowledged change's event, each under one
+/// webhook-id, in order per workflow.
+async fn killed_while_the_receiver_is_down(replicas: usize) {
     use crate::cli::hydracore_json;
     use crate::helpers::TestDatabase;
     use crate::process::ServerProcess;
@@ -911,11 +928,14 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
         ("HYDRACORE_WEBHOOK_BACKOFF_MAX", "300ms"),
         ("HYDRACORE_WEBHOOK_POLL_INTERVAL", "50ms"),
     ];
-    let server = ServerProcess::start_with(&db, "warn,hydracore::cli=info", &env).await;
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        servers.push(ServerProcess::start_with(&db, "warn,hydracore::cli=info", &env).await);
+    }
     let client = reqwest::Client::new();
     let receiver_address = free_port().await;
     let created = client
-        .post(format!("{}/v1/webhooks", server.base_url))
+        .post(format!("{}/v1/webhooks", servers[0].base_url))
         .header("x-api-key", &admin)
         .json(&json!({
             "url": format!("http://{receiver_address}/hook"),
@@ -926,17 +946,23 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
         .unwrap();
     assert_eq!(created.status(), 201);
 
-    // Writers create workflows and advance each four times; every answered
-    // write is one event to deliver.
-    let url = format!(
-        "{}/internal/v1/instances/{instance_id}/workflows",
-        server.base_url
-    );
+    // Writers, spread over the replicas, create workflows and advance each
+    // four times; every answered write is one event to deliver.
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|server| {
+            format!(
+                "{}/internal/v1/instances/{instance_id}/workflows",
+                server.base_url
+            )
+        })
+        .collect();
     let (acked_tx, mut acked) = tokio::sync::watch::channel(Vec::<(String, i64)>::new());
     let acked_tx = Arc::new(acked_tx);
     let writers: Vec<_> = (0..8)
-        .map(|_| {
-            let (url, key, acked_tx) = (url.clone(), proxy.clone(), acked_tx.clone());
+        .map(|n| {
+            let (url, key, acked_tx) =
+                (urls[n % replicas].clone(), proxy.clone(), acked_tx.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 loop {
@@ -982,15 +1008,22 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
     .await
     .expect("load runs")
     .unwrap();
-    server.signal("-KILL");
+    for server in &servers {
+        server.signal("-KILL");
+    }
     for writer in writers {
         writer.await.unwrap();
     }
-    let (status, _) = server.exit().await;
-    assert!(!status.success(), "killed");
+    for server in servers {
+        let (status, _) = server.exit().await;
+        assert!(!status.success(), "killed");
+    }
     let acknowledged = acked.borrow().clone();
 
-    let restarted = ServerProcess::start_with(&db, "warn,hydracore::cli=info", &env).await;
+    let mut restarted = Vec::new();
+    for _ in 0..replicas {
+        restarted.push(ServerProcess::start_with(&db, "warn,hydracore::cli=info", &env).await);
+    }
     let receiver = Receiver::start_on(receiver_address).await;
     let started = Instant::now();
     let delivered = receiver
@@ -1014,8 +1047,9 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
         .filter(|a| !events.contains(a))
         .collect();
     println!(
-        "SIGKILL with the receiver down: {} changes answered, {} delivered after restart in {:?} \
-         ({} requests answered 200, {} distinct webhook-ids), {} lost",
+        "SIGKILL of {replicas} replica(s) with the receiver down: {} changes answered, {} \
+         delivered after restart in {:?} ({} requests answered 200, {} distinct webhook-ids), \
+         {} lost",
         acknowledged.len(),
         events.len(),
         took,
@@ -1041,8 +1075,10 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
             assert!(version > before, "{workflow}: v{version} after v{before}");
         }
     }
-    restarted.terminate();
-    restarted.exit().await;
+    for server in restarted {
+        server.terminate();
+        server.exit().await;
+    }
 }
 
 #[tokio::test]
