@@ -107,8 +107,8 @@ pub async fn measure(plan: &Plan) -> anyhow::Result<Measured> {
                 .context("a create answer without an id")?,
         );
     }
-    // Streams start after the newest event so far: they see only the
-    // measured changes.
+    // Streams start after the newest event so far, so that they see only
+    // this run's advances.
     let mut after: Option<String> = None;
     loop {
         let from = after.as_deref().map(|a| format!("&after={a}"));

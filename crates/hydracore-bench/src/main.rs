@@ -1012,7 +1012,7 @@ async fn scale_prepare(args: &ScaleArgs, store: &dyn Store) -> anyhow::Result<Sc
     prepared
 }
 
-/// What `scale_phases` measured.
+/// What `scale_phases` returns.
 struct ScaleMeasured {
     phases: Vec<Phase>,
     /// The status-filtered lists' totals.

@@ -160,6 +160,22 @@ impl NewWebhook {
             })
         })
     }
+
+    /// The endpoint this registers as `id` at `now`: enabled, never failed.
+    pub fn registered(self, id: Uuid, now: Timestamp) -> Webhook {
+        Webhook {
+            id,
+            url: self.url,
+            event_types: self.event_types,
+            description: self.description,
+            enabled: true,
+            disabled_reason: None,
+            disabled_at: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// A `PATCH /v1/webhooks/{id}` body: each field absent is left as it is.

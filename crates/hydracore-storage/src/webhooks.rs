@@ -201,18 +201,7 @@ impl Webhooks {
         let secret = WebhookSecret::from_key(key)
             .ok_or_else(|| StoreError::Config("a webhook secret needs 24 bytes or more".into()))?;
         let now = Timestamp::now();
-        let webhook = Webhook {
-            id: Uuid::now_v7(),
-            url: new.url,
-            event_types: new.event_types,
-            description: new.description,
-            enabled: true,
-            disabled_reason: None,
-            disabled_at: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let webhook = new.registered(Uuid::now_v7(), now);
         let max = self.rules.max_endpoints;
         if !self
             .store

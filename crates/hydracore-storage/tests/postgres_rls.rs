@@ -1787,24 +1787,18 @@ async fn every_table_with_a_tenant_column_forces_row_level_security() {
 #[tokio::test]
 async fn a_webhook_endpoint_is_its_tenants_alone() {
     use hydracore_domain::event::EventType;
-    use hydracore_domain::webhook::{Webhook, WebhookSecret};
+    use hydracore_domain::webhook::{NewWebhook, WebhookSecret};
     with_database_for(|url| async move {
         let store = store(&url, 2).await;
         let a = seed_tenant(store.as_ref()).await;
         let b = seed_tenant(store.as_ref()).await;
         let now = Timestamp::now();
-        let webhook = Webhook {
-            id: Uuid::new_v4(),
+        let webhook = NewWebhook {
             url: "https://hooks.example.com/in".into(),
             event_types: vec![EventType::Created],
             description: None,
-            enabled: true,
-            disabled_reason: None,
-            disabled_at: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        }
+        .registered(Uuid::new_v4(), now);
         let secret = WebhookSecret::from_key(&[9; 32]).expect("secret");
         let (a_scope, b_scope) = (Scope::tenant(a.id), Scope::tenant(b.id));
         assert!(store

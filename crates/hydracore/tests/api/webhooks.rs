@@ -220,6 +220,17 @@ async fn create_webhook(app: &TestApp, credential: &Credential, body: Value) -> 
         .await
 }
 
+/// A new workflow of the test's agent, advanced `steps` times; its id.
+async fn advanced_workflow(app: &TestApp, steps: usize) -> String {
+    let workflow = app.create_workflow(&app.agent).await;
+    for step in 0..steps {
+        let change = json!({"action": format!("step-{step}")});
+        let r = app.advance(&app.agent, &workflow, change).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    workflow
+}
+
 /// Registers `url` for every event type; returns its id and secret.
 async fn register(app: &TestApp, url: &str) -> (String, String) {
     let all = [
@@ -554,17 +565,7 @@ async fn a_receiver_that_fails_then_times_out_then_recovers_gets_every_event_in_
     let (id, _) = register(&app, &receiver.url).await;
     let mut expected = BTreeMap::new();
     for _ in 0..3 {
-        let workflow = app.create_workflow(&app.agent).await;
-        for step in 0..3 {
-            let r = app
-                .advance(
-                    &app.agent,
-                    &workflow,
-                    json!({"action": format!("step-{step}")}),
-                )
-                .await;
-            assert_eq!(r.status, 200, "{}", r.body);
-        }
+        let workflow = advanced_workflow(&app, 3).await;
         expected.insert(workflow, vec![1, 2, 3, 4]);
     }
 
@@ -1084,22 +1085,16 @@ async fn killed_while_the_receiver_is_down(replicas: usize) {
 #[tokio::test]
 async fn a_url_is_checked_again_before_every_attempt() {
     use hydracore_domain::event::EventType;
-    use hydracore_domain::webhook::{Webhook, WebhookSecret};
+    use hydracore_domain::webhook::{NewWebhook, WebhookSecret};
     let app = TestApp::spawn_with(|s| s.webhooks.allow_private = false).await;
     // Stored as a registration under other settings would have left it.
     let now = hydracore_domain::Timestamp::now();
-    let webhook = Webhook {
-        id: Uuid::new_v4(),
+    let webhook = NewWebhook {
         url: "https://localhost:9/hook".into(),
         event_types: vec![EventType::Created],
         description: None,
-        enabled: true,
-        disabled_reason: None,
-        disabled_at: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-    };
+    }
+    .registered(Uuid::new_v4(), now);
     let secret = WebhookSecret::from_key(&[7; 32]).unwrap();
     let scope = hydracore_domain::Scope::tenant(app.agent.tenant_id);
     assert!(app
@@ -1143,17 +1138,7 @@ async fn two_replicas_on_one_database_send_each_delivery_once_and_in_order() {
     register(&app, &receiver.url).await;
     let mut expected = 0;
     for _ in 0..20 {
-        let workflow = app.create_workflow(&app.agent).await;
-        for step in 0..2 {
-            let r = app
-                .advance(
-                    &app.agent,
-                    &workflow,
-                    json!({"action": format!("step-{step}")}),
-                )
-                .await;
-            assert_eq!(r.status, 200);
-        }
+        advanced_workflow(&app, 2).await;
         expected += 3;
     }
     let delivered = receiver
