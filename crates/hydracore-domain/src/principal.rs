@@ -17,6 +17,11 @@ pub enum Principal {
     User(String),
     /// The service itself (the sweeper).
     System,
+    /// Whoever opened an approval link, acting for the link's creator.
+    ApprovalLink {
+        link_id: Uuid,
+        created_by: Box<Principal>,
+    },
 }
 
 impl Principal {
@@ -26,6 +31,7 @@ impl Principal {
         match self {
             Principal::ApiKey(id) => Some(*id),
             Principal::User(sub) => Uuid::try_parse(sub).ok(),
+            Principal::ApprovalLink { created_by, .. } => created_by.approver_id(),
             Principal::Instance(_) | Principal::System => None,
         }
     }
@@ -35,12 +41,16 @@ impl Principal {
     pub fn default_actor(&self) -> String {
         match self {
             Principal::User(sub) => sub.clone(),
+            Principal::ApprovalLink { created_by, .. } => {
+                format!("{} via approval link", created_by.default_actor())
+            }
             other => other.to_string(),
         }
     }
 }
 
-/// `instance:<id>`, `api_key:<id>`, `user:<sub>` or `system`.
+/// `instance:<id>`, `api_key:<id>`, `user:<sub>`, `system`, or
+/// `approval_link:<id>:` followed by the creator's.
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -48,6 +58,42 @@ impl fmt::Display for Principal {
             Principal::ApiKey(id) => write!(f, "api_key:{id}"),
             Principal::User(sub) => write!(f, "user:{sub}"),
             Principal::System => f.write_str("system"),
+            Principal::ApprovalLink {
+                link_id,
+                created_by,
+            } => write!(f, "approval_link:{link_id}:{created_by}"),
+        }
+    }
+}
+
+/// The text [`Principal`]'s `Display` writes was not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a principal: {0:?}")]
+pub struct NotAPrincipal(String);
+
+/// Reads back what `Display` wrote.
+impl std::str::FromStr for Principal {
+    type Err = NotAPrincipal;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let refused = || NotAPrincipal(text.to_owned());
+        let id = |s: &str| Uuid::try_parse(s).map_err(|_| refused());
+        if text == "system" {
+            return Ok(Principal::System);
+        }
+        let (kind, rest) = text.split_once(':').ok_or_else(refused)?;
+        match kind {
+            "instance" => Ok(Principal::Instance(id(rest)?)),
+            "api_key" => Ok(Principal::ApiKey(id(rest)?)),
+            "user" => Ok(Principal::User(rest.to_owned())),
+            "approval_link" => {
+                let (link, creator) = rest.split_once(':').ok_or_else(refused)?;
+                Ok(Principal::ApprovalLink {
+                    link_id: id(link)?,
+                    created_by: Box::new(creator.parse()?),
+                })
+            }
+            _ => Err(refused()),
         }
     }
 }
@@ -66,6 +112,33 @@ mod tests {
         assert_eq!(Principal::ApiKey(id).to_string(), format!("api_key:{id}"));
         assert_eq!(Principal::User("ann".into()).to_string(), "user:ann");
         assert_eq!(Principal::System.to_string(), "system");
+    }
+
+    #[test]
+    fn every_principal_reads_back_from_its_text() {
+        let id = Uuid::now_v7();
+        for p in [
+            Principal::Instance(id),
+            Principal::ApiKey(id),
+            Principal::User("ann:admin".into()),
+            Principal::System,
+            Principal::ApprovalLink {
+                link_id: id,
+                created_by: Box::new(Principal::User("ann".into())),
+            },
+        ] {
+            assert_eq!(p.to_string().parse::<Principal>(), Ok(p));
+        }
+        assert!("nobody".parse::<Principal>().is_err());
+    }
+
+    #[test]
+    fn an_answer_through_an_approval_link_names_the_links_creator() {
+        let by = Principal::ApprovalLink {
+            link_id: Uuid::nil(),
+            created_by: Box::new(Principal::User("ann".into())),
+        };
+        assert_eq!(by.default_actor(), "ann via approval link");
     }
 
     #[test]

@@ -392,6 +392,44 @@ impl ListQuery {
     }
 }
 
+/// `POST /v1/workflows/{id}/approval-links`: how long the link lives, and
+/// a note shown to whoever opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApprovalLink {
+    /// Seconds.
+    pub expires_in: i64,
+    pub note: Option<String>,
+}
+
+/// An approval link's life when the request does not say.
+pub const APPROVAL_LINK_DEFAULT_SECONDS: i64 = 24 * 3600;
+
+impl NewApprovalLink {
+    /// `max_seconds`: the longest life the server allows.
+    pub fn from_json(body: Option<&Value>, max_seconds: i64) -> Result<Self, ValidationErrors> {
+        let Some(body) = body else {
+            return Ok(Self {
+                expires_in: APPROVAL_LINK_DEFAULT_SECONDS.min(max_seconds),
+                note: None,
+            });
+        };
+        let mut r = BodyReader::new(body)?;
+        let expires_in = r.optional_value("expires_in", |v| {
+            values::less_than_equal(
+                values::greater_than_equal(values::int(v)?, 60)?,
+                max_seconds,
+            )
+        });
+        let note = r.optional_value("note", text(TEXT_MAX_CHARS));
+        r.finish(|| {
+            Some(Self {
+                expires_in: expires_in.unwrap_or(APPROVAL_LINK_DEFAULT_SECONDS.min(max_seconds)),
+                note,
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,10 @@ pub enum Command {
     Advance(Box<AdvanceWorkflow>),
     Suspend(SuspendWorkflow),
     Resume(ResumeWorkflow),
-    Abort,
+    /// With the reason a person gave, kept in the history entry.
+    Abort {
+        reason: Option<String>,
+    },
     /// The sweeper's: `expires_at` has passed.
     Expire,
     /// The sweeper's: a suspension's due time has passed.
@@ -230,10 +233,13 @@ pub fn apply(
                 message,
             )
         }
-        Command::Abort => {
+        Command::Abort { reason } => {
             workflow.status = Status::Cancelled;
             end_suspension(&mut workflow);
-            ("aborted".into(), Value::Null, "Workflow aborted".to_owned())
+            let detail = reason
+                .as_ref()
+                .map_or(Value::Null, |r| json!({ "reason": r }));
+            ("aborted".into(), detail, "Workflow aborted".to_owned())
         }
         Command::Expire => {
             workflow.status = Status::Expired;
@@ -292,7 +298,7 @@ pub fn apply(
             Command::Advance(_) => EventType::Advanced,
             Command::Suspend(_) => EventType::Suspended,
             Command::Resume(_) => EventType::Resumed,
-            Command::Abort => EventType::Aborted,
+            Command::Abort { .. } => EventType::Aborted,
             Command::Expire => EventType::Expired,
             Command::Escalate => EventType::Escalated,
         },
@@ -656,7 +662,7 @@ mod tests {
                 Command::Advance(Box::new(advance("x"))),
                 suspend("s"),
                 Command::Resume(ResumeWorkflow::default()),
-                Command::Abort,
+                Command::Abort { reason: None },
             ] {
                 assert_eq!(
                     run(w.clone(), c).err(),
@@ -757,7 +763,7 @@ mod tests {
 
     #[test]
     fn abort_cancels_and_completes() {
-        let c = run(fresh(), Command::Abort).ok();
+        let c = run(fresh(), Command::Abort { reason: None }).ok();
         assert_eq!(
             c.as_ref().map(|c| c.workflow.status),
             Some(Status::Cancelled)
@@ -813,7 +819,7 @@ mod tests {
         let stale = IfMatch::Versions(vec![7]);
         let e = apply(
             fresh(),
-            &Command::Abort,
+            &Command::Abort { reason: None },
             &Principal::System,
             Some(&stale),
             now(),
@@ -823,7 +829,7 @@ mod tests {
         let current = IfMatch::Versions(vec![1]);
         assert!(apply(
             fresh(),
-            &Command::Abort,
+            &Command::Abort { reason: None },
             &Principal::System,
             Some(&current),
             now()

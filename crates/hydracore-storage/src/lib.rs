@@ -18,6 +18,7 @@ pub mod postgres;
 mod rows;
 pub mod service;
 pub mod sqlite;
+pub mod ui_tokens;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 pub use credentials::{Credential, CredentialKind, Instance, NewCredential};
 pub use error::StoreError;
 pub use service::{Acted, Inbox, News, UseCaseError, Waited, Workflows};
+pub use ui_tokens::{UiToken, UiTokenKind, UiTokens};
 pub use webhooks::{AttemptReport, DueDelivery, Webhooks};
 
 /// A status rule, as a change runs it on the stored record: the change to
@@ -467,6 +469,22 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` delivered or failed deliveries created
     /// before `before`, across tenants.
     async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+
+    /// Keeps a web page token (`ui_tokens`), in its tenant.
+    async fn insert_ui_token(&self, token: &UiToken) -> Result<(), StoreError>;
+    /// The scope's token with this hash, live or not.
+    async fn get_ui_token(&self, scope: Scope, hash: &[u8]) -> Result<Option<UiToken>, StoreError>;
+    /// Ends the token if it is live at `now`; `true` for the one call that
+    /// did, so that a single-use token is used once however many race.
+    async fn end_ui_token(
+        &self,
+        scope: Scope,
+        hash: &[u8],
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Deletes up to `limit` tokens that expired before `before`, in every
+    /// tenant.
+    async fn purge_ui_tokens(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// The JSON an entry is stored as, the same the API answers.

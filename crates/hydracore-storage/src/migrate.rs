@@ -37,6 +37,11 @@ pub const SQLITE: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../migrations/sqlite/0003_webhooks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "ui",
+        sql: include_str!("../migrations/sqlite/0004_ui.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -54,6 +59,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "webhooks",
         sql: include_str!("../migrations/postgres/0003_webhooks.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "ui",
+        sql: include_str!("../migrations/postgres/0004_ui.sql"),
     },
 ];
 

@@ -541,7 +541,7 @@ async fn a_tenant_sees_only_its_rows_and_cannot_write_anothers() {
                 .change(
                     cross,
                     b.workflow,
-                    &Command::Abort,
+                    &Command::Abort { reason: None },
                     &agent(),
                     None,
                     WithHistory::No
@@ -841,7 +841,7 @@ async fn a_replica_answers_refusals_from_the_stored_record_not_its_last_write() 
         // terminal.
         change(&b, resume(), None).await.expect("B resumes");
         change(&a, tick(), None).await.expect("A advances");
-        change(&b, Command::Abort, None).await.expect("B aborts");
+        change(&b, Command::Abort { reason: None }, None).await.expect("B aborts");
         let outcome = change(&a, tick(), None).await;
         refused(outcome, TransitionError::Terminal(Status::Cancelled));
         let stored = b
@@ -1523,9 +1523,9 @@ async fn postgres_answers_like_sqlite() {
             (second, suspend.clone()),
             (first, suspend.clone()),
             (first, suspend.clone()),
-            (first, Command::Abort),
-            (first, Command::Abort),
-            (Uuid::new_v4(), Command::Abort),
+            (first, Command::Abort { reason: None }),
+            (first, Command::Abort { reason: None }),
+            (Uuid::new_v4(), Command::Abort { reason: None }),
         ];
         let scope = Scope::tenant(tenant);
         let mut answers: [Vec<Value>; 2] = [Vec::new(), Vec::new()];

@@ -33,6 +33,7 @@ pub struct Settings {
     pub load: LoadSettings,
     pub limits: LimitSettings,
     pub webhooks: WebhookSettings,
+    pub ui: crate::ui::UiSettings,
 }
 
 /// Where `/metrics` is served: it shows the service's load and workflow
@@ -77,6 +78,7 @@ impl Settings {
                 backoff_max: Duration::from_secs(1),
                 ..WebhookSettings::default()
             },
+            ui: crate::ui::UiSettings::default(),
         }
     }
 }

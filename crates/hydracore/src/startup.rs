@@ -57,6 +57,7 @@ impl App {
                 .min(timeout.saturating_sub(Duration::from_secs(1)));
         }
         state.limits = Arc::new(crate::http::limits::Limits::new(&limits));
+        state.ui = Arc::new(settings.ui.clone());
         state.workflows = state
             .workflows
             .clone()
@@ -132,6 +133,7 @@ impl App {
         // wakes the reads waiting on this replica.
         let sweeper = tokio::spawn(sweeper::run(
             self.workflows,
+            hydracore_storage::UiTokens::new(Arc::clone(&self.store)),
             self.sweep_interval,
             sweeper_stop,
             self.sweeps,

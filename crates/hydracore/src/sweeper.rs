@@ -1,7 +1,7 @@
 //! The background sweeper: expires overdue workflows (history `expired`,
 //! actor `system`), escalates overdue decisions (history `escalated`),
 //! forgets idempotency keys past their 24 hours and events past their
-//! retention.
+//! retention, and deletes the web page's expired sessions and links.
 //!
 //! Every replica runs one; the storage backends make that safe (each
 //! workflow expires once, each due time escalates once). Work per tick is bounded so that a backlog is
@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use hydracore_storage::{StoreError, SweepJob, Workflows};
+use hydracore_domain::Timestamp;
+use hydracore_storage::{StoreError, SweepJob, UiTokens, Workflows};
 use tokio::sync::watch;
 
 /// Workflows expired or escalated per batch.
@@ -60,6 +61,7 @@ pub async fn sweep_once(workflows: &Workflows) -> Result<u64, StoreError> {
 /// sweeps in `done` (tests wait on it instead of sleeping).
 pub async fn run(
     workflows: Workflows,
+    tokens: UiTokens,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
     done: watch::Sender<u64>,
@@ -76,6 +78,9 @@ pub async fn run(
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired overdue workflows"),
             Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next tick"),
+        }
+        if let Err(e) = tokens.purge(Timestamp::now(), BATCH).await {
+            tracing::warn!(error = %e, "purging expired web page tokens failed; retrying next tick");
         }
         done.send_modify(|n| *n += 1);
     }

@@ -39,6 +39,7 @@ mod replicas;
 mod rows;
 mod session;
 pub mod tls;
+mod ui_tokens;
 mod webhooks;
 mod workflows;
 
@@ -64,7 +65,8 @@ use self::session::{Access, Mode};
 use crate::webhooks::{AttemptReport, DueDelivery};
 use crate::{
     ChangeOutcome, Changed, Credential, HistorySlice, InboxCount, InlineHistory, Instance,
-    NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, WithHistory, WorkflowPage,
+    NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, UiToken, WithHistory,
+    WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
@@ -594,6 +596,33 @@ impl Store for PgStore {
     /// In a transaction as the login, across tenants.
     async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64> {
         self.in_login_transaction(async |tx| webhooks::purge(tx, before, limit).await)
+            .await
+    }
+
+    async fn insert_ui_token(&self, token: &UiToken) -> Result<()> {
+        let scope = Scope::tenant(token.tenant_id);
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            ui_tokens::insert(tx, token).await
+        })
+        .await
+    }
+
+    async fn get_ui_token(&self, scope: Scope, hash: &[u8]) -> Result<Option<UiToken>> {
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            ui_tokens::get(tx, scope, hash).await
+        })
+        .await
+    }
+
+    async fn end_ui_token(&self, scope: Scope, hash: &[u8], now: Timestamp) -> Result<bool> {
+        self.in_transaction(Access::Scope(scope), Mode::Write, async |tx| {
+            ui_tokens::end(tx, scope, hash, now).await
+        })
+        .await
+    }
+
+    async fn purge_ui_tokens(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.in_login_transaction(async |tx| ui_tokens::purge(tx, before, limit).await)
             .await
     }
 }

@@ -12,6 +12,7 @@ mod credentials;
 mod idempotency;
 mod readers;
 mod rows;
+mod ui_tokens;
 mod webhooks;
 mod workflow_writes;
 mod workflows;
@@ -587,6 +588,42 @@ impl Store for SqliteStore {
     async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.writer
             .write(move |conn| webhooks::purge(conn, before, limit))
+            .await
+    }
+
+    async fn insert_ui_token(&self, token: &crate::UiToken) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.writer
+            .write(move |conn| ui_tokens::insert(conn, &token))
+            .await
+    }
+
+    async fn get_ui_token(
+        &self,
+        scope: Scope,
+        hash: &[u8],
+    ) -> Result<Option<crate::UiToken>, StoreError> {
+        let hash = hash.to_vec();
+        self.reader
+            .read(move |conn| ui_tokens::get(conn, scope, &hash))
+            .await
+    }
+
+    async fn end_ui_token(
+        &self,
+        scope: Scope,
+        hash: &[u8],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let hash = hash.to_vec();
+        self.writer
+            .write(move |conn| ui_tokens::end(conn, scope, &hash, now))
+            .await
+    }
+
+    async fn purge_ui_tokens(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| ui_tokens::purge(conn, before, limit))
             .await
     }
 }

@@ -146,3 +146,17 @@ pub fn token(global: &GlobalArgs, args: &TokenArgs, output: &Output) -> anyhow::
     });
     Ok(())
 }
+
+pub async fn ui_link(
+    global: &GlobalArgs,
+    args: &super::UiLinkArgs,
+    output: &Output,
+) -> anyhow::Result<()> {
+    let store = open(global).await?;
+    let (url, expires_at) =
+        crate::ui::session::sign_in_link(store, args.tenant, &args.sub, &args.public_url).await?;
+    output.emit(json!({ "url": url, "expires_at": expires_at }), || {
+        url.clone()
+    });
+    Ok(())
+}

@@ -116,6 +116,25 @@ pub enum Command {
     Keys(KeysCommand),
     /// Mint a dashboard JWT with the configured secret (for development)
     Token(TokenArgs),
+    /// Print a one-time link that signs in to the web page as a tenant admin (valid 10 minutes)
+    UiLink(UiLinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UiLinkArgs {
+    /// The tenant to sign in to
+    #[arg(long)]
+    pub tenant: Uuid,
+    /// The name history records behind what the session does
+    #[arg(long, default_value = "admin")]
+    pub sub: String,
+    /// Where users reach the server
+    #[arg(
+        long,
+        env = "HYDRACORE_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +283,18 @@ pub struct ServeArgs {
     /// How often each replica looks for new events and due webhook deliveries
     #[arg(long, env = "HYDRACORE_WEBHOOK_POLL_INTERVAL", default_value = "1s", value_parser = parse_interval)]
     pub webhook_poll_interval: Duration,
+
+    /// Where users reach the server (`https://...` behind a proxy): the base of the links it hands out; `https` marks the web page's cookies `Secure` (default: the request's Host, over http)
+    #[arg(long, env = "HYDRACORE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// How long a web page session lasts after sign-in
+    #[arg(long, env = "HYDRACORE_UI_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ui_session_ttl: Duration,
+
+    /// The longest life an approval link may be given
+    #[arg(long, env = "HYDRACORE_APPROVAL_LINK_MAX_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub approval_link_max_ttl: Duration,
 
     /// Webhook endpoints per tenant, at most
     #[arg(long, env = "HYDRACORE_WEBHOOK_MAX_ENDPOINTS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -464,6 +495,7 @@ async fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Instances(command) => admin::instances(&global, command, output).await,
         Command::Keys(command) => admin::keys(&global, command, output).await,
         Command::Token(args) => admin::token(&global, &args, output),
+        Command::UiLink(args) => admin::ui_link(&global, &args, output).await,
     }
 }
 
@@ -539,14 +571,23 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
                 .unwrap_or(usize::MAX),
             retention: args.event_retention,
         },
+        ui: crate::ui::UiSettings {
+            session_ttl: args.ui_session_ttl,
+            approval_link_max_ttl: args.approval_link_max_ttl,
+            public_url: args.public_url.clone(),
+        },
     };
     let app = crate::startup::App::build(&settings).await?;
     let base_url = format!("http://{}", app.local_addr()?);
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map_or_else(|| base_url.clone(), |u| u.trim_end_matches('/').to_owned());
     if args.demo {
         let secret = demo_secret.context(
             "serve --demo mints an HS256 admin JWT; it cannot with only a public key configured",
         )?;
-        let demo = crate::demo::seed(app.store().as_ref(), &secret).await?;
+        let demo = crate::demo::seed(app.store(), &secret, &public_url).await?;
         output.emit(demo.to_json(&base_url), || demo.to_text(&base_url));
     }
     tracing::info!(address = %base_url, "listening");

@@ -215,7 +215,7 @@ async fn abort(
         &state,
         &admin,
         id,
-        Command::Abort,
+        Command::Abort { reason: None },
         (if_match, idempotent),
         prefer,
     )

@@ -71,7 +71,7 @@ async fn tenant_events(
     headers: HeaderMap,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    events(state, admin.scope, &headers, &pairs).await
+    stream_or_page(state, admin.scope, &headers, &pairs).await
 }
 
 /// List or Stream the Instance's Events
@@ -96,10 +96,12 @@ async fn instance_events(
     headers: HeaderMap,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    events(state, agent.scope, &headers, &pairs).await
+    stream_or_page(state, agent.scope, &headers, &pairs).await
 }
 
-async fn events(
+/// The scope's events after the query's point: a stream when the client
+/// accepts `text/event-stream`, else a page of JSON.
+pub(crate) async fn stream_or_page(
     state: AppState,
     scope: Scope,
     headers: &HeaderMap,

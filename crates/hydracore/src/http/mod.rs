@@ -1,11 +1,12 @@
 //! The HTTP layer: routes, extractors, error mapping. Handlers parse with
 //! the domain crate and call the [`Store`]; they hold no rules of their own.
 
+mod approval_links;
 pub mod auth;
 mod dashboard;
 mod decisions;
 pub mod error;
-mod events;
+pub(crate) mod events;
 pub mod extract;
 mod internal;
 pub mod limits;
@@ -23,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hydracore_storage::{Store, Webhooks, Workflows};
+use hydracore_storage::{Store, UiTokens, Webhooks, Workflows};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub workflows: Workflows,
     /// The webhook routes' use cases.
     pub webhooks: Webhooks,
+    /// The web page's sessions and links.
+    pub ui_tokens: UiTokens,
+    pub ui: Arc<crate::ui::UiSettings>,
     /// The store itself, for credentials, readiness and metrics.
     pub store: Arc<dyn Store>,
     /// `None` when no JWT key is configured: the dashboard takes API keys only.
@@ -64,6 +68,8 @@ impl AppState {
                 Arc::clone(&store),
                 crate::webhooks::WebhookSettings::default().rules(),
             ),
+            ui_tokens: UiTokens::new(Arc::clone(&store)),
+            ui: Arc::default(),
             store,
             jwt: jwt.map(Arc::new),
             status_counts: Arc::default(),
@@ -89,6 +95,7 @@ fn parts() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(internal::routes())
         .merge(dashboard::routes())
         .merge(decisions::routes())
+        .merge(approval_links::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(ops::routes())
@@ -134,6 +141,7 @@ pub fn router(state: AppState, load: LoadSettings) -> Router {
     let (api, probes, openapi) = parts();
     let mut routes = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
     if let Some(timeout) = load.request_timeout {
         routes = routes.layer(

@@ -25,5 +25,6 @@ mod process;
 mod properties;
 mod read_and_list;
 mod suspend_resume;
+mod ui;
 mod wait;
 mod webhooks;
