@@ -61,6 +61,9 @@ pub enum Action {
     /// GET the tenant's decision counts, `/v1/decisions/summary`, with the
     /// admin JWT.
     DecisionSummary,
+    /// GET the web page's inbox, `/ui/` (its first 50 decisions and the
+    /// counts, rendered), in a session the admin JWT signed in.
+    UiInbox,
 }
 
 /// Which list a list action reads.
@@ -116,6 +119,9 @@ pub struct Worker {
     workflows_path: String,
     auth: HeaderValue,
     admin_auth: Option<HeaderValue>,
+    /// The web page's session cookie, signed in by `prepare`.
+    ui_cookie: Option<HeaderValue>,
+    base_url: String,
     mix: Vec<(u32, Action)>,
     total_weight: u32,
     pool_size: usize,
@@ -162,6 +168,8 @@ impl Worker {
             ),
             auth: bearer(&setup.agent.key)?,
             admin_auth: setup.admin_jwt.as_deref().map(bearer).transpose()?,
+            ui_cookie: None,
+            base_url: setup.base_url.trim_end_matches('/').to_owned(),
             mix: setup.mix,
             total_weight,
             pool_size: setup.pool_size,
@@ -190,6 +198,7 @@ impl Worker {
                     | Action::ListCursorWalk(ListOf::Tenant)
                     | Action::Inbox
                     | Action::DecisionSummary
+                    | Action::UiInbox
             )
         })
     }
@@ -218,6 +227,16 @@ impl Worker {
         }
         if self.uses_tenant_list() && self.admin_auth.is_none() {
             bail!("the tenant-wide list needs an admin JWT");
+        }
+        if self.uses(Action::UiInbox) {
+            let jwt = self
+                .admin_auth
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .context("the web page needs an admin JWT to sign in with")?;
+            let cookie = ui_session(&self.base_url, jwt).await?;
+            self.ui_cookie = Some(HeaderValue::from_str(&cookie)?);
         }
         Ok(())
     }
@@ -432,6 +451,14 @@ impl Worker {
                 "decisions_summary",
                 self.send_admin("/v1/decisions/summary").await,
             ),
+            Action::UiInbox => {
+                let mut call = Call::new(Method::GET, "/ui/");
+                if let Some(cookie) = &self.ui_cookie {
+                    call = call.header(http::header::COOKIE, cookie.clone());
+                }
+                let outcome = outcome_of(self.connection.send(call, &self.auth).await).0;
+                ("ui_inbox", outcome)
+            }
         }
     }
 
@@ -692,4 +719,40 @@ mod tests {
         assert_eq!(firsts, [0, WALK_PAGES as usize]);
         assert_eq!(queries[WALK_PAGES as usize - 1], "cursor=c99&per_page=100");
     }
+}
+
+/// Signs in to the web page with the admin `jwt` as a browser does (the
+/// sign-in form's token, then the form); answers the session's `Cookie`.
+async fn ui_session(base_url: &str, jwt: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let form = client.get(format!("{base_url}/ui/sign-in")).send().await?;
+    let form_cookie = cookie_named(&form, "hydracore_sign_in")?;
+    let html = form.text().await?;
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .context("no form token on the sign-in page")?
+        + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').unwrap_or(0)];
+    let signed_in = client
+        .post(format!("{base_url}/ui/sign-in"))
+        .header(http::header::COOKIE, form_cookie)
+        .form(&[("csrf", csrf), ("credential", jwt)])
+        .send()
+        .await?;
+    cookie_named(&signed_in, "hydracore_session")
+}
+
+fn cookie_named(response: &reqwest::Response, name: &str) -> anyhow::Result<String> {
+    response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+        .with_context(|| format!("no {name} cookie (status {})", response.status()))
 }

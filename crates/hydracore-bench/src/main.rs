@@ -1107,7 +1107,7 @@ async fn scale_phases(
     };
     if admin_jwt.is_some() && prepared.decisions > 0 {
         args.output.say(&format!(
-            "inbox and decisions_summary: the tenant's {} suspended decisions",
+            "inbox, decisions_summary and ui_inbox: the tenant's {} suspended decisions",
             prepared.decisions
         ));
         cases.push((
@@ -1120,9 +1120,13 @@ async fn scale_phases(
                 .map(|i| setup(i, Action::DecisionSummary, None))
                 .collect(),
         ));
+        cases.push((
+            "ui_inbox".into(),
+            (0..n).map(|i| setup(i, Action::UiInbox, None)).collect(),
+        ));
     } else {
         args.output.say(
-            "inbox and decisions_summary: skipped (they need an admin JWT and --decisions > 0)",
+            "inbox, decisions_summary and ui_inbox: skipped (they need an admin JWT and --decisions > 0)",
         );
     }
     cases.push((

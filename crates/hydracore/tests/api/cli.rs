@@ -159,6 +159,39 @@ async fn migrate_reports_an_up_to_date_schema() {
     );
 }
 
+#[tokio::test]
+async fn ui_link_prints_a_link_that_signs_in_to_the_running_server_once() {
+    let app = TestApp::spawn().await;
+    let tenant = app.agent.tenant_id.to_string();
+    let link = hydracore_json(
+        &app.database_url,
+        &[
+            "ui-link",
+            "--tenant",
+            &tenant,
+            "--public-url",
+            &app.base_url,
+        ],
+    );
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/ui/sign-in/", app.base_url)),
+        "{url}"
+    );
+    assert!(link["expires_at"].is_string());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let used = client.post(&url).send().await.unwrap();
+    assert_eq!(used.status(), 303);
+    assert!(used.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("hydracore_session="));
+    assert_eq!(client.post(&url).send().await.unwrap().status(), 410);
+}
+
 #[test]
 fn every_command_documents_itself() {
     for args in [
@@ -174,6 +207,7 @@ fn every_command_documents_itself() {
         vec!["keys", "list", "--help"],
         vec!["keys", "revoke", "--help"],
         vec!["token", "--help"],
+        vec!["ui-link", "--help"],
     ] {
         let out = hydracore("sqlite:unused.db", &args);
         assert!(out.status.success(), "{args:?}");

@@ -646,3 +646,40 @@ async fn an_approval_link_dies_with_its_suspension_and_is_only_made_for_one() {
         StatusCode::GONE
     );
 }
+
+#[tokio::test]
+async fn the_page_hears_its_tenants_events_in_its_session() {
+    let app = TestApp::spawn().await;
+    let browser = admin_browser(&app, "ann").await;
+    let cookie: Vec<String> = browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut stream = browser
+        .client
+        .get(format!("{}/ui/events", app.base_url))
+        .header("cookie", cookie.join("; "))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let id = app.create_workflow(&app.agent).await;
+    let mut seen = String::new();
+    while !seen.contains(&id) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: workflow.created"));
+    let signed_out = Browser::new(&app).get("/ui/events").await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+}
