@@ -116,6 +116,16 @@ pub enum Command {
     Keys(KeysCommand),
     /// Mint a dashboard JWT with the configured secret (for development)
     Token(TokenArgs),
+    /// Serve MCP on stdin/stdout for a local agent host, relaying to a
+    /// running server with the proxy key in HYDRACORE_PROXY_KEY
+    Mcp(McpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The running server's URL, e.g. http://127.0.0.1:8080
+    #[arg(long, env = "HYDRACORE_SERVER")]
+    pub server: String,
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +474,13 @@ async fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Instances(command) => admin::instances(&global, command, output).await,
         Command::Keys(command) => admin::keys(&global, command, output).await,
         Command::Token(args) => admin::token(&global, &args, output),
+        Command::Mcp(args) => {
+            // From the environment only: a flag would show the key to
+            // anyone who can list processes.
+            let key = std::env::var("HYDRACORE_PROXY_KEY")
+                .context("set HYDRACORE_PROXY_KEY to the instance's proxy key (hcp_...)")?;
+            crate::mcp::stdio::run(&args.server, &key).await
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod ops;
-mod respond;
+pub(crate) mod respond;
 mod webhooks;
 
 use std::sync::Arc;
@@ -133,6 +133,7 @@ pub fn router(state: AppState, load: LoadSettings) -> Router {
     metrics::recorder();
     let (api, probes, openapi) = parts();
     let mut routes = api
+        .merge(crate::mcp::http::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
     if let Some(timeout) = load.request_timeout {
