@@ -381,7 +381,7 @@ async fn ask_human(
     // The same question at the same version is the same request: a retry
     // gets the first answer instead of a 409 "already suspended". Asking
     // again after an answer is another version, so another request.
-    let request = json!({"expected_version": expected_version, "body": body});
+    let request = json!({"workflow_id": id, "expected_version": expected_version, "body": body});
     let key = derived_key("ask", &idempotency::fingerprint(&request))?;
     let idempotent = Idempotent::action(key, "suspend", id, &request);
     let acted = state
