@@ -12,6 +12,8 @@
 //!     npm ci --prefix crates/hydracore/tests/mcp
 //!
 //! and run `HYDRACORE_TEST_PYTHON=target/mcp-venv/bin/python cargo test -p hydracore --test mcp_clients`.
+//! With `HYDRACORE_TEST_MCP_CLIENTS_REQUIRED` set, a client that is not
+//! installed fails the test instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -68,6 +70,13 @@ async fn run() -> ExitCode {
             "NOTE: the TypeScript MCP SDK client test was NOT run: node or its packages are \
              missing. Install them: npm ci --prefix crates/hydracore/tests/mcp"
         );
+    }
+    // CI installs both and sets this, so that a broken install fails
+    // instead of passing with a NOTE.
+    let required = std::env::var_os("HYDRACORE_TEST_MCP_CLIENTS_REQUIRED").is_some();
+    if required && !(python_ready && node_ready) {
+        println!("mcp clients: 0 passed, 1 failed (HYDRACORE_TEST_MCP_CLIENTS_REQUIRED is set)");
+        return ExitCode::FAILURE;
     }
     if suites.is_empty() {
         return ExitCode::SUCCESS;
