@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hydracore_domain::idempotency::{self, IdempotencyKey};
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::request::{AdvanceWorkflow, CreateWorkflow, ListQuery, SuspendWorkflow};
-use hydracore_domain::transition::{Command, TransitionError};
+use hydracore_domain::transition::Command;
 use hydracore_domain::validation::{values, FieldError, Invalid, ValidationErrors};
 use hydracore_domain::{loc, HistoryEntry, Status, Workflow};
 use hydracore_storage::service::Idempotent;
@@ -141,7 +141,8 @@ pub static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
              `workflow_state`), or {\"status\": \"waiting\"} when none came within \
              `timeout_seconds`: then do other work or call again later; the question stays \
              open, durably, for as long as it takes. {\"status\": \"closed\"} means the \
-             workflow ended without an answer (cancelled or expired).",
+             workflow ended without an answer (cancelled or expired); {\"status\": \
+             \"not_asked\"} that there is no question to wait for.",
             ObjectSchema::of::<OnWorkflow>().with::<Timeout>(),
             annotations(true, true),
         ),
@@ -465,7 +466,12 @@ async fn wait_for_human(
 fn outcome(workflow: &Workflow) -> Result<Value, ApiError> {
     let ended = workflow.history.iter().rev().find(|e| ended_suspension(e));
     let Some(entry) = ended else {
-        return Err(TransitionError::NotSuspended(workflow.status).into());
+        return Ok(json!({
+            "status": "not_asked",
+            "detail": "The workflow has no question for a person: call ask_human first",
+            "workflow_status": workflow.status,
+            "version": workflow.version,
+        }));
     };
     if entry.action == "resumed" {
         return Ok(json!({

@@ -239,6 +239,8 @@ async fn wait_for_human_answers_waiting_then_the_persons_answer() {
     let app = TestApp::spawn().await;
     let agent = &app.agent;
     let id = ok(&app, agent, "create_workflow", new_workflow()).await["id"].clone();
+    let unasked = ok(&app, agent, "wait_for_human", json!({"workflow_id": id})).await;
+    assert_eq!(unasked["status"], "not_asked");
     let schema = json!({"type": "object", "required": ["approved"],
                         "properties": {"approved": {"type": "boolean"}}});
     ok(
@@ -307,4 +309,74 @@ async fn another_instances_key_sees_none_of_it() {
         .expect("text");
     let record: Value = serde_json::from_str(text).expect("record");
     assert_eq!(record["id"], id);
+}
+
+/// `hydracore mcp` with `key`, relaying to `app`.
+fn stdio_relay(app: &TestApp, key: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_hydracore"))
+        .args(["mcp", "--server", &app.base_url])
+        .env("HYDRACORE_PROXY_KEY", key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hydracore mcp starts")
+}
+
+#[tokio::test]
+async fn the_stdio_command_relays_to_the_running_server() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let app = TestApp::spawn().await;
+    let mut relay = stdio_relay(&app, &app.agent.key);
+    let mut stdin = relay.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(relay.stdout.take().expect("stdout")).lines();
+    let messages = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "create_workflow", "arguments": new_workflow()}}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "get_workflow", "arguments": {"workflow_id": "nope"}}}),
+    ];
+    for message in messages {
+        stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .expect("written");
+    }
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 3 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("an answer in time")
+            .expect("read")
+            .expect("a line");
+        let answer: Value = serde_json::from_str(&line).expect("JSON-RPC");
+        answers.insert(answer["id"].as_i64().expect("id"), answer);
+    }
+    assert_eq!(answers[&1]["result"]["serverInfo"]["name"], "hydracore");
+    let created = &answers[&2]["result"]["structuredContent"];
+    assert_eq!(created["instance_id"], json!(app.agent.instance_id));
+    assert_eq!(app.total(&app.agent, "").await, 1);
+    let refused = &answers[&3]["result"];
+    assert_eq!(refused["isError"], true);
+    assert_eq!(refused["structuredContent"]["status"], 422);
+}
+
+#[tokio::test]
+async fn the_stdio_command_stops_at_once_on_a_wrong_key() {
+    let app = TestApp::spawn().await;
+    let relay = stdio_relay(&app, "hcp_not_a_key");
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), relay.wait_with_output())
+        .await
+        .expect("it stops")
+        .expect("output");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "stdout is MCP's only");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
 }
