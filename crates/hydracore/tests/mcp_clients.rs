@@ -75,7 +75,8 @@ async fn run() -> ExitCode {
     // instead of passing with a NOTE.
     let required = std::env::var_os("HYDRACORE_TEST_MCP_CLIENTS_REQUIRED").is_some();
     if required && !(python_ready && node_ready) {
-        println!("mcp clients: 0 passed, 1 failed (HYDRACORE_TEST_MCP_CLIENTS_REQUIRED is set)");
+        println!("NOTE: HYDRACORE_TEST_MCP_CLIENTS_REQUIRED is set, but a client is not installed");
+        println!("mcp_clients: 0 passed, 1 failed");
         return ExitCode::FAILURE;
     }
     if suites.is_empty() {
@@ -125,7 +126,7 @@ async fn run() -> ExitCode {
     }
     drop(stop);
     let _ = serving.await;
-    println!("mcp clients: {passed} passed, {failed} failed");
+    println!("mcp_clients: {passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
