@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod mcp;
 pub mod provision;
 pub mod startup;
 pub mod sweeper;

@@ -118,6 +118,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a one-time link that signs in to the web page as a tenant admin (valid 10 minutes)
     UiLink(UiLinkArgs),
+    /// Serve MCP on stdin/stdout for a local agent host, relaying to a
+    /// running server with the proxy key in HYDRACORE_PROXY_KEY
+    Mcp(McpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +138,13 @@ pub struct UiLinkArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub public_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The running server's URL, e.g. http://127.0.0.1:8080
+    #[arg(long, env = "HYDRACORE_SERVER")]
+    pub server: String,
 }
 
 #[derive(Debug, Args)]
@@ -496,6 +506,13 @@ async fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Keys(command) => admin::keys(&global, command, output).await,
         Command::Token(args) => admin::token(&global, &args, output),
         Command::UiLink(args) => admin::ui_link(&global, &args, output).await,
+        Command::Mcp(args) => {
+            // From the environment only: a flag would show the key to
+            // anyone who can list processes.
+            let key = std::env::var("HYDRACORE_PROXY_KEY")
+                .context("set HYDRACORE_PROXY_KEY to the instance's proxy key (hcp_...)")?;
+            crate::mcp::stdio::run(&args.server, &key).await
+        }
     }
 }
 

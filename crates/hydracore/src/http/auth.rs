@@ -37,37 +37,73 @@ impl FromRequestParts<AppState> for ProxyAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = client_address(parts, state);
-        state.limits.check_address(address)?;
-        let Some(token) = bearer_token(parts) else {
-            tracing::debug!("no bearer token");
-            state.limits.failed(address);
-            return Err(ApiError::Unauthorized("Not authenticated"));
-        };
-        let credential = find_live_credential(state, token, CredentialKind::Proxy)
-            .await
-            .inspect_err(|e| {
-                // Only a refused key counts, not a database that is away.
-                if matches!(e, ApiError::Unauthorized(_)) {
-                    state.limits.failed(address);
-                }
-            })?;
-        let instance_id = path_uuid(parts, state, "instance_id").await?;
-        if credential.instance_id != Some(instance_id) {
-            tracing::debug!(credential = %credential.id, %instance_id, "proxy key of another instance");
-            state.limits.failed(address);
-            return Err(ApiError::Forbidden(
-                "This key is not valid for this instance",
-            ));
-        }
-        state.limits.admit(credential.tenant_id, || {
-            Principal::Instance(instance_id).to_string()
-        })?;
-        Ok(ProxyAuth {
-            scope: Scope::instance(credential.tenant_id, instance_id).by_key(credential.id),
-            instance_id,
-        })
+        authenticate_proxy(parts, state, KeyScope::PathInstance).await
     }
+}
+
+/// The agent runtime by its proxy key alone, where no path names an
+/// instance (`/mcp`): the key's instance is the scope.
+#[derive(Debug, Clone)]
+pub struct ProxyKeyAuth(pub ProxyAuth);
+
+impl FromRequestParts<AppState> for ProxyKeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate_proxy(parts, state, KeyScope::KeyInstance)
+            .await
+            .map(ProxyKeyAuth)
+    }
+}
+
+/// Which instance a proxy key must belong to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyScope {
+    /// The path's `{instance_id}`, else 403.
+    PathInstance,
+    /// Its own.
+    KeyInstance,
+}
+
+async fn authenticate_proxy(
+    parts: &mut Parts,
+    state: &AppState,
+    key_scope: KeyScope,
+) -> Result<ProxyAuth, ApiError> {
+    let address = client_address(parts, state);
+    state.limits.check_address(address)?;
+    let Some(token) = bearer_token(parts) else {
+        tracing::debug!("no bearer token");
+        state.limits.failed(address);
+        return Err(ApiError::Unauthorized("Not authenticated"));
+    };
+    let credential = find_live_credential(state, token, CredentialKind::Proxy)
+        .await
+        .inspect_err(|e| {
+            // Only a refused key counts, not a database that is away.
+            if matches!(e, ApiError::Unauthorized(_)) {
+                state.limits.failed(address);
+            }
+        })?;
+    let instance_id = match key_scope {
+        KeyScope::PathInstance => path_uuid(parts, state, "instance_id").await?,
+        // A proxy key always has an instance; one without would match none.
+        KeyScope::KeyInstance => credential.instance_id.unwrap_or_default(),
+    };
+    if credential.instance_id != Some(instance_id) {
+        tracing::debug!(credential = %credential.id, %instance_id, "proxy key of another instance");
+        state.limits.failed(address);
+        return Err(ApiError::Forbidden(
+            "This key is not valid for this instance",
+        ));
+    }
+    state.limits.admit(credential.tenant_id, || {
+        Principal::Instance(instance_id).to_string()
+    })?;
+    Ok(ProxyAuth {
+        scope: Scope::instance(credential.tenant_id, instance_id).by_key(credential.id),
+        instance_id,
+    })
 }
 
 /// `Authorization: Bearer <token>`, if that is what the request carries.

@@ -135,21 +135,32 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer's `detail`: the validation items, or the sentence. MCP
+    /// tool errors carry the same.
+    pub fn detail(&self) -> Value {
+        match self {
+            ApiError::Validation(errors) => json!(errors.0),
+            _ => Value::String(self.to_string()),
+        }
+    }
+
+    /// Logs what the client is not told: an unexpected failure in full, a
+    /// database away with its reason.
+    pub fn log(&self) {
+        match self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            ApiError::Unavailable(reason) => tracing::warn!(%reason, "database unavailable"),
+            _ => {}
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let body = match &self {
-            ApiError::Validation(errors) => json!({ "detail": errors.0 }),
-            ApiError::Internal(e) => {
-                tracing::error!(error = ?e, "request failed");
-                json!({ "detail": self.to_string() })
-            }
-            ApiError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                json!({ "detail": self.to_string() })
-            }
-            _ => json!({ "detail": self.to_string() }),
-        };
+        self.log();
+        let body = json!({ "detail": self.detail() });
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -13,7 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod ops;
-mod respond;
+pub(crate) mod respond;
 mod webhooks;
 
 use std::sync::Arc;
@@ -140,6 +140,7 @@ pub fn router(state: AppState, load: LoadSettings) -> Router {
     metrics::recorder();
     let (api, probes, openapi) = parts();
     let mut routes = api
+        .merge(crate::mcp::http::routes(state.clone()))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));

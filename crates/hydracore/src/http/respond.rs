@@ -1,6 +1,8 @@
 //! How records and action results are answered, honouring
 //! `Prefer: return=minimal` (RFC 7240).
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,6 +12,7 @@ use hydracore_domain::Scope;
 use hydracore_domain::{Status, Workflow};
 use hydracore_storage::{Acted, Waited, WithHistory, WorkflowPage};
 use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -103,15 +106,7 @@ pub async fn read(
     let workflow = match if_none_match {
         None => workflows.get(scope, id, WithHistory::Yes).await?,
         Some(condition) => {
-            // Waiting holds a request open: only so many at once, beyond
-            // which a read answers at once.
-            let permit = prefer
-                .wait
-                .and_then(|_| state.limits.waiting.clone().try_acquire_owned().ok());
-            let wait = match permit {
-                Some(_) => prefer.wait.unwrap_or_default().min(state.limits.max_wait),
-                None => std::time::Duration::ZERO,
-            };
+            let (wait, _permit) = wait_budget(state, prefer.wait);
             let has = |version| condition.has(version);
             match workflows
                 .wait_for_change(scope, id, has, wait, WithHistory::Yes)
@@ -127,6 +122,21 @@ pub async fn read(
     };
     let response = record(StatusCode::OK, &workflow, None, Prefer::full());
     Ok(link_history(response, &workflow, location))
+}
+
+/// How long a read that `asked` to wait may wait, and the permit it holds
+/// meanwhile. Waiting holds a request open: only so many at once
+/// (`HYDRACORE_MAX_WAITING`), beyond which a read answers at once, and
+/// none longer than `HYDRACORE_MAX_WAIT`.
+pub fn wait_budget(
+    state: &AppState,
+    asked: Option<Duration>,
+) -> (Duration, Option<OwnedSemaphorePermit>) {
+    let permit = asked.and_then(|_| state.limits.waiting.clone().try_acquire_owned().ok());
+    match (asked, &permit) {
+        (Some(asked), Some(_)) => (asked.min(state.limits.max_wait), permit),
+        _ => (Duration::ZERO, None),
+    }
 }
 
 /// The `{id, message, status}` answer of suspend, resume and abort, or 204

@@ -17,6 +17,7 @@ mod history;
 mod hostile;
 mod idempotency;
 mod limits;
+mod mcp;
 mod openapi;
 mod operations;
 mod outage;
