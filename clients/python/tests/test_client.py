@@ -202,11 +202,12 @@ def test_wait_for_resume_returns_the_resume_data_once_an_admin_answers(agent, ad
     workflow = new_workflow(agent)
     suspended = agent.suspend_workflow(workflow, "approve", assigned_to="py-tests")
     assert (suspended.status, suspended.version) == ("suspended", 2)
-    later(0.5, lambda: admin.resume_workflow(workflow.id, {"approved": True}))
+    manager = later(0.5, lambda: admin.resume_workflow(workflow.id, {"approved": True}))
     assert agent.wait_for_resume(suspended, timeout=20) == {"approved": True}
+    manager.join()
 
 
-def test_wait_for_resume_by_id_waits_through_other_changes(agent, admin):
+def test_wait_for_resume_by_id_polls_again_until_the_answer(agent, admin):
     workflow = new_workflow(agent)
     agent.suspend_workflow(workflow, "approve", assigned_to="py-tests")
 
@@ -214,8 +215,9 @@ def test_wait_for_resume_by_id_waits_through_other_changes(agent, admin):
         record = admin.get_workflow(workflow.id)
         admin.resume_workflow(record, {"n": 1})
 
-    later(1.2, answer)
+    manager = later(1.2, answer)
     assert agent.wait_for_resume(workflow.id, timeout=20, poll=1) == {"n": 1}
+    manager.join()
 
 
 def test_wait_for_resume_times_out(agent):
@@ -229,9 +231,10 @@ def test_wait_for_resume_times_out(agent):
 def test_wait_for_resume_says_when_the_workflow_ends_unanswered(agent, admin):
     workflow = new_workflow(agent)
     suspended = agent.suspend_workflow(workflow, "approve", assigned_to="py-tests")
-    later(0.5, lambda: admin.abort_workflow(workflow.id))
+    manager = later(0.5, lambda: admin.abort_workflow(workflow.id))
     with pytest.raises(WorkflowClosedError) as closed:
         agent.wait_for_resume(suspended, timeout=20)
+    manager.join()
     assert closed.value.workflow.status == "cancelled"
 
 

@@ -305,7 +305,7 @@ class _AsyncBaseClient:
         workflow_id: str | None = None,
         types: list[str] | None = None,
     ) -> AsyncIterator[Event]:
-        """Every event after `after` (None: from now), as they happen.
+        """Every event after `after` (None: from the oldest kept), as they happen.
 
         Reads the Server-Sent Events stream; when the connection drops, it
         connects again with `Last-Event-ID`, so no event is missed or
