@@ -35,6 +35,7 @@ import type {
   WorkflowList,
   WorkflowType,
 } from "./models.js";
+import { webCrypto } from "./crypto.js";
 import { lines, SseParser } from "./sse.js";
 
 export const VERSION = "0.1.0";
@@ -142,6 +143,9 @@ interface Call {
   query?: Record<string, unknown>;
   body?: unknown;
   headers?: Record<string, string>;
+  /** Sends an `Idempotency-Key`: this one, or one made for this call; the same on every retry. */
+  idempotencyKey?: string | undefined;
+  keyed?: boolean;
   /** Repeating it cannot do the work twice. */
   safe: boolean;
   extraTimeoutMs?: number;
@@ -161,10 +165,6 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
       { once: true },
     );
   });
-
-function newKey(): string {
-  return globalThis.crypto.randomUUID();
-}
 
 function idOf(ref: WorkflowRef): string {
   return typeof ref === "string" ? ref : ref.id;
@@ -269,6 +269,7 @@ abstract class BaseClient {
   /** One logical call, retried as `RetryOptions` says; an error answer throws. */
   protected async send(call: Call): Promise<Response> {
     const headers: Record<string, string> = { ...this.headers, ...call.headers };
+    if (call.keyed) headers["Idempotency-Key"] = call.idempotencyKey ?? (await webCrypto()).randomUUID();
     let body: string | undefined;
     if (call.body !== undefined) {
       body = JSON.stringify(call.body);
@@ -372,7 +373,9 @@ abstract class BaseClient {
       method: "POST",
       path: `${this.workflowsPath}/${idOf(ref)}/suspend`,
       body,
-      headers: { ...ifMatch(ref, options), "Idempotency-Key": options.idempotencyKey ?? newKey() },
+      headers: ifMatch(ref, options),
+      keyed: true,
+      idempotencyKey: options.idempotencyKey,
       safe: true,
     });
   }
@@ -390,7 +393,9 @@ abstract class BaseClient {
       method: "POST",
       path: `${this.workflowsPath}/${idOf(ref)}/resume`,
       body: resumeData === undefined ? {} : { resume_data: resumeData },
-      headers: { ...ifMatch(ref, options), "Idempotency-Key": options.idempotencyKey ?? newKey() },
+      headers: ifMatch(ref, options),
+      keyed: true,
+      idempotencyKey: options.idempotencyKey,
       safe: true,
     });
   }
@@ -520,7 +525,8 @@ export class AgentClient extends BaseClient {
       method: "POST",
       path: this.workflowsPath,
       body,
-      headers: { "Idempotency-Key": options.idempotencyKey ?? newKey() },
+      keyed: true,
+      idempotencyKey: options.idempotencyKey,
       safe: true,
     });
   }
@@ -577,7 +583,9 @@ export class DashboardClient extends BaseClient {
     return this.action({
       method: "POST",
       path: `${this.workflowsPath}/${idOf(ref)}/abort`,
-      headers: { ...ifMatch(ref, options), "Idempotency-Key": options.idempotencyKey ?? newKey() },
+      headers: ifMatch(ref, options),
+      keyed: true,
+      idempotencyKey: options.idempotencyKey,
       safe: true,
     });
   }

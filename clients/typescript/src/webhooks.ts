@@ -1,6 +1,8 @@
 // Checks that a webhook delivery came from HydraCore (Standard Webhooks),
 // with the Web Crypto API of Node >= 18 and browsers.
 
+import { webCrypto } from "./crypto.js";
+
 /** How far a delivery's `webhook-timestamp` may be from now (seconds): older ones are replays. */
 export const TOLERANCE_SECONDS = 300;
 
@@ -83,7 +85,7 @@ export async function verifyWebhook(
   const signed = new Uint8Array(prefix.length + raw.length);
   signed.set(prefix);
   signed.set(raw, prefix.length);
-  const subtle = globalThis.crypto.subtle;
+  const subtle = (await webCrypto()).subtle;
   const hmac = await subtle.importKey("raw", key as BufferSource, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const expected = toBase64(new Uint8Array(await subtle.sign("HMAC", hmac, signed as BufferSource)));
   for (const signature of signatures.split(" ")) {
