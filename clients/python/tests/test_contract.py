@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import hydracore
 from hydracore._operations import NOT_COVERED, OPERATIONS
 
@@ -52,3 +54,11 @@ def test_the_version_is_the_workspace_version():
     cargo = (REPO / "Cargo.toml").read_text()
     assert f'version = "{hydracore.__version__}"' in cargo
     assert f'version = "{hydracore.__version__}"' in (REPO / "clients/python/pyproject.toml").read_text()
+
+
+def test_the_package_type_checks_strictly():
+    mypy = pytest.importorskip("mypy.api")
+    out, err, status = mypy.run(
+        ["--strict", "--python-version", "3.10", "--no-incremental", str(REPO / "clients/python/src/hydracore")]
+    )
+    assert status == 0, out + err

@@ -12,13 +12,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ._common import (
     TERMINAL,
     UNSET,
+    Params,
     USER_AGENT,
     Retry,
     SSEParser,
@@ -62,6 +63,8 @@ STREAM_READ_TIMEOUT = 45.0
 
 Timestamp = datetime | str
 
+_Client = TypeVar("_Client", bound="_AsyncBaseClient")
+
 
 class _AsyncBaseClient:
     """What both APIs share: reads, suspend and resume, events, the waits."""
@@ -86,7 +89,7 @@ class _AsyncBaseClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"User-Agent": USER_AGENT, **headers}
 
-    async def __aenter__(self):
+    async def __aenter__(self: _Client) -> _Client:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,7 +105,7 @@ class _AsyncBaseClient:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str]] | None = None,
+        params: Params | None = None,
         body: Any = UNSET,
         headers: dict[str, str] | None = None,
         safe: bool = False,
@@ -142,12 +145,14 @@ class _AsyncBaseClient:
     async def healthz(self) -> dict[str, Any]:
         """`GET /healthz`: the process answers."""
         response = await self._send("GET", "/healthz", safe=True)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     async def readyz(self) -> dict[str, Any]:
         """`GET /readyz`: the process and its database answer (503 raises)."""
         response = await self._send("GET", "/readyz", safe=True)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     # Workflows.
 
@@ -258,10 +263,10 @@ class _AsyncBaseClient:
         version = getattr(workflow_ref, "version", None)
         deadline = None if timeout is None else time.monotonic() + timeout
         if version is None:
-            record = await self.get_workflow(target)
-            if record.status != "suspended":
-                raise NotSuspendedError(f"workflow {target} is {record.status}, not suspended")
-            version = record.version
+            current = await self.get_workflow(target)
+            if current.status != "suspended":
+                raise NotSuspendedError(f"workflow {target} is {current.status}, not suspended")
+            version = current.version
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

@@ -57,7 +57,7 @@ class Retry:
         after = _retry_after(response.headers) if response is not None else None
         if after is not None:
             return min(after, self.max_retry_after)
-        base = min(self.backoff * (2**attempt), self.max_backoff)
+        base: float = min(self.backoff * 2.0**attempt, self.max_backoff)
         return base * (0.5 + random.random() / 2)
 
 
@@ -149,9 +149,12 @@ def workflow_id(record: Any) -> str:
     return str(record.id)
 
 
-def params_of(**values: Any) -> list[tuple[str, str]]:
+Params = list[tuple[str, str | int | float | bool | None]]
+
+
+def params_of(**values: Any) -> Params:
     """Query parameters; lists repeat the name, None is left out."""
-    out: list[tuple[str, str]] = []
+    out: Params = []
     for name, value in values.items():
         if value is None:
             continue

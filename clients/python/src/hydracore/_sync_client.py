@@ -10,13 +10,14 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ._common import (
     TERMINAL,
     UNSET,
+    Params,
     USER_AGENT,
     Retry,
     SSEParser,
@@ -60,6 +61,8 @@ STREAM_READ_TIMEOUT = 45.0
 
 Timestamp = datetime | str
 
+_Client = TypeVar("_Client", bound="_BaseClient")
+
 
 class _BaseClient:
     """What both APIs share: reads, suspend and resume, events, the waits."""
@@ -84,7 +87,7 @@ class _BaseClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"User-Agent": USER_AGENT, **headers}
 
-    def __enter__(self):
+    def __enter__(self: _Client) -> _Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -100,7 +103,7 @@ class _BaseClient:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str]] | None = None,
+        params: Params | None = None,
         body: Any = UNSET,
         headers: dict[str, str] | None = None,
         safe: bool = False,
@@ -140,12 +143,14 @@ class _BaseClient:
     def healthz(self) -> dict[str, Any]:
         """`GET /healthz`: the process answers."""
         response = self._send("GET", "/healthz", safe=True)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def readyz(self) -> dict[str, Any]:
         """`GET /readyz`: the process and its database answer (503 raises)."""
         response = self._send("GET", "/readyz", safe=True)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     # Workflows.
 
@@ -256,10 +261,10 @@ class _BaseClient:
         version = getattr(workflow_ref, "version", None)
         deadline = None if timeout is None else time.monotonic() + timeout
         if version is None:
-            record = self.get_workflow(target)
-            if record.status != "suspended":
-                raise NotSuspendedError(f"workflow {target} is {record.status}, not suspended")
-            version = record.version
+            current = self.get_workflow(target)
+            if current.status != "suspended":
+                raise NotSuspendedError(f"workflow {target} is {current.status}, not suspended")
+            version = current.version
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
