@@ -1,12 +1,14 @@
 """The async clients: the same calls, awaited."""
 
 import asyncio
+import uuid
 
+import httpx
 import pytest
 
-from hydracore import AsyncAgentClient, AsyncDashboardClient, ConflictError
+from hydracore import AsyncAgentClient, AsyncDashboardClient, ConflictError, Retry
 
-from .test_client import CUSTOMER
+from .test_client import CUSTOMER, Cutter
 
 pytestmark = pytest.mark.anyio
 
@@ -49,3 +51,55 @@ async def test_an_async_agent_waits_for_an_async_admin(server):
             "workflow.resumed",
             "workflow.completed",
         ]
+
+
+class AsyncFaults(httpx.AsyncBaseTransport):
+    """The first request passes on to the server, and its answer is lost (503)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers.get("idempotency-key", ""))
+        response = await self.inner.handle_async_request(request)
+        if len(self.keys) == 1:
+            await response.aread()
+            await response.aclose()
+            return httpx.Response(503, headers={"Retry-After": "0"}, json={"detail": "lost"})
+        return response
+
+
+async def test_an_async_create_whose_answer_was_lost_makes_one_workflow(server):
+    faults = AsyncFaults()
+    reference = f"async-lost-{uuid.uuid4()}"
+    async with AsyncAgentClient(
+        server.url,
+        server.demo["proxy_key"],
+        server.demo["instance_id"],
+        http_client=httpx.AsyncClient(transport=faults),
+    ) as agent:
+        created = await agent.create_workflow(CUSTOMER, "lead", reference=reference)
+        listed = await agent.list_workflows(reference=reference)
+    create, retry, list_call = faults.keys
+    assert create == retry != "" and list_call == ""
+    assert [w.id for w in listed.workflows] == [created.id]
+
+
+async def test_the_async_event_stream_resumes_after_a_dropped_connection(server):
+    cutter = Cutter(server.url)
+    async with AsyncAgentClient(
+        server.url, server.demo["proxy_key"], server.demo["instance_id"]
+    ) as agent, AsyncAgentClient(
+        cutter.url, server.demo["proxy_key"], server.demo["instance_id"], retry=Retry(backoff=0.05)
+    ) as via_cutter:
+        first = await agent.create_workflow(CUSTOMER, "lead")
+        events = via_cutter.events(workflow_id=first.id)
+        seen = await asyncio.wait_for(events.__anext__(), 10)
+        assert seen.type == "workflow.created"
+        cutter.cut()
+        await agent.advance_workflow(first, "noted")
+        again = await asyncio.wait_for(events.__anext__(), 10)
+        assert (again.type, again.version) == ("workflow.advanced", 2)
+        await events.aclose()
+    assert f"last-event-id: {seen.id}".lower() in cutter.heads[-1].decode().lower()

@@ -423,8 +423,14 @@ abstract class BaseClient {
         throw new WaitTimeoutError(`workflow ${id} was not resumed within ${options.timeoutMs} ms`);
       }
       const wait = Math.max(1, Math.min(MAX_WAIT_SECONDS, Math.floor(remaining === null ? poll : Math.min(poll, remaining))));
+      const asked = Date.now();
       const record = await this.waitForChange(id, { version, waitSeconds: wait, ...(options.signal ? { signal: options.signal } : {}) });
-      if (record === null) continue;
+      if (record === null) {
+        // A server at its HYDRACORE_MAX_WAITING answers at once: pause rather
+        // than ask again in a tight loop.
+        if (wait > 1 && Date.now() - asked < 500) await sleep(1000, options.signal);
+        continue;
+      }
       let entry = resumeEntry(record.history, version);
       if (entry === undefined && (record.history[0]?.seq ?? 0) > version + 1) {
         entry = resumeEntry((await this.workflowHistory(id, { after: version })).entries, version);

@@ -271,8 +271,14 @@ class _AsyncBaseClient:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise WaitTimeout(f"workflow {target} was not resumed within {timeout} s")
-            record = await self.wait_for_change(target, version, wait=wait_seconds(remaining, poll))
+            wait = wait_seconds(remaining, poll)
+            asked = time.monotonic()
+            record = await self.wait_for_change(target, version, wait=wait)
             if record is None:
+                # A server at its HYDRACORE_MAX_WAITING answers at once: pause
+                # rather than ask again in a tight loop.
+                if wait > 1 and time.monotonic() - asked < 0.5:
+                    await asyncio.sleep(1.0)
                 continue
             entry = resume_entry(record.history, version)
             if entry is None and record.history and record.history[0].seq > version + 1:
