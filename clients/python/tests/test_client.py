@@ -22,6 +22,7 @@ from hydracore import (
     NotSuspendedError,
     PermissionDeniedError,
     RateLimitedError,
+    TransportError,
     Retry,
     UnavailableError,
     ValidationError,
@@ -442,3 +443,12 @@ def test_a_delivery_verifies_with_its_secret_and_nothing_else_does(agent, admin)
 def test_an_api_key_works_as_the_dashboard_credential(server):
     with DashboardClient(server.url, api_key=server.demo["api_key"]) as keyed:
         assert keyed.list_workflows(per_page=1).per_page == 1
+
+
+def test_a_stream_that_cannot_connect_gives_up_after_the_attempts(server):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    with DashboardClient(nowhere, token="t", retry=Retry(attempts=3, backoff=0.01)) as client:
+        with pytest.raises(TransportError):
+            next(client.events())

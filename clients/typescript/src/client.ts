@@ -200,7 +200,10 @@ function resumeData(entry: HistoryEntry): Record<string, unknown> {
 }
 
 /** Linked to `outer`, and aborted after `ms` without `touch()`. */
-function watchdog(ms: number, outer?: AbortSignal): { signal: AbortSignal; touch: () => void; stop: () => void } {
+function watchdog(
+  ms: number,
+  outer?: AbortSignal,
+): { signal: AbortSignal; touch: () => void; stop: () => void; abort: () => void } {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => controller.abort(outer?.reason);
@@ -218,6 +221,7 @@ function watchdog(ms: number, outer?: AbortSignal): { signal: AbortSignal; touch
       clearTimeout(timer);
       outer?.removeEventListener("abort", onAbort);
     },
+    abort: () => controller.abort(new DOMException("the stream was left", "AbortError")),
   };
 }
 
@@ -463,39 +467,61 @@ abstract class BaseClient {
       const headers: Record<string, string> = { ...this.headers, Accept: "text/event-stream" };
       if (lastId !== null) headers["Last-Event-ID"] = lastId;
       const timer = watchdog(STREAM_IDLE_MS, options.signal);
+      let dropped: unknown = null;
       try {
-        const response = await this.fetch(url, { headers, signal: timer.signal });
-        if (response.status >= 400) {
+        let response: Response | null = null;
+        try {
+          response = await this.fetch(url, { headers, signal: timer.signal });
+        } catch (error) {
+          dropped = error;
+        }
+        if (response === null) {
+          // No connection: retried below.
+        } else if (response.status >= 400) {
           timer.stop();
           if (!this.shouldRetry(failures, response.status, true)) throw await errorFor(response);
           await response.body?.cancel();
           await sleep(this.delayMs(failures, response), options.signal);
           failures++;
-          continue;
+        } else if (response.body !== null) {
+          failures = 0;
+          const parser = new SseParser();
+          const stream = lines(response.body, timer.touch);
+          try {
+            for (;;) {
+              // Only reading may fail as a dropped connection: the yield stays
+              // outside, so that leaving the loop is never taken for one.
+              let next: IteratorResult<string>;
+              try {
+                next = await stream.next();
+              } catch (error) {
+                dropped = error;
+                break;
+              }
+              if (next.done) break;
+              const message = parser.feed(next.value);
+              if (message === null) continue;
+              const event = JSON.parse(message.data) as Event;
+              lastId = message.id ?? event.id;
+              yield event;
+            }
+          } finally {
+            await stream.return(undefined).catch(() => undefined);
+          }
         }
-        failures = 0;
-        const parser = new SseParser();
-        if (response.body === null) continue;
-        for await (const line of lines(response.body, timer.touch)) {
-          const message = parser.feed(line);
-          if (message === null) continue;
-          const event = JSON.parse(message.data) as Event;
-          lastId = message.id ?? event.id;
-          yield event;
-        }
+      } finally {
         timer.stop();
-      } catch (error) {
-        timer.stop();
-        if (options.signal?.aborted) return;
-        if (error instanceof ApiError) throw error;
+        // Leaving the loop, or a dropped stream, closes the connection.
+        timer.abort();
+      }
+      if (options.signal?.aborted) return;
+      if (dropped !== null) {
         if (!this.shouldRetry(failures, null, true)) {
-          throw new TransportError(`event stream: ${String(error)}`, { cause: error });
+          throw new TransportError(`event stream: ${String(dropped)}`, { cause: dropped });
         }
         await sleep(this.delayMs(failures, null), options.signal).catch(() => undefined);
         if (options.signal?.aborted) return;
         failures++;
-      } finally {
-        timer.stop();
       }
     }
   }

@@ -60,6 +60,8 @@ export async function* lines(
       buffer = buffer.slice(start);
     }
   } finally {
+    // Leaving early closes the connection; after the end this does nothing.
+    await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
 }

@@ -15,6 +15,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
   RateLimitedError,
+  TransportError,
   UnavailableError,
   ValidationError,
   WaitTimeoutError,
@@ -220,14 +221,22 @@ async function cutter(target) {
   const { hostname, port } = new URL(target);
   const heads = [];
   const open = new Set();
+  // The client connections that sent a request (fetch may also open an idle one).
+  const carrying = new Set();
   const relay = net.createServer((client) => {
     const upstream = net.connect(Number(port), hostname);
     open.add(client).add(upstream);
-    client.once("data", (data) => heads.push(data.toString()));
+    client.once("data", (data) => {
+      heads.push(data.toString());
+      carrying.add(client);
+    });
     client.pipe(upstream).pipe(client);
     const end = () => {
       client.destroy();
       upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+      carrying.delete(client);
     };
     client.on("error", end).on("close", end);
     upstream.on("error", end).on("close", end);
@@ -240,6 +249,7 @@ async function cutter(target) {
       for (const socket of open) socket.destroy();
       open.clear();
     },
+    carryingCount: () => carrying.size,
     close: () => relay.close(),
   };
 }
@@ -375,4 +385,30 @@ test("a delivery verifies with its secret and nothing else does", async () => {
 test("an API key works as the dashboard credential", async () => {
   const keyed = new DashboardClient({ baseUrl: server.url, apiKey: server.demo.api_key });
   assert.equal((await keyed.listWorkflows({ per_page: 1 })).per_page, 1);
+});
+
+test("leaving the event loop closes the stream's connection", async () => {
+  const relay = await cutter(server.url);
+  const viaRelay = new DashboardClient({ baseUrl: relay.url, token: server.demo.admin_jwt });
+  try {
+    const workflow = await newWorkflow();
+    for await (const event of viaRelay.events({ workflow_id: workflow.id })) {
+      assert.equal(event.type, "workflow.created");
+      break;
+    }
+    for (let i = 0; i < 100 && relay.carryingCount() > 0; i++) await sleep(20);
+    assert.equal(relay.carryingCount(), 0);
+  } finally {
+    relay.cut();
+    relay.close();
+  }
+});
+
+test("a stream that cannot connect gives up after the attempts", async () => {
+  const relay = await cutter(server.url);
+  const url = relay.url;
+  relay.close();
+  const nowhere = new DashboardClient({ baseUrl: url, token: server.demo.admin_jwt, retry: { attempts: 3, backoffMs: 10 } });
+  const error = await rejection(nowhere.events().next());
+  assert.ok(error instanceof TransportError, String(error));
 });
