@@ -250,3 +250,114 @@ fn every_operation_documents_its_error_answers() {
         }
     }
 }
+
+/// The client libraries (clients/), which are built from a copy of the
+/// document: clients/README.md says how they keep up with the server.
+fn clients_path(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../clients")
+        .join(relative)
+}
+
+fn clients_file(relative: &str) -> String {
+    let path = clients_path(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const UPDATE_CLIENTS: &str =
+    "run `INSTA_UPDATE=always cargo test -p hydracore --test api openapi` (it rewrites \
+     clients/openapi.json and the clients' generated files), then give every new operation a \
+     method in both clients (clients/README.md)";
+
+/// `python3 clients/generate.py [--check]`: false when there is no python3 to run it.
+fn generate_clients(check: bool) -> bool {
+    let mut command = std::process::Command::new("python3");
+    command.arg(clients_path("generate.py"));
+    if check {
+        command.arg("--check");
+    }
+    match command.output() {
+        Err(_) => false,
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "clients/generate.py: {}\n{UPDATE_CLIENTS}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            true
+        }
+    }
+}
+
+#[test]
+fn the_clients_copy_of_the_openapi_document_is_the_served_one() {
+    let served = serde_json::to_string_pretty(&document()).expect("printable") + "\n";
+    if std::env::var("INSTA_UPDATE").as_deref() == Ok("always") {
+        std::fs::write(clients_path("openapi.json"), &served)
+            .expect("clients/openapi.json written");
+        assert!(generate_clients(false), "python3 runs clients/generate.py");
+        return;
+    }
+    assert!(
+        clients_file("openapi.json") == served,
+        "clients/openapi.json is not the document the server serves: {UPDATE_CLIENTS}"
+    );
+    if !generate_clients(true) {
+        println!("NOTE: no python3: the clients' generated files were not checked");
+    }
+}
+
+#[test]
+fn every_operation_the_server_serves_has_a_method_in_each_client() {
+    let python = clients_file("python/src/hydracore/_operations.py");
+    let typescript = clients_file("typescript/src/operations.ts");
+    let mut missing = Vec::new();
+    for item in document()["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            if !python.contains(&format!("\n    \"{id}\": ")) {
+                missing.push(format!(
+                    "{id} (clients/python/src/hydracore/_operations.py)"
+                ));
+            }
+            if !typescript.contains(&format!("\n  {id}: ")) {
+                missing.push(format!("{id} (clients/typescript/src/operations.ts)"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "operations without a client method:\n{}\n{UPDATE_CLIENTS}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_clients_carry_the_workspace_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    for (file, line) in [
+        (
+            "python/pyproject.toml",
+            format!("\nversion = \"{version}\"\n"),
+        ),
+        (
+            "python/src/hydracore/_common.py",
+            format!("\n__version__ = \"{version}\"\n"),
+        ),
+        (
+            "typescript/package.json",
+            format!("\n  \"version\": \"{version}\",\n"),
+        ),
+        (
+            "typescript/src/client.ts",
+            format!("\nexport const VERSION = \"{version}\";\n"),
+        ),
+    ] {
+        assert!(
+            clients_file(file).contains(&line),
+            "clients/{file} lacks {line:?}"
+        );
+    }
+    let lock = clients_file("typescript/package-lock.json");
+    assert!(lock.contains(&format!("\"version\": \"{version}\"")));
+}
