@@ -372,6 +372,8 @@ def test_the_decisions_of_the_dashboard(agent, admin):
     assert [d.id for d in inbox.decisions] == [workflow.id] and inbox.decisions[0].overdue
     summary = admin.decisions_summary()
     assert any(line.assigned_to == "py-inbox" and line.overdue == 1 for line in summary.by_assignee)
+    link = admin.create_approval_link(workflow.id, expires_in=600, note="for the manager")
+    assert link.workflow_id == workflow.id and "/ui/approve/" in link.url and link.note == "for the manager"
     resumed = admin.resume_workflow(workflow.id)
     assert resumed.status == "active"
 

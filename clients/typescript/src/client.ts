@@ -13,6 +13,7 @@ import {
 import type {
   ActionResult,
   AdvanceWorkflow,
+  ApprovalLinkAnswer,
   CreateWebhookBody,
   CreateWorkflow,
   Delivery,
@@ -24,6 +25,7 @@ import type {
   HistoryPage,
   InboxPage,
   InboxSummary,
+  NewApprovalLink,
   Status,
   SuspendedWorkflow,
   SuspendWorkflow,
@@ -618,6 +620,20 @@ export class DashboardClient extends BaseClient {
       headers: ifMatch(ref, options),
       keyed: true,
       idempotencyKey: options.idempotencyKey,
+      safe: true,
+    });
+  }
+
+  /**
+   * A single-use URL that answers the workflow's current suspension without
+   * signing in (`expires_in` seconds, default one day). A retry after a lost
+   * answer makes a second link; both answer the same suspension, once.
+   */
+  createApprovalLink(ref: WorkflowRef, body: NewApprovalLink = {}): Promise<ApprovalLinkAnswer> {
+    return this.json({
+      method: "POST",
+      path: `${this.workflowsPath}/${idOf(ref)}/approval-links`,
+      body,
       safe: true,
     });
   }

@@ -38,6 +38,18 @@ export interface AdvanceWorkflow {
   workflow_state?: Record<string, unknown> | null;
 }
 
+/** An approval link, shown this once. */
+export interface ApprovalLinkAnswer {
+  id: string;
+  /** Open it to see the question and answer it, without signing in. */
+  url: string;
+  workflow_id: string;
+  /** The suspension's version: any change to the workflow retires the link. */
+  version: number;
+  expires_at: string;
+  note?: string | null;
+}
+
 export interface AssigneeCount {
   assigned_to?: string | null;
   total: number;
@@ -220,6 +232,14 @@ export interface InboxSummary {
 
 /** A field name, or an index or position. */
 export type LocItem = string | number;
+
+/** Body of `POST .../approval-links`; may be empty. */
+export interface NewApprovalLink {
+  /** Seconds the link works, from 60 to HYDRACORE_APPROVAL_LINK_MAX_TTL (7 days); default one day. */
+  expires_in?: number | null;
+  /** Shown to whoever opens the link; at most 255 characters. */
+  note?: string | null;
+}
 
 /** Body of `POST .../resume`; may be empty. */
 export interface ResumeWorkflow {

@@ -22,6 +22,7 @@ export const OPERATIONS: Record<string, readonly ["AgentClient" | "DashboardClie
   get_workflow_dashboard: ["DashboardClient", "getWorkflow"],
   get_workflow_history_dashboard: ["DashboardClient", "workflowHistory"],
   abort_workflow: ["DashboardClient", "abortWorkflow"],
+  create_approval_link: ["DashboardClient", "createApprovalLink"],
   suspend_workflow: ["DashboardClient", "suspendWorkflow"],
   resume_workflow: ["DashboardClient", "resumeWorkflow"],
   list_decisions: ["DashboardClient", "listDecisions"],

@@ -324,6 +324,9 @@ test("the decisions of the dashboard", async () => {
   assert.ok(inbox.decisions[0].overdue);
   const summary = await admin.decisionsSummary();
   assert.ok(summary.by_assignee.some((line) => line.assigned_to === "ts-inbox" && line.overdue === 1));
+  const link = await admin.createApprovalLink(workflow.id, { expires_in: 600, note: "for the manager" });
+  assert.equal(link.workflow_id, workflow.id);
+  assert.ok(link.url.includes("/ui/approve/"));
   assert.equal((await admin.resumeWorkflow(workflow.id)).status, "active");
 });
 

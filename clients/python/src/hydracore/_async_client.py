@@ -41,6 +41,7 @@ from ._common import (
 from .errors import NotSuspendedError, TransportError, WaitTimeout, WorkflowClosedError, error_for
 from .models import (
     ActionResult,
+    ApprovalLinkAnswer,
     Delivery,
     DeliveryList,
     Event,
@@ -571,6 +572,25 @@ class AsyncDashboardClient(_AsyncBaseClient):
             safe=True,
         )
         return action(response)
+
+    async def create_approval_link(
+        self,
+        workflow_ref: Any,
+        *,
+        expires_in: int | None = None,
+        note: str | None = None,
+    ) -> ApprovalLinkAnswer:
+        """A single-use URL that answers the workflow's current suspension
+        without signing in (`expires_in` seconds, default one day). A retry
+        after a lost answer makes a second link; both answer the same
+        suspension, once."""
+        response = await self._send(
+            "POST",
+            f"{self._workflows_path}/{workflow_id(workflow_ref)}/approval-links",
+            body=present(expires_in=expires_in, note=note),
+            safe=True,
+        )
+        return ApprovalLinkAnswer.from_json(response.json())
 
     # Decisions.
 

@@ -23,6 +23,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "get_workflow_dashboard": ("DashboardClient", "get_workflow"),
     "get_workflow_history_dashboard": ("DashboardClient", "workflow_history"),
     "abort_workflow": ("DashboardClient", "abort_workflow"),
+    "create_approval_link": ("DashboardClient", "create_approval_link"),
     "suspend_workflow": ("DashboardClient", "suspend_workflow"),
     "resume_workflow": ("DashboardClient", "resume_workflow"),
     "list_decisions": ("DashboardClient", "list_decisions"),

@@ -82,6 +82,31 @@ replaces the stored value (`null` clears a nullable one);
 
 
 @dataclass(kw_only=True)
+class ApprovalLinkAnswer:
+    """An approval link, shown this once."""
+
+    id: str
+    url: str
+    """Open it to see the question and answer it, without signing in."""
+    workflow_id: str
+    version: int
+    """The suspension's version: any change to the workflow retires the link."""
+    expires_at: datetime
+    note: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ApprovalLinkAnswer:
+        return cls(
+            id=data["id"],
+            url=data["url"],
+            workflow_id=data["workflow_id"],
+            version=data["version"],
+            expires_at=_timestamp(data["expires_at"]),
+            note=data.get("note"),
+        )
+
+
+@dataclass(kw_only=True)
 class AssigneeCount:
     assigned_to: str | None = None
     total: int
@@ -425,6 +450,23 @@ LocItem = Union[str, int]
 
 
 @dataclass(kw_only=True)
+class NewApprovalLink:
+    """Body of `POST .../approval-links`; may be empty."""
+
+    expires_in: int | None = None
+    """Seconds the link works, from 60 to HYDRACORE_APPROVAL_LINK_MAX_TTL (7 days); default one day."""
+    note: str | None = None
+    """Shown to whoever opens the link; at most 255 characters."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NewApprovalLink:
+        return cls(
+            expires_in=data.get("expires_in"),
+            note=data.get("note"),
+        )
+
+
+@dataclass(kw_only=True)
 class ResumeWorkflow:
     """Body of `POST .../resume`; may be empty."""
 
@@ -734,6 +776,7 @@ WorkflowType = Literal["lead", "rent_arrears", "maintenance", "compliance_renewa
 __all__ = [
     "ActionResult",
     "AdvanceWorkflow",
+    "ApprovalLinkAnswer",
     "AssigneeCount",
     "CreateWebhookBody",
     "CreateWorkflow",
@@ -751,6 +794,7 @@ __all__ = [
     "InboxPage",
     "InboxSummary",
     "LocItem",
+    "NewApprovalLink",
     "ResumeWorkflow",
     "Status",
     "SuspendWorkflow",

@@ -82,7 +82,15 @@ impl ServerHandler for HydraCoreMcp {
             .and_then(|parts| parts.extensions.get::<PublicBase>())
             .map(|b| b.0.clone());
         let arguments = request.arguments.unwrap_or_default();
-        match tools::call(&self.state, &agent, base.as_deref(), &request.name, arguments).await {
+        match tools::call(
+            &self.state,
+            &agent,
+            base.as_deref(),
+            &request.name,
+            arguments,
+        )
+        .await
+        {
             Some(result) => Ok(result.into()),
             None => Err(ErrorData::invalid_params(
                 format!("no tool named {:?}", request.name),
