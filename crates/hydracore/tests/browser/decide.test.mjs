@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import {
-  BASE, launch, newTenant, planSuspension, signIn, assertStayedHome, assertQuiet,
+  BASE, launch, newTenant, planSuspension, signIn, liveStream, assertStayedHome, assertQuiet,
 } from "./helpers.mjs";
 
 let chrome;
@@ -124,6 +124,36 @@ test("an approver answers by keyboard alone: Tab to each control, Enter to send"
     [record.workflow_state.approved, record.workflow_state.amount, record.workflow_state.channel],
     [true, 250, "email"],
   );
+  assertStayedHome(seen);
+  assertQuiet(seen);
+});
+
+test("an open page reacts to new changes only, not to the past events its stream begins with", async () => {
+  const tenant = newTenant();
+  const w = await tenant.api.create({ title: "Long story" });
+  for (const stage of ["contacted", "replied"]) {
+    await tenant.api.call("PATCH", `${tenant.api.path}/${w.id}`, { action: "noted", stage });
+  }
+  await tenant.api.suspend(w.id, planSuspension());
+  // Past: older than the second's leeway a page gives changes made while
+  // it was being read.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const { page, seen } = await chrome.open();
+  await signIn(page, tenant.signInLink("ann"));
+  const inboxFetches = () => seen.requests.filter((u) => new URL(u).pathname === "/ui/").length;
+  const before = inboxFetches();
+  await page.waitForTimeout(1000);
+  assert.equal(inboxFetches(), before, "the inbox did not refetch itself for past events");
+
+  const live = liveStream(page);
+  await page.goto(`${BASE}/ui/workflows/${w.id}`);
+  await live;
+  await page.waitForTimeout(1000);
+  assert.ok(await page.locator("#stale").isHidden(), "nothing changed since the page was read");
+
+  await tenant.api.call("PATCH", `${tenant.api.path}/${w.id}`, { action: "noted", assigned_to: "bob" });
+  await page.locator("#stale").waitFor();
+  assert.match(await page.locator("#stale").innerText(), /This workflow changed/);
   assertStayedHome(seen);
   assertQuiet(seen);
 });
