@@ -163,18 +163,16 @@ export async function launch() {
         seen.dialogs.push(`${d.type()}: ${d.message()}`);
         d.dismiss().catch(() => {});
       });
+      // 422 (a refused answer), 409 (a stale page) and 410 (a used link)
+      // are pages that say so; any other failed load is a fault, whether
+      // the page or the browser itself (an icon) asked for it.
+      const answer = /status of 4(09|10|22) /;
       page.on("console", (m) => {
-        // Failed loads are judged by their status below; CSP refusals and
-        // script errors are errors.
-        if (m.type() === "error" && !m.text().startsWith("Failed to load resource:")) {
+        if (m.type() !== "error") return;
+        if (m.text().startsWith("Failed to load resource:")) {
+          if (!answer.test(m.text())) seen.errors.push(`${m.text()}: ${m.location().url}`);
+        } else {
           seen.errors.push(`console: ${m.text()}`);
-        }
-      });
-      page.on("response", (r) => {
-        // 422 (a refused answer), 409 (a stale page) and 410 (a used link)
-        // are pages that say so; anything else is a fault.
-        if (r.status() >= 400 && ![409, 410, 422].includes(r.status())) {
-          seen.errors.push(`${r.status()} ${r.url()}`);
         }
       });
       page.on("pageerror", (e) => seen.errors.push(`page error: ${e.message}`));
@@ -234,8 +232,8 @@ export async function transferred(page, path) {
 }
 
 /** Saves a screenshot as docs/ui/NAME.png when screenshots are asked for. */
-export async function screenshot(target, name) {
+export async function screenshot(target, name, options = {}) {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await target.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: "disabled" });
+  await target.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: "disabled", ...options });
 }

@@ -126,7 +126,7 @@ for (const [width, height] of [[1280, 800], [390, 844]]) {
     await page.locator(".decision").nth(2).waitFor();
     await screenshot(page, `inbox-${width}`);
     await page.goto(`${BASE}/ui/workflows/${plan.id}`);
-    await screenshot(page, `workflow-${width}`);
+    await screenshot(page, `workflow-${width}`, { fullPage: true });
     await wrongAnswer(page);
     await page.locator("form.decide").scrollIntoViewIfNeeded();
     await screenshot(page.locator("form.decide"), `decide-${width}`);
