@@ -31,16 +31,18 @@ function listen() {
   if (!window.EventSource) return;
   const source = new EventSource("/ui/events");
   let timer = null;
+  const since = Date.parse(document.body.dataset.since || "");
   const onEvent = (message) => {
     const current = live();
     if (!current) return;
+    let event = null;
+    try { event = JSON.parse(message.data); } catch (_) { return; }
+    // The stream starts with the tenant's past events: the page shows them.
+    if (Date.parse(event.occurred_at) < since) return;
     if (current.dataset.live === "workflow") {
-      let event = null;
-      try { event = JSON.parse(message.data); } catch (_) { return; }
       const stale = document.getElementById("stale");
-      const version = current.querySelector("input[name=version]");
       if (event.workflow_id === current.dataset.workflow && stale
-          && (!version || String(event.version) !== version.value)) {
+          && Number(event.version) > Number(current.dataset.version)) {
         stale.hidden = false;
       }
       return;

@@ -407,10 +407,14 @@ fn place(form: &mut [Field], path: &[String], msg: &str) -> bool {
     false
 }
 
+/// The property a "missing" message names: the JSON string it starts
+/// with, read as JSON so that a name holding quotes is read whole.
 fn quoted(msg: &str) -> Option<String> {
-    let start = msg.find('"')? + 1;
-    let len = msg[start..].find('"')?;
-    Some(msg[start..start + len].to_owned())
+    let start = msg.find('"')?;
+    serde_json::Deserializer::from_str(&msg[start..])
+        .into_iter::<String>()
+        .next()?
+        .ok()
 }
 
 /// Puts what could not be read beside its field.
@@ -485,7 +489,7 @@ mod tests {
         let mut form = fields(Some(&payment_plan()));
         let pairs: Vec<(String, String)> = [
             ("approved", "on"),
-            ("amount", "1200.50"),
+            ("amount", "1200.5"),
             ("instalments", ""),
             ("channel", "sms"),
             ("notes", "first\n\nsecond"),
@@ -568,5 +572,24 @@ mod tests {
         assert_eq!(errors(1), ["-1 is less than the minimum of 0"]);
         assert_eq!(errors(0), ["\"approved\" is a required property"]);
         assert_eq!(unplaced, ["Additional properties are not allowed"]);
+    }
+
+    #[test]
+    fn a_missing_property_whose_name_holds_quotes_is_placed_beside_its_own_field() {
+        let name = "a\"><img src=x>";
+        let schema = json!({"type": "object", "properties": {name: {"type": "string"}}});
+        let mut form = fields(Some(&schema));
+        let unplaced = place_errors(
+            &mut form,
+            &[FieldError {
+                error_type: "missing",
+                loc: vec![json!("body"), json!("resume_data")],
+                msg: format!("{} is a required property", json!(name)),
+                input: Value::Null,
+                ctx: None,
+            }],
+        );
+        assert_eq!(unplaced, Vec::<String>::new());
+        assert!(matches!(&form[0], Field::Input(input) if input.errors.len() == 1));
     }
 }

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/events", get(pages::events))
         .route("/ui/static/app.css", get(stylesheet))
         .route("/ui/static/app.js", get(script))
+        .route("/ui/static/icon.svg", get(icon))
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -74,6 +75,12 @@ async fn script() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../assets/app.js"),
     )
+}
+
+/// The page's icon: without one, browsers ask for `/favicon.ico` on
+/// every page and get a 404.
+async fn icon() -> Response {
+    asset("image/svg+xml", include_str!("../../assets/icon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -32,11 +32,11 @@ use crate::http::AppState;
 type Page = Result<Response, UiError>;
 
 fn chrome<S>(session: &UiSession<S>) -> Chrome {
-    Chrome {
-        signed_in: true,
-        csrf: session.csrf.clone(),
-        who: session.principal.default_actor(),
-    }
+    Chrome::new(
+        true,
+        session.csrf.clone(),
+        session.principal.default_actor(),
+    )
 }
 
 fn pairs_of(text: &[u8]) -> Vec<(String, String)> {

@@ -15,14 +15,26 @@ pub struct Chrome {
     pub signed_in: bool,
     pub csrf: String,
     pub who: String,
+    /// The page's script refreshes for events from this time on only: the
+    /// events stream begins with the tenant's earlier events, which the
+    /// page already shows. A second early, so that a change made while
+    /// the page was being read costs a refresh rather than being missed.
+    pub since: String,
 }
 
 impl Chrome {
     pub fn signed_out() -> Self {
+        Self::new(false, String::new(), String::new())
+    }
+
+    pub fn new(signed_in: bool, csrf: String, who: String) -> Self {
+        let now = Timestamp::now();
+        let since = Timestamp::from_unix_micros(now.unix_micros() - 1_000_000).unwrap_or(now);
         Self {
-            signed_in: false,
-            csrf: String::new(),
-            who: String::new(),
+            signed_in,
+            csrf,
+            who,
+            since: since.to_rfc3339(),
         }
     }
 }
