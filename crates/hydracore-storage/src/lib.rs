@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
-use hydracore_domain::event::{Event, EventQuery};
+use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListCursor, ListQuery};
@@ -368,6 +368,11 @@ pub trait Store: Send + Sync + 'static {
         scope: Scope,
         query: &EventQuery,
     ) -> Result<Option<Vec<Event>>, StoreError>;
+
+    /// Where the tenant's events stand now: its newest event a page could
+    /// list (or the purge mark, if that is later). Reading on from here
+    /// gives every event to come and none of the past.
+    async fn events_now(&self, tenant_id: Uuid) -> Result<Option<EventId>, StoreError>;
 
     /// Deletes up to `limit` events older than `before`, oldest first,
     /// across tenants; returns how many.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use hydracore_domain::decision::{Decision, InboxCursor, InboxQuery};
-use hydracore_domain::event::{Event, EventQuery};
+use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::idempotency::{ActionAnswer, Claim, IdempotencyKey};
 use hydracore_domain::precondition::IfMatch;
 use hydracore_domain::record::SuspendedWorkflow;
@@ -138,6 +138,12 @@ impl Workflows {
             .list_events(scope, query)
             .await?
             .ok_or(UseCaseError::EventsGone)
+    }
+
+    /// Where the tenant's events stand now: a stream that starts after
+    /// this gets what happens from now on, without the past.
+    pub async fn events_now(&self, tenant_id: Uuid) -> Result<Option<EventId>, UseCaseError> {
+        Ok(self.store.events_now(tenant_id).await?)
     }
 
     /// The news of this replica's changes, from now on.

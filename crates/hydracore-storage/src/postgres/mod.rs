@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
-use hydracore_domain::event::{Event, EventQuery};
+use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::idempotency::Claim;
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -264,6 +264,15 @@ impl Store for PgStore {
                 return Ok(None);
             }
             workflows::list_events(tx, scope, query).await.map(Some)
+        })
+        .await
+    }
+
+    async fn events_now(&self, tenant_id: Uuid) -> Result<Option<EventId>> {
+        let scope = Scope::tenant(tenant_id);
+        self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
+            let purged = workflows::events_purged_through(tx).await?;
+            Ok(workflows::newest_event(tx, tenant_id).await?.max(purged))
         })
         .await
     }

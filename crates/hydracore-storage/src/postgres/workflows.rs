@@ -486,6 +486,20 @@ pub async fn list_events(
         .collect()
 }
 
+/// The tenant's newest event that a page can list now.
+pub async fn newest_event(conn: &Client, tenant_id: Uuid) -> Result<Option<EventId>, StoreError> {
+    let statement = prepare(
+        conn,
+        "SELECT xid::text::bigint, seq FROM events WHERE tenant_id = $1 \
+         AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid DESC, seq DESC LIMIT 1",
+    )
+    .await?;
+    conn.query_opt(&statement, &[&tenant_id])
+        .await?
+        .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
+        .transpose()
+}
+
 /// How far events have been purged.
 pub async fn events_purged_through(conn: &Client) -> Result<Option<EventId>, StoreError> {
     let statement = prepare(conn, "SELECT xid::text::bigint, seq FROM events_purged").await?;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hydracore_domain::decision::InboxQuery;
-use hydracore_domain::event::{Event, EventQuery};
+use hydracore_domain::event::{Event, EventId, EventQuery};
 use hydracore_domain::idempotency::{Claim, IdempotencyKey};
 use hydracore_domain::record::SuspendedWorkflow;
 use hydracore_domain::request::{HistoryQuery, ListQuery};
@@ -391,6 +391,16 @@ impl Store for SqliteStore {
                 let events = workflows::list_events(&tx, scope, &query)?;
                 tx.commit()?;
                 Ok(Some(events))
+            })
+            .await
+    }
+
+    async fn events_now(&self, tenant_id: Uuid) -> Result<Option<EventId>, StoreError> {
+        self.reader
+            .read(move |conn| {
+                let tx = conn.unchecked_transaction()?;
+                let purged = workflows::events_purged_through(&tx)?;
+                Ok(workflows::newest_event(&tx, tenant_id)?.max(purged))
             })
             .await
     }

@@ -198,6 +198,14 @@ pub fn list_events(
     Ok(events)
 }
 
+/// The tenant's newest event.
+pub fn newest_event(conn: &Connection, tenant_id: Uuid) -> Result<Option<EventId>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT max(id) FROM events WHERE tenant_id = ?1")?
+        .query_row([tenant_id], |row| row.get::<_, Option<i64>>(0))?
+        .map(|id| EventId(0, id)))
+}
+
 /// How far events have been purged.
 pub fn events_purged_through(conn: &Connection) -> Result<Option<EventId>, StoreError> {
     Ok(conn

@@ -751,13 +751,19 @@ pub async fn answer_approval(
 // ---- Live updates ----
 
 /// The tenant's events for the page's script: the API's stream, under
-/// the session.
+/// the session, from now on (a page shows the past already); a
+/// reconnecting script resumes after its `Last-Event-ID`.
 pub async fn events(
     State(state): State<AppState>,
     session: UiSession<Read>,
     headers: HeaderMap,
 ) -> Page {
-    crate::http::events::stream_or_page(state, session.scope, &headers, &[])
+    let now = state.workflows.events_now(session.scope.tenant_id).await?;
+    let from_now: Vec<(String, String)> = now
+        .map(|id| ("after".to_owned(), id.encode()))
+        .into_iter()
+        .collect();
+    crate::http::events::stream_or_page(state, session.scope, &headers, &from_now)
         .await
         .map_err(UiError::Api)
 }
