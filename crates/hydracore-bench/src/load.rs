@@ -596,6 +596,42 @@ pub async fn run(
     Ok(total)
 }
 
+/// Signs in to the web page with the admin `jwt` as a browser does (the
+/// sign-in form's token, then the form); answers the session's `Cookie`.
+async fn ui_session(base_url: &str, jwt: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let form = client.get(format!("{base_url}/ui/sign-in")).send().await?;
+    let form_cookie = cookie_named(&form, "hydracore_sign_in")?;
+    let html = form.text().await?;
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .context("no form token on the sign-in page")?
+        + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').unwrap_or(0)];
+    let signed_in = client
+        .post(format!("{base_url}/ui/sign-in"))
+        .header(http::header::COOKIE, form_cookie)
+        .form(&[("csrf", csrf), ("credential", jwt)])
+        .send()
+        .await?;
+    cookie_named(&signed_in, "hydracore_session")
+}
+
+fn cookie_named(response: &reqwest::Response, name: &str) -> anyhow::Result<String> {
+    response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+        .with_context(|| format!("no {name} cookie (status {})", response.status()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -719,40 +755,4 @@ mod tests {
         assert_eq!(firsts, [0, WALK_PAGES as usize]);
         assert_eq!(queries[WALK_PAGES as usize - 1], "cursor=c99&per_page=100");
     }
-}
-
-/// Signs in to the web page with the admin `jwt` as a browser does (the
-/// sign-in form's token, then the form); answers the session's `Cookie`.
-async fn ui_session(base_url: &str, jwt: &str) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let form = client.get(format!("{base_url}/ui/sign-in")).send().await?;
-    let form_cookie = cookie_named(&form, "hydracore_sign_in")?;
-    let html = form.text().await?;
-    let marker = "name=\"csrf\" value=\"";
-    let start = html
-        .find(marker)
-        .context("no form token on the sign-in page")?
-        + marker.len();
-    let csrf = &html[start..start + html[start..].find('"').unwrap_or(0)];
-    let signed_in = client
-        .post(format!("{base_url}/ui/sign-in"))
-        .header(http::header::COOKIE, form_cookie)
-        .form(&[("csrf", csrf), ("credential", jwt)])
-        .send()
-        .await?;
-    cookie_named(&signed_in, "hydracore_session")
-}
-
-fn cookie_named(response: &reqwest::Response, name: &str) -> anyhow::Result<String> {
-    response
-        .headers()
-        .get_all(http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .find(|pair| pair.starts_with(&format!("{name}=")))
-        .map(str::to_owned)
-        .with_context(|| format!("no {name} cookie (status {})", response.status()))
 }

@@ -204,13 +204,12 @@ pub async fn inbox(
         .collect();
     asked.push(("limit".to_owned(), "50".to_owned()));
     let query = InboxQuery::from_pairs(&asked).map_err(|e| UiError::Api(e.into()))?;
-    let (inbox, counts) = tokio::try_join!(
-        state.workflows.inbox(session.scope, &query),
-        state.workflows.inbox_counts(session.scope),
-    )?;
+    let inbox = state.workflows.inbox(session.scope, &query).await?;
     let now = Timestamp::now();
-    let total: i64 = counts.iter().map(|c| c.total).sum();
-    let overdue: i64 = counts.iter().map(|c| c.overdue).sum();
+    // Counted on the page, not in the tenant: counting every decision
+    // costs more than the page itself.
+    let overdue = inbox.decisions.iter().filter(|d| d.overdue).count();
+    let shown = inbox.decisions.len();
     let answered = match field(&pairs, "answered").and_then(|id| Uuid::try_parse(id).ok()) {
         Some(id) => state
             .workflows
@@ -233,7 +232,13 @@ pub async fn inbox(
         answered,
         me: session.subject().map(str::to_owned),
         assigned_to,
-        summary: format!("{total} waiting in your tenant, {overdue} overdue",),
+        summary: match (shown, next.is_some()) {
+            (0, _) => String::new(),
+            (n, false) => format!("{n} waiting, {overdue} of them overdue"),
+            (n, true) => {
+                format!("The {n} due first, {overdue} of them overdue; more on the next page")
+            }
+        },
         decisions: inbox
             .decisions
             .iter()
