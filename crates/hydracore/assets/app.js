@@ -37,7 +37,7 @@ function listen() {
     if (!current) return;
     let event = null;
     try { event = JSON.parse(message.data); } catch (_) { return; }
-    // The stream starts with the tenant's past events: the page shows them.
+    // What happened before the page was rendered is on it already.
     if (Date.parse(event.occurred_at) < since) return;
     if (current.dataset.live === "workflow") {
       const stale = document.getElementById("stale");
