@@ -207,8 +207,16 @@ async fn a_retried_tool_call_never_applies_twice() {
 
     let ask = json!({"workflow_id": id, "expected_version": 1, "step": "approve",
                      "question": "Go ahead?"});
-    let asked = ok(&app, agent, "ask_human", ask.clone()).await;
-    assert_eq!(ok(&app, agent, "ask_human", ask).await, asked);
+    let mut asked = ok(&app, agent, "ask_human", ask.clone()).await;
+    let mut again = ok(&app, agent, "ask_human", ask).await;
+    // The same decision; each answer carries a link to it.
+    for answer in [&mut asked, &mut again] {
+        let link = answer
+            .as_object_mut()
+            .and_then(|a| a.remove("approval_url"));
+        assert!(link.is_some_and(|l| l.as_str().is_some_and(|l| l.contains("/ui/approve/"))));
+    }
+    assert_eq!(again, asked);
     assert_eq!(asked["version"], 2);
     assert_eq!(asked["decision_id"], json!(id));
 
