@@ -22,7 +22,8 @@ use super::form::{self, Field};
 use super::session::{self, UiSession, COOKIE, SIGN_IN_COOKIE};
 use super::view::{
     ApprovalOutcome, ApprovalPage, Chrome, Decide, DecisionRow, HistoryRow, InboxPage, ListFilters,
-    Question, SignInLinkPage, SignInPage, WorkflowPage, WorkflowRow, WorkflowView, WorkflowsPage,
+    OpenApproval, Question, SignInLinkPage, SignInPage, WorkflowPage, WorkflowRow, WorkflowView,
+    WorkflowsPage,
 };
 use super::{render, UiError};
 use crate::auth::{keys, SCOPE_WRITE};
@@ -639,27 +640,8 @@ fn gone_approval() -> Response {
     let page = ApprovalPage {
         chrome: Chrome::signed_out(),
         outcome: ApprovalOutcome::Gone,
-        w: placeholder_view(),
-        note: None,
-        question: None,
-        decide: None,
     };
     (StatusCode::GONE, render(&page)).into_response()
-}
-
-fn placeholder_view() -> WorkflowView {
-    WorkflowView {
-        id: Uuid::nil(),
-        title: String::new(),
-        workflow_type: String::new(),
-        status: "",
-        stage: String::new(),
-        customer_id: Uuid::nil(),
-        reference: String::new(),
-        version: 0,
-        terminal: true,
-        suspended: false,
-    }
 }
 
 fn approval_page(
@@ -671,17 +653,18 @@ fn approval_page(
 ) -> ApprovalPage {
     ApprovalPage {
         chrome: Chrome::signed_out(),
-        outcome: ApprovalOutcome::Open,
-        w: WorkflowView::of(w),
-        note,
-        question: Question::of(w, Timestamp::now()),
-        decide: Some(Decide {
-            action: format!("/ui/approve/{token}"),
-            csrf: String::new(),
-            version: w.version,
-            fields: fields.unwrap_or_else(|| form::fields(w.resume_schema.as_ref())),
-            problems,
-        }),
+        outcome: ApprovalOutcome::Open(Box::new(OpenApproval {
+            w: WorkflowView::of(w),
+            note,
+            question: Question::of(w, Timestamp::now()),
+            decide: Some(Decide {
+                action: format!("/ui/approve/{token}"),
+                csrf: String::new(),
+                version: w.version,
+                fields: fields.unwrap_or_else(|| form::fields(w.resume_schema.as_ref())),
+                problems,
+            }),
+        })),
     }
 }
 
@@ -734,10 +717,6 @@ pub async fn answer_approval(
             let page = ApprovalPage {
                 chrome: Chrome::signed_out(),
                 outcome: ApprovalOutcome::Answered,
-                w: WorkflowView::of(&w),
-                note: None,
-                question: None,
-                decide: None,
             };
             Ok(render(&page))
         }

@@ -108,9 +108,20 @@ pub struct WorkflowPage {
 
 /// What an approval link's page shows.
 pub enum ApprovalOutcome {
-    Open,
+    /// The decision and its form.
+    Open(Box<OpenApproval>),
+    /// The answer was taken.
     Answered,
+    /// The link was used, expired, or its suspension is over.
     Gone,
+}
+
+pub struct OpenApproval {
+    pub w: WorkflowView,
+    /// The link's creator's note.
+    pub note: Option<String>,
+    pub question: Option<Question>,
+    pub decide: Option<Decide>,
 }
 
 #[derive(Template)]
@@ -118,10 +129,6 @@ pub enum ApprovalOutcome {
 pub struct ApprovalPage {
     pub chrome: Chrome,
     pub outcome: ApprovalOutcome,
-    pub w: WorkflowView,
-    pub note: Option<String>,
-    pub question: Option<Question>,
-    pub decide: Option<Decide>,
 }
 
 /// The list page's filters as the form shows them.
