@@ -319,7 +319,7 @@ impl UiTokens {
             .map_err(|e| UseCaseError::from(StoreError::Corrupt(format!("approval link: {e}"))))?;
         let scope = Scope::tenant(token.tenant_id);
         let workflow = match workflows
-            .get(scope, detail.workflow_id, WithHistory::Yes)
+            .get(scope, detail.workflow_id, WithHistory::No)
             .await
         {
             Ok(w) => w,
@@ -332,17 +332,19 @@ impl UiTokens {
         Ok((detail, workflow))
     }
 
-    /// Resumes the suspension `token` answers with `resume`. The resume
-    /// runs with `If-Match` on the link's version, so of two answers at
-    /// once only one applies; the link is then ended. An answer the
-    /// suspension's schema refuses leaves the link usable.
+    /// Resumes the suspension `token` answers (`detail`, as
+    /// [`Self::approval`] found it) with `resume`. The resume runs with
+    /// `If-Match` on the link's version, so of two answers at once only one
+    /// applies, and none once the suspension moved on; the link is then
+    /// ended. An answer the suspension's schema refuses leaves the link
+    /// usable.
     pub async fn answer_approval(
         &self,
         workflows: &Workflows,
         token: &TokenText,
+        detail: &ApprovalDetail,
         resume: ResumeWorkflow,
     ) -> Result<Acted, ApprovalRefused> {
-        let (detail, _) = self.approval(workflows, token).await?;
         let creator = detail.created_by.parse::<Principal>().map_err(|_| {
             UseCaseError::from(StoreError::Corrupt(format!(
                 "approval link creator {:?}",

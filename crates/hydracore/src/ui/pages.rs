@@ -55,6 +55,18 @@ fn workflow_id(text: &str) -> Result<Uuid, UiError> {
     Uuid::try_parse(text).map_err(|_| UiError::NotFound)
 }
 
+/// A form the session posted about workflow `id`: its fields, once its
+/// form token checks out, and the workflow's id.
+fn posted<S>(
+    session: &UiSession<S>,
+    id: &str,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, Uuid), UiError> {
+    let pairs = pairs_of(body);
+    session.check_form(field(&pairs, "csrf"))?;
+    Ok((pairs, workflow_id(id)?))
+}
+
 /// The version a form showed, as the `If-Match` its change runs with.
 fn shown_version(pairs: &[(String, String)]) -> Option<IfMatch> {
     field(pairs, "version")
@@ -415,9 +427,7 @@ pub async fn resume(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Page {
-    let pairs = pairs_of(&body);
-    session.check_form(field(&pairs, "csrf"))?;
-    let id = workflow_id(&id)?;
+    let (pairs, id) = posted(&session, &id, &body)?;
     let w = state
         .workflows
         .get(session.scope, id, WithHistory::Yes)
@@ -486,9 +496,7 @@ pub async fn abort(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Page {
-    let pairs = pairs_of(&body);
-    session.check_form(field(&pairs, "csrf"))?;
-    let id = workflow_id(&id)?;
+    let (pairs, id) = posted(&session, &id, &body)?;
     let reason = field(&pairs, "reason")
         .map(str::trim)
         .filter(|r| !r.is_empty());
@@ -529,9 +537,7 @@ pub async fn suspend(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Page {
-    let pairs = pairs_of(&body);
-    session.check_form(field(&pairs, "csrf"))?;
-    let id = workflow_id(&id)?;
+    let (pairs, id) = posted(&session, &id, &body)?;
     let text = |name| field(&pairs, name).map(str::trim).filter(|v| !v.is_empty());
     let mut body = json!({ "step": text("step").unwrap_or_default() });
     if let Some(question) = text("question") {
@@ -710,7 +716,12 @@ pub async fn answer_approval(
     };
     let answered = state
         .ui_tokens
-        .answer_approval(&state.workflows, &token, ResumeWorkflow { resume_data })
+        .answer_approval(
+            &state.workflows,
+            &token,
+            &detail,
+            ResumeWorkflow { resume_data },
+        )
         .await;
     match answered {
         Ok(_) => {
