@@ -218,6 +218,10 @@ async fn cookies_are_secure_when_the_page_is_served_over_https() {
     let app = TestApp::spawn_with(|s| s.ui.public_url = Some("https://hc.example".into())).await;
     let mut browser = Browser::new(&app);
     let form = browser.get("/ui/sign-in").await;
+    assert!(
+        !form.set_cookies.is_empty(),
+        "the sign-in form sets its cookie"
+    );
     assert!(form.set_cookies.iter().all(|c| c.contains("Secure")));
 }
 
