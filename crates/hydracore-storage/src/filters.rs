@@ -56,6 +56,13 @@ impl PgQuery {
         self
     }
 
+    /// Binds `value` to the next placeholder, which it returns for the
+    /// caller to write where it belongs.
+    pub fn param(&mut self, value: impl ToSql + Send + Sync + 'static) -> String {
+        self.values.push(Box::new(value));
+        format!("${}", self.values.len())
+    }
+
     /// The bound values, as tokio-postgres takes them.
     pub fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.values

@@ -221,6 +221,21 @@ pub struct PoolStats {
     pub shared: u32,
 }
 
+/// How a distributed database (Citus) holds the schema: what `migrate`
+/// and the start-up log report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Distribution {
+    /// Active worker nodes.
+    pub workers: i64,
+    /// Shards of each distributed table (they are co-located).
+    pub shards: i64,
+    /// The column every distributed table is distributed by.
+    pub distributed_by: String,
+    pub distributed: Vec<String>,
+    /// Tables every node holds whole.
+    pub reference: Vec<String>,
+}
+
 /// A workflow a replica changed, and its version after the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Changed {
@@ -236,6 +251,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Connections open now, across the backend's pools.
     fn pool_stats(&self) -> PoolStats;
+
+    /// How the schema is distributed over a cluster; `None` where one
+    /// server holds it all.
+    fn distribution(&self) -> Option<Distribution> {
+        None
+    }
 
     /// Waits for checked-out connections to return, then closes the pools.
     async fn close(&self);

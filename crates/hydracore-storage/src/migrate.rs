@@ -65,6 +65,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "ui",
         sql: include_str!("../migrations/postgres/0004_ui.sql"),
     },
+    Migration {
+        version: 5,
+        name: "citus",
+        sql: include_str!("../migrations/postgres/0005_citus.sql"),
+    },
 ];
 
 /// The table that records applied migrations (both backends).

@@ -141,14 +141,14 @@ pub async fn purge(conn: &Client, limit: u32) -> Result<u64, StoreError> {
     let cutoff = Timestamp::from_unix_micros(cutoff)
         .map(Timestamp::as_datetime)
         .unwrap_or_default();
-    let statement = prepare(
+    let cutoff = super::purge::bound(
         conn,
-        "DELETE FROM idempotency_keys WHERE (tenant_id, instance_id, key) IN \
-         (SELECT tenant_id, instance_id, key FROM idempotency_keys WHERE created_at < $1 \
-          LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        "SELECT created_at FROM idempotency_keys WHERE created_at < $1 \
+         ORDER BY created_at OFFSET $2 LIMIT 1",
+        cutoff,
+        limit,
     )
     .await?;
-    Ok(conn
-        .execute(&statement, &[&cutoff, &i64::from(limit)])
-        .await?)
+    let statement = prepare(conn, "DELETE FROM idempotency_keys WHERE created_at < $1").await?;
+    Ok(conn.execute(&statement, &[&cutoff]).await?)
 }

@@ -28,6 +28,7 @@
 //! each request made with a key checks it unrevoked in its own first
 //! message. Every connection is opened with the TLS settings of `tls`.
 
+mod citus;
 mod credentials;
 mod idempotency;
 mod key_cache;
@@ -35,6 +36,7 @@ mod last_written;
 mod migrations;
 mod pipelined;
 mod pool;
+mod purge;
 mod replicas;
 mod rows;
 mod session;
@@ -59,14 +61,15 @@ use uuid::Uuid;
 use self::key_cache::KeyCache;
 use self::last_written::LastWritten;
 use self::pipelined::Pipelined;
+use self::pipelined::ReadStatements;
 use self::pool::{Client, Pool};
 use self::replicas::Replicas;
-use self::session::{Access, Mode};
+use self::session::{Access, Cluster, Mode};
 use crate::webhooks::{AttemptReport, DueDelivery};
 use crate::{
-    ChangeOutcome, Changed, Credential, HistorySlice, InboxCount, InlineHistory, Instance,
-    NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, UiToken, WithHistory,
-    WorkflowPage,
+    ChangeOutcome, Changed, Credential, Distribution, HistorySlice, InboxCount, InlineHistory,
+    Instance, NewCredential, PoolStats, Store, StoreError, StoreOptions, SweepJob, UiToken,
+    WithHistory, WorkflowPage,
 };
 
 pub use self::session::APP_ROLE;
@@ -84,6 +87,8 @@ pub struct PgStore {
     history_inline: InlineHistory,
     history_page_bytes: i32,
     replicas: Arc<Replicas>,
+    cluster: Cluster,
+    distribution: Option<Distribution>,
 }
 
 impl PgStore {
@@ -97,7 +102,7 @@ impl PgStore {
         }
         let pool = Pool::new(&settings, options.max_connections, options.acquire_timeout)?;
         let replicas = Replicas::new(pool.clone(), settings.clone());
-        let store = Self {
+        let mut store = Self {
             pool,
             replicas,
             reads: Arc::new(Pipelined::new(
@@ -113,16 +118,33 @@ impl PgStore {
                 options.history_inline_bytes,
             ),
             history_page_bytes: i32::try_from(options.history_page_bytes).unwrap_or(i32::MAX),
+            cluster: Cluster::Single,
+            distribution: None,
         };
-        store
+        (store.cluster, store.distribution) = store
             .with_conn(async |conn| {
-                migrations::run(conn).await?;
-                session::check_app_role(conn).await
+                let cluster = migrations::run(conn).await?;
+                session::check_app_role(conn, cluster).await?;
+                let distribution = match cluster {
+                    Cluster::Single => None,
+                    Cluster::Citus => Some(citus::describe(conn).await?),
+                };
+                Ok((cluster, distribution))
             })
             .await?;
-        // Opens a pipelined connection now, so that one that cannot be
-        // opened fails the start, not every read.
-        store.reads.call(async |_| Ok(())).await?;
+        match &store.distribution {
+            Some(d) => tracing::info!(
+                workers = d.workers,
+                shards = d.shards,
+                distributed = ?d.distributed,
+                reference = ?d.reference,
+                "PostgreSQL: a Citus cluster, tables distributed by tenant_id"
+            ),
+            // Opens a pipelined connection now, so that one that cannot be
+            // opened fails the start, not every read. (Citus reads in
+            // transactions on the pool instead.)
+            None => store.reads.call(async |_| Ok(())).await?,
+        }
         Ok(store)
     }
 
@@ -141,16 +163,49 @@ impl PgStore {
     /// of its own: committed if it succeeds, else rolled back.
     async fn in_transaction<T>(
         &self,
-        access: Access,
+        access: Access<'_>,
         mode: Mode,
         body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_conn(async |conn| {
-            session::begin(conn, access, mode).await?;
+            session::begin(conn, self.cluster, access, mode).await?;
             let done = body(conn).await;
             session::finish(conn, done).await
         })
         .await
+    }
+
+    /// Runs `op`, one call of a request function, on a connection of its
+    /// own (`session::call`).
+    async fn call<T>(
+        &self,
+        access: Access<'_>,
+        mode: Mode,
+        op: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_conn(async |conn| session::call(conn, self.cluster, access, mode, op).await)
+            .await
+    }
+
+    /// Runs `op`, one call of a read function: on a pipelined connection,
+    /// or on Citus in a request transaction on a pooled one.
+    async fn read<T>(
+        &self,
+        scope: Scope,
+        op: impl AsyncFnOnce(&tokio_postgres::Client, &ReadStatements) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = match self.cluster {
+            Cluster::Single => {
+                self.reads
+                    .call(async |c| op(&c.client, &c.statements).await)
+                    .await
+            }
+            Cluster::Citus => {
+                self.with_conn(async |conn| workflows::read_in_transaction(conn, scope, op).await)
+                    .await
+            }
+        };
+        self.noting_revocation(result)
     }
 
     /// Runs `body` in a transaction as the login (administrative work,
@@ -204,13 +259,11 @@ impl Store for PgStore {
         id: Uuid,
         history: WithHistory,
     ) -> Result<Option<Workflow>> {
-        let got = self
-            .reads
-            .call(async |conn| {
-                workflows::get(conn, scope, id, history.inline(self.history_inline)).await
-            })
-            .await;
-        self.noting_revocation(got)
+        let history = history.inline(self.history_inline);
+        self.read(scope, async |client, statements| {
+            workflows::get(client, statements, scope, id, history).await
+        })
+        .await
     }
 
     /// One call of `hydracore_list_workflows` on a pipelined connection
@@ -221,14 +274,13 @@ impl Store for PgStore {
         let confined = workflows::one_instance_in_one_status(scope, query)
             .filter(|_| query.cursor.is_none() && query.offset() <= pipelined::MAX_OFFSET);
         if let Some(confined) = confined {
-            let page = self
-                .reads
-                .call(async |conn| {
-                    let history = WithHistory::Yes.inline(self.history_inline);
-                    workflows::list_one_status(conn, scope, confined, query, history).await
+            let history = WithHistory::Yes.inline(self.history_inline);
+            return self
+                .read(scope, async |client, statements| {
+                    workflows::list_one_status(client, statements, scope, confined, query, history)
+                        .await
                 })
                 .await;
-            return self.noting_revocation(page);
         }
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
             let history = WithHistory::Yes.inline(self.history_inline);
@@ -259,11 +311,16 @@ impl Store for PgStore {
 
     async fn list_events(&self, scope: Scope, query: &EventQuery) -> Result<Option<Vec<Event>>> {
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            let purged = workflows::events_purged_through(tx).await?;
+            let (purged, horizon) = tokio::try_join!(
+                workflows::events_purged_through(tx),
+                workflows::events_horizon(tx)
+            )?;
             if purged.is_some_and(|purged| query.after.unwrap_or_default() < purged) {
                 return Ok(None);
             }
-            workflows::list_events(tx, scope, query).await.map(Some)
+            workflows::list_events(tx, scope, query, horizon)
+                .await
+                .map(Some)
         })
         .await
     }
@@ -271,8 +328,13 @@ impl Store for PgStore {
     async fn events_now(&self, tenant_id: Uuid) -> Result<Option<EventId>> {
         let scope = Scope::tenant(tenant_id);
         self.in_transaction(Access::Scope(scope), Mode::Read, async |tx| {
-            let purged = workflows::events_purged_through(tx).await?;
-            Ok(workflows::newest_event(tx, tenant_id).await?.max(purged))
+            let (purged, horizon) = tokio::try_join!(
+                workflows::events_purged_through(tx),
+                workflows::events_horizon(tx)
+            )?;
+            Ok(workflows::newest_event(tx, tenant_id, horizon)
+                .await?
+                .max(purged))
         })
         .await
     }
@@ -297,7 +359,7 @@ impl Store for PgStore {
         workflow: &Workflow,
         idempotency_key: Option<&hydracore_domain::idempotency::IdempotencyKey>,
     ) -> Result<()> {
-        self.with_conn(async |conn| {
+        self.call(Access::Scope(scope), Mode::Write, async |conn| {
             workflows::create(conn, scope, workflow, idempotency_key).await
         })
         .await?;
@@ -378,8 +440,12 @@ impl Store for PgStore {
             rule,
             history: history.inline(self.history_inline),
         };
-        self.with_conn(async |conn| attempt.run(conn, &self.reads, &self.last_written).await)
-            .await
+        self.with_conn(async |conn| {
+            attempt
+                .run(conn, self.cluster, &self.reads, &self.last_written)
+                .await
+        })
+        .await
     }
 
     /// A request transaction as the application role, so that readiness
@@ -390,6 +456,10 @@ impl Store for PgStore {
             Ok(tx.batch_execute("SELECT 1").await?)
         })
         .await
+    }
+
+    fn distribution(&self) -> Option<Distribution> {
+        self.distribution.clone()
     }
 
     /// The pool's connections, and the pipelined ones apart.
@@ -469,7 +539,9 @@ impl Store for PgStore {
             return Ok(Some(credential));
         }
         let found = self
-            .with_conn(async |conn| credentials::find_credential(conn, key_hash).await)
+            .call(Access::Key(key_hash), Mode::Read, async |conn| {
+                credentials::find_credential(conn, key_hash).await
+            })
             .await?;
         if let Some(credential) = &found {
             self.keys.insert(key_hash, credential);

@@ -39,6 +39,11 @@ use crate::StoreError;
 /// One connection and the statements prepared on it.
 pub struct Conn {
     pub client: Client,
+    pub statements: ReadStatements,
+}
+
+/// The read functions' calls, prepared on one connection.
+pub struct ReadStatements {
     /// [`super::workflows::GET`]
     pub get: Statement,
     /// [`super::workflows::LIST_ONE_STATUS`]
@@ -91,8 +96,10 @@ impl Slot {
 async fn connect(settings: &PgConnectSettings) -> Result<Conn, StoreError> {
     let client = super::tls::connect(settings).await?;
     Ok(Conn {
-        get: client.prepare(super::workflows::GET).await?,
-        list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
+        statements: ReadStatements {
+            get: client.prepare(super::workflows::GET).await?,
+            list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
+        },
         client,
     })
 }

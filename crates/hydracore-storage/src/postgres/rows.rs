@@ -19,16 +19,25 @@ use uuid::Uuid;
 use crate::rows::{corrupt, Columns, WORKFLOW_COLUMN_COUNT};
 use crate::{InlineHistory, StoreError};
 
-/// The history a workflow embeds (`hydracore_history_inline`: its
-/// stored entries joined with commas, oldest first), selected after
+/// The history a workflow embeds (as `hydracore_history_inline` selects
+/// it: its stored entries joined with commas, oldest first), selected after
 /// [`crate::rows::WORKFLOW_COLUMNS`] for a page, so the records and their
 /// histories come in one statement (one snapshot, one round trip).
 /// `hydracore_workflow` and `hydracore_list_workflows` select the same in
-/// the same place.
-pub fn history_column(inline: InlineHistory) -> String {
+/// the same place. Written out rather than called: migration 0005 says why.
+/// `tenant` is the placeholder of the scope's tenant: with it, Citus sees
+/// that the whole statement reads one tenant's rows, and routes it whole.
+pub fn history_column(inline: InlineHistory, tenant: &str) -> String {
     format!(
-        "hydracore_history_inline(workflows.tenant_id, workflows.id, workflows.version, \
-         {}, {}) AS history",
+        "(SELECT string_agg(e.entry, ',' ORDER BY e.seq) \
+          FROM (SELECT h.seq, h.entry, \
+                       sum(octet_length(h.entry)) OVER (ORDER BY h.seq DESC) \
+                         - octet_length(h.entry) AS newer \
+                FROM workflow_history AS h \
+                WHERE h.tenant_id = {tenant} AND h.tenant_id = workflows.tenant_id \
+                  AND h.workflow_id = workflows.id \
+                  AND h.seq <= workflows.version AND h.seq > workflows.version - {}) AS e \
+          WHERE e.newer < {}) AS history",
         inline.entries, inline.bytes
     )
 }

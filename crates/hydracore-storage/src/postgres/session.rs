@@ -2,6 +2,14 @@
 //! request query runs under, and the start-up check that this really
 //! confines requests.
 //!
+//! On Citus the role and tenant must also reach the workers that run a
+//! request's statements. Citus sends a worker the `SET LOCAL` commands of
+//! the transaction block when `citus.propagate_set_commands` is `local`,
+//! but not what `set_config` set; so there a transaction opens with
+//! `BEGIN` and then sets both with `SET LOCAL`, and the request functions,
+//! whose own `set_config` would not reach the workers, are called inside
+//! such a transaction too ([`call`]).
+//!
 //! A transaction here is plain SQL on the connection (`BEGIN` in the
 //! opening message, then [`finish`]'s `COMMIT` or `ROLLBACK`), not a
 //! driver object: a request dropped halfway drops its checkout unsettled,
@@ -18,14 +26,25 @@ use crate::StoreError;
 /// The NOLOGIN role the migrations create; requests run as it.
 pub const APP_ROLE: &str = "hydracore_app";
 
+/// What the database is: where a request's settings have to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cluster {
+    /// One PostgreSQL server (or a pooler in front of one).
+    Single,
+    /// A Citus coordinator, whose workers run the statements.
+    Citus,
+}
+
 /// What a request transaction may see besides nothing.
 #[derive(Debug, Clone, Copy)]
-pub enum Access {
+pub enum Access<'a> {
     /// Nothing tenant-owned (readiness checks).
     Anonymous,
     /// The rows of the scope's tenant; with its key checked unrevoked when
     /// the request came with one.
     Scope(Scope),
+    /// The credential whose key has this SHA-256, whatever its tenant.
+    Key(&'a [u8]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,30 +67,147 @@ pub enum Mode {
 /// preamble statement fails, PostgreSQL ends that implicit transaction and
 /// the connection is idle again; after `BEGIN` the failure would leave it
 /// inside an aborted transaction.
-fn opening(access: Access, mode: Mode) -> String {
-    let isolation = match mode {
-        Mode::Read => "REPEATABLE READ, READ ONLY",
-        Mode::Write => "READ COMMITTED",
-    };
-    let literal = |id: Option<uuid::Uuid>| {
-        id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'", id.hyphenated()))
-    };
+fn opening(access: Access<'_>, mode: Mode) -> String {
     let (tenant, credential) = match access {
         Access::Anonymous => (None, None),
         Access::Scope(scope) => (Some(scope.tenant_id), scope.credential_id),
+        Access::Key(hash) => {
+            return format!(
+                "SET TRANSACTION ISOLATION LEVEL {}; \
+                 SELECT set_config('role', '{APP_ROLE}', true), \
+                        set_config('hydracore.key_hash', '{}', true); BEGIN",
+                isolation(mode),
+                hex(hash)
+            )
+        }
     };
     format!(
-        "SET TRANSACTION ISOLATION LEVEL {isolation}; \
+        "SET TRANSACTION ISOLATION LEVEL {}; \
          SELECT hydracore_enter({}, {}); BEGIN",
+        isolation(mode),
         literal(tenant),
         literal(credential)
     )
 }
 
+/// The two messages that open a transaction for `access` in `mode` on
+/// Citus. The first begins it and, with `enter`, checks the key and
+/// switches role as on one server; without, the request function called
+/// next does that itself (the role may not call it). The second sets the
+/// tenant (or key) with `SET LOCAL`, which Citus sends to each worker the
+/// transaction uses: the text of the whole message that held the `SET`,
+/// hence a message of its own. Sent one behind the other, they cost one
+/// round trip.
+fn citus_opening(access: Access<'_>, mode: Mode, enter: bool) -> (String, String) {
+    let mut begin = format!("BEGIN ISOLATION LEVEL {}", isolation(mode));
+    let propagate = "SET LOCAL citus.propagate_set_commands = 'local'";
+    let set = match access {
+        Access::Key(hash) => {
+            if enter {
+                begin += &format!("; SELECT set_config('role', '{APP_ROLE}', true)");
+            }
+            format!(
+                "{propagate}; SET LOCAL hydracore.key_hash = '{}'",
+                hex(hash)
+            )
+        }
+        Access::Anonymous | Access::Scope(_) => {
+            let (tenant, credential) = match access {
+                Access::Scope(scope) => (Some(scope.tenant_id), scope.credential_id),
+                _ => (None, None),
+            };
+            if enter {
+                begin += &format!(
+                    "; SELECT hydracore_enter({}, {})",
+                    literal(tenant),
+                    literal(credential)
+                );
+            }
+            format!(
+                "{propagate}; SET LOCAL hydracore.tenant_id = '{}'",
+                tenant
+                    .map(|t| t.hyphenated().to_string())
+                    .unwrap_or_default()
+            )
+        }
+    };
+    (begin, set)
+}
+
+fn isolation(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Read => "REPEATABLE READ, READ ONLY",
+        Mode::Write => "READ COMMITTED",
+    }
+}
+
+/// A uuid as a SQL literal (hex digits and dashes), or NULL.
+fn literal(id: Option<uuid::Uuid>) -> String {
+    id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'", id.hyphenated()))
+}
+
+/// Bytes as lowercase hex digits, which a SQL literal can hold as they are.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Opens a transaction for `access` in `mode`, in one round trip. End it
 /// with [`finish`].
-pub async fn begin(conn: &Client, access: Access, mode: Mode) -> Result<(), StoreError> {
-    Ok(conn.batch_execute(&opening(access, mode)).await?)
+pub async fn begin(
+    conn: &Client,
+    cluster: Cluster,
+    access: Access<'_>,
+    mode: Mode,
+) -> Result<(), StoreError> {
+    Ok(open(conn, cluster, access, mode, true).await?)
+}
+
+/// [`begin`], with the driver's error.
+async fn open(
+    conn: &Client,
+    cluster: Cluster,
+    access: Access<'_>,
+    mode: Mode,
+    enter: bool,
+) -> Result<(), tokio_postgres::Error> {
+    match cluster {
+        Cluster::Single => conn.batch_execute(&opening(access, mode)).await,
+        Cluster::Citus => {
+            let (begin, set) = citus_opening(access, mode, enter);
+            // The second fails when the first did (the key check), so the
+            // first's error is the one that says why.
+            let (began, set) = tokio::join!(conn.batch_execute(&begin), conn.batch_execute(&set));
+            let opened = began.and(set);
+            if opened.is_err() {
+                // After BEGIN a failure leaves the transaction open and
+                // aborted. Should the rollback fail too, the connection is
+                // gone, and the first error says why.
+                let _ = conn.batch_execute("ROLLBACK").await;
+            }
+            opened
+        }
+    }
+}
+
+/// Runs `body`, one call of a request function: on its own on one
+/// PostgreSQL, where the function sets the role and tenant itself, in a
+/// transaction of its own; on Citus inside a request transaction for
+/// `access`, so that they reach the workers.
+pub async fn call<T>(
+    conn: &Client,
+    cluster: Cluster,
+    access: Access<'_>,
+    mode: Mode,
+    body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match cluster {
+        Cluster::Single => body(conn).await,
+        Cluster::Citus => {
+            open(conn, cluster, access, mode, false).await?;
+            let done = body(conn).await;
+            finish(conn, done).await
+        }
+    }
 }
 
 /// Opens a transaction as the login, without switching role: for the
@@ -99,7 +235,7 @@ pub async fn finish<T>(conn: &Client, result: Result<T, StoreError>) -> Result<T
 /// Refuses to serve when row-level security would not bind requests: the
 /// application role must not be a superuser nor bypass RLS, and the login
 /// must be able to switch to it.
-pub async fn check_app_role(conn: &Client) -> Result<(), StoreError> {
+pub async fn check_app_role(conn: &Client, cluster: Cluster) -> Result<(), StoreError> {
     let role = conn
         .query_opt(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1",
@@ -131,10 +267,7 @@ pub async fn check_app_role(conn: &Client) -> Result<(), StoreError> {
         }
         Some((false, false)) => {}
     }
-    match conn
-        .batch_execute(&opening(Access::Anonymous, Mode::Read))
-        .await
-    {
+    match open(conn, cluster, Access::Anonymous, Mode::Read, true).await {
         Ok(()) => return Ok(conn.batch_execute("ROLLBACK").await?),
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {}
         Err(e) => return Err(e.into()),

@@ -60,14 +60,14 @@ pub async fn end(tx: &Client, scope: Scope, hash: &[u8], now: Timestamp) -> Resu
 }
 
 pub async fn purge(conn: &Client, before: Timestamp, limit: u32) -> Result<u64> {
-    let statement = prepare(
+    let before = super::purge::bound(
         conn,
-        "DELETE FROM ui_tokens WHERE (tenant_id, token_hash) IN \
-         (SELECT tenant_id, token_hash FROM ui_tokens WHERE expires_at < $1 LIMIT $2 \
-          FOR UPDATE SKIP LOCKED)",
+        "SELECT expires_at FROM ui_tokens WHERE expires_at < $1 \
+         ORDER BY expires_at OFFSET $2 LIMIT 1",
+        before.as_datetime(),
+        limit,
     )
     .await?;
-    Ok(conn
-        .execute(&statement, &[&before.as_datetime(), &i64::from(limit)])
-        .await?)
+    let statement = prepare(conn, "DELETE FROM ui_tokens WHERE expires_at < $1").await?;
+    Ok(conn.execute(&statement, &[&before]).await?)
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::pool::{prepare, Client};
 use super::rows::get as column;
+use super::workflows::events_horizon;
 use crate::rows::EVENT_COLUMNS;
 use crate::webhooks::{
     delivery_row, webhook_row, AttemptReport, DueDelivery, EndpointChange, DELIVERY_COLUMNS,
@@ -47,12 +48,12 @@ pub async fn insert(
     // The cursor starts before the transactions still running, so that an
     // event they commit later is not passed over; events older than the
     // endpoint are then left out by their time.
+    let horizon = events_horizon(tx).await?;
     let insert = prepare(
         tx,
         "INSERT INTO webhook_endpoints (tenant_id, id, url, event_types, description, secret, \
          created_at, updated_at, cursor_xid, cursor_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, \
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, 0)",
     )
     .await?;
     tx.execute(
@@ -65,6 +66,7 @@ pub async fn insert(
             &w.description,
             &secret.as_str(),
             &w.created_at.as_datetime(),
+            &horizon,
         ],
     )
     .await?;
@@ -210,16 +212,17 @@ pub async fn retry(
 /// As the login: the enabled endpoints with events past their cursor
 /// that no running transaction can precede.
 pub async fn endpoints_behind(conn: &Client) -> Result<Vec<(Uuid, Uuid)>> {
+    let horizon = events_horizon(conn).await?;
     let statement = prepare(
         conn,
         "SELECT w.tenant_id, w.id FROM webhook_endpoints AS w \
          WHERE w.disabled_at IS NULL AND EXISTS ( \
              SELECT 1 FROM events AS e WHERE e.tenant_id = w.tenant_id \
              AND (e.xid, e.seq) > (w.cursor_xid::text::xid8, w.cursor_seq) \
-             AND e.xid < pg_snapshot_xmin(pg_current_snapshot()))",
+             AND e.xid < $1::text::xid8)",
     )
     .await?;
-    conn.query(&statement, &[])
+    conn.query(&statement, &[&horizon.to_string()])
         .await?
         .iter()
         .map(|row| Ok((column(row, 0)?, column(row, 1)?)))
@@ -242,12 +245,13 @@ pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> 
     let cursor: (i64, i64) = (column(&endpoint, 0)?, column(&endpoint, 1)?);
     let types = Webhook::parse_stored_types(&column::<String>(&endpoint, 2)?);
     let created_at: chrono::DateTime<chrono::Utc> = column(&endpoint, 3)?;
+    let horizon = events_horizon(tx).await?;
     let read = prepare(
         tx,
         &format!(
             "SELECT xid::text::bigint, seq, {EVENT_COLUMNS} FROM events \
              WHERE tenant_id = $1 AND (xid, seq) > ($2::text::xid8, $3) \
-             AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             AND xid < $5::text::xid8 \
              ORDER BY xid, seq LIMIT $4"
         ),
     )
@@ -260,6 +264,7 @@ pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> 
                 &cursor.0.to_string(),
                 &cursor.1,
                 &i64::from(limit),
+                &horizon.to_string(),
             ],
         )
         .await?
@@ -318,56 +323,67 @@ pub async fn claim(
     lease_until: Timestamp,
     limit: u32,
 ) -> Result<Vec<DueDelivery>> {
-    let statement = prepare(
+    // The due deliveries first, unlocked and across tenants; then each is
+    // claimed by a statement of its own tenant that takes it only if it is
+    // still due, so one another replica claimed meanwhile is left to it.
+    // (Citus locks rows only in a statement that touches one tenant.)
+    let due = prepare(
         tx,
-        "WITH due AS ( \
-             SELECT d.tenant_id, d.id FROM webhook_deliveries AS d \
-             JOIN webhook_endpoints AS w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.disabled_at IS NULL \
-             AND NOT EXISTS ( \
-                 SELECT 1 FROM webhook_deliveries AS p \
-                 WHERE p.tenant_id = d.tenant_id AND p.webhook_id = d.webhook_id \
-                 AND p.workflow_id = d.workflow_id AND p.status = 'pending' \
-                 AND (p.event_xid, p.event_seq) < (d.event_xid, d.event_seq)) \
-             ORDER BY d.next_attempt_at LIMIT $3 \
-             FOR UPDATE OF d SKIP LOCKED) \
-         UPDATE webhook_deliveries AS d \
-         SET attempts = d.attempts + 1, next_attempt_at = $2 \
-         FROM due, webhook_endpoints AS w \
-         WHERE d.tenant_id = due.tenant_id AND d.id = due.id \
-         AND w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
+        "SELECT d.tenant_id, d.id FROM webhook_deliveries AS d \
+         JOIN webhook_endpoints AS w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.disabled_at IS NULL \
+         AND NOT EXISTS ( \
+             SELECT 1 FROM webhook_deliveries AS p \
+             WHERE p.tenant_id = d.tenant_id AND p.webhook_id = d.webhook_id \
+             AND p.workflow_id = d.workflow_id AND p.status = 'pending' \
+             AND (p.event_xid, p.event_seq) < (d.event_xid, d.event_seq)) \
+         ORDER BY d.next_attempt_at LIMIT $2",
+    )
+    .await?;
+    let take = prepare(
+        tx,
+        "UPDATE webhook_deliveries AS d \
+         SET attempts = d.attempts + 1, next_attempt_at = $4 \
+         FROM webhook_endpoints AS w \
+         WHERE d.tenant_id = $1 AND d.id = $2 AND d.status = 'pending' \
+         AND d.next_attempt_at <= $3 \
+         AND w.tenant_id = $1 AND w.id = d.webhook_id AND w.disabled_at IS NULL \
          RETURNING d.tenant_id, d.webhook_id, d.id, w.url, w.secret, d.payload, d.attempts, \
                    d.retrying_since, w.failing_since",
     )
     .await?;
-    tx.query(
-        &statement,
-        &[
-            &now.as_datetime(),
-            &lease_until.as_datetime(),
-            &i64::from(limit),
-        ],
-    )
-    .await?
-    .iter()
-    .map(|row| {
-        let time = |i: usize| -> Result<Option<Timestamp>> {
-            let at: Option<chrono::DateTime<chrono::Utc>> = column(row, i)?;
-            Ok(at.and_then(Timestamp::new))
-        };
-        Ok(DueDelivery {
-            tenant_id: column(row, 0)?,
-            webhook_id: column(row, 1)?,
-            id: column(row, 2)?,
-            url: column(row, 3)?,
-            secret: column(row, 4)?,
-            payload: column(row, 5)?,
-            attempts: column(row, 6)?,
-            retrying_since: time(7)?.ok_or_else(|| StoreError::Corrupt("retrying_since".into()))?,
-            failing_since: time(8)?,
+    let (now, lease_until) = (now.as_datetime(), lease_until.as_datetime());
+    let mut claimed = Vec::new();
+    for candidate in tx.query(&due, &[&now, &i64::from(limit)]).await? {
+        let (tenant_id, id): (Uuid, Uuid) = (column(&candidate, 0)?, column(&candidate, 1)?);
+        if let Some(row) = tx
+            .query_opt(&take, &[&tenant_id, &id, &now, &lease_until])
+            .await?
+        {
+            claimed.push(row);
+        }
+    }
+    claimed
+        .iter()
+        .map(|row| {
+            let time = |i: usize| -> Result<Option<Timestamp>> {
+                let at: Option<chrono::DateTime<chrono::Utc>> = column(row, i)?;
+                Ok(at.and_then(Timestamp::new))
+            };
+            Ok(DueDelivery {
+                tenant_id: column(row, 0)?,
+                webhook_id: column(row, 1)?,
+                id: column(row, 2)?,
+                url: column(row, 3)?,
+                secret: column(row, 4)?,
+                payload: column(row, 5)?,
+                attempts: column(row, 6)?,
+                retrying_since: time(7)?
+                    .ok_or_else(|| StoreError::Corrupt("retrying_since".into()))?,
+                failing_since: time(8)?,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// As the login, in a transaction.
@@ -432,15 +448,18 @@ pub async fn record(tx: &Client, r: &AttemptReport) -> Result<()> {
 
 /// As the login, in a transaction.
 pub async fn purge(tx: &Client, before: Timestamp, limit: u32) -> Result<u64> {
-    let statement = prepare(
+    let before = super::purge::bound(
         tx,
-        "DELETE FROM webhook_deliveries WHERE (tenant_id, id) IN ( \
-             SELECT tenant_id, id FROM webhook_deliveries \
-             WHERE status <> 'pending' AND created_at < $1 \
-             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        "SELECT created_at FROM webhook_deliveries \
+         WHERE status <> 'pending' AND created_at < $1 ORDER BY created_at OFFSET $2 LIMIT 1",
+        before.as_datetime(),
+        limit,
     )
     .await?;
-    Ok(tx
-        .execute(&statement, &[&before.as_datetime(), &i64::from(limit)])
-        .await?)
+    let statement = prepare(
+        tx,
+        "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1",
+    )
+    .await?;
+    Ok(tx.execute(&statement, &[&before]).await?)
 }

@@ -20,12 +20,13 @@ use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use super::last_written::LastWritten;
-use super::pipelined::{Conn, Pipelined};
+use super::pipelined::{Pipelined, ReadStatements};
 use super::pool::{prepare, Client};
 use super::rows::{
     get as column, history_column, rendered, workflow_with_history, EntryRecord, EventRecord,
     WorkflowRecord, HISTORY,
 };
+use super::session::{self, Access, Cluster, Mode};
 use crate::filters::{
     counts_answer, push_cursor, push_event_filters, push_inbox, push_inbox_counts,
     push_list_filters, push_scope, PgQuery,
@@ -159,16 +160,40 @@ async fn write_change(
 /// stay cached on the connection.
 pub const GET: &str = "SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5, $6)";
 
-/// One call of [`GET`] on a pipelined connection.
+/// Runs `op`, one call of a read function, in a request transaction on
+/// `conn`: how reads go on Citus (`session::call`).
+pub async fn read_in_transaction<T>(
+    conn: &Client,
+    scope: Scope,
+    op: impl AsyncFnOnce(&tokio_postgres::Client, &ReadStatements) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    session::call(
+        conn,
+        Cluster::Citus,
+        Access::Scope(scope),
+        Mode::Read,
+        async |tx| {
+            let statements = ReadStatements {
+                get: prepare(tx, GET).await?,
+                list_one_status: prepare(tx, LIST_ONE_STATUS).await?,
+            };
+            op(tx, &statements).await
+        },
+    )
+    .await
+}
+
+/// One call of [`GET`].
 pub async fn get(
-    conn: &Conn,
+    client: &tokio_postgres::Client,
+    statements: &ReadStatements,
     scope: Scope,
     id: Uuid,
     history: InlineHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    conn.client
+    client
         .query_opt(
-            &conn.get,
+            &statements.get,
             &[
                 &scope.tenant_id,
                 &scope.instance_id,
@@ -206,18 +231,18 @@ pub const LIST_ONE_STATUS: &str =
 /// Where the total is in a row of [`LIST_ONE_STATUS`]: after the history.
 const TOTAL: usize = HISTORY + 1;
 
-/// One call of [`LIST_ONE_STATUS`] on a pipelined connection.
+/// One call of [`LIST_ONE_STATUS`].
 pub async fn list_one_status(
-    conn: &Conn,
+    client: &tokio_postgres::Client,
+    statements: &ReadStatements,
     scope: Scope,
     (instance_id, status): (Uuid, Status),
     query: &ListQuery,
     history: InlineHistory,
 ) -> Result<WorkflowPage, StoreError> {
-    let rows = conn
-        .client
+    let rows = client
         .query(
-            &conn.list_one_status,
+            &statements.list_one_status,
             &[
                 &scope.tenant_id,
                 &instance_id,
@@ -284,9 +309,10 @@ pub async fn list(
     // every row it skips. Per row it is one key range, whatever the
     // planner makes of the table's statistics (a join with the page's ids
     // could be planned as a hash join over the tenant's whole history).
+    let tenant = select.param(scope.tenant_id);
     select.sql = format!(
         "SELECT *, {} FROM ({}) AS workflows ORDER BY created_at DESC, id DESC",
-        history_column(history),
+        history_column(history, &tenant),
         select.sql
     );
     let statement = prepare(conn, &select.sql).await?;
@@ -392,6 +418,7 @@ impl Attempt {
     pub async fn run(
         &self,
         conn: &Client,
+        cluster: Cluster,
         reads: &Pipelined,
         last_written: &LastWritten,
     ) -> Result<ChangeOutcome, StoreError> {
@@ -408,10 +435,7 @@ impl Attempt {
             let guessed = guess.is_some();
             let current = match guess.take() {
                 Some(remembered) => remembered,
-                None => match reads
-                    .call(async |c| get(c, scope, id, InlineHistory::NONE).await)
-                    .await?
-                {
+                None => match self.read(conn, cluster, reads).await? {
                     Some(stored) => stored,
                     None => return Ok(ChangeOutcome::NotFound),
                 },
@@ -428,8 +452,16 @@ impl Attempt {
                 Err(refused) => return Ok(ChangeOutcome::Refused(refused)),
             };
             let rendered_entry = crate::render_entry(&change.entry)?;
-            let written =
-                write_change(conn, scope, &from, &change, &rendered_entry, self.history).await;
+            let written = session::call(
+                conn,
+                cluster,
+                Access::Scope(scope),
+                Mode::Write,
+                async |c| {
+                    write_change(c, scope, &from, &change, &rendered_entry, self.history).await
+                },
+            )
+            .await;
             // A write that failed may still have landed: the next change
             // reads.
             let earlier = match written {
@@ -459,6 +491,30 @@ impl Attempt {
     }
 }
 
+impl Attempt {
+    /// The workflow as stored, without its history: on a pipelined
+    /// connection, or on Citus in a transaction on `conn`.
+    async fn read(
+        &self,
+        conn: &Client,
+        cluster: Cluster,
+        reads: &Pipelined,
+    ) -> Result<Option<Workflow>, StoreError> {
+        let (scope, id) = (self.scope, self.id);
+        let op = async |c: &tokio_postgres::Client, s: &ReadStatements| {
+            get(c, s, scope, id, InlineHistory::NONE).await
+        };
+        match cluster {
+            Cluster::Single => {
+                reads
+                    .call(async |c| op(&c.client, &c.statements).await)
+                    .await
+            }
+            Cluster::Citus => read_in_transaction(conn, scope, op).await,
+        }
+    }
+}
+
 /// A page of events (see `Store::list_events`); callers run this in a
 /// request transaction, whose snapshot's oldest running transaction
 /// bounds what is read.
@@ -466,6 +522,7 @@ pub async fn list_events(
     conn: &Client,
     scope: Scope,
     query: &EventQuery,
+    horizon: i64,
 ) -> Result<Vec<Event>, StoreError> {
     let mut q = PgQuery::new(format!(
         "SELECT xid::text::bigint, seq, {EVENT_COLUMNS} FROM events"
@@ -476,7 +533,9 @@ pub async fn list_events(
         .bind(xid.to_string())
         .push("::text::xid8, ")
         .bind(seq);
-    q.push(") AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, seq LIMIT ")
+    q.push(") AND xid < ")
+        .bind(horizon.to_string())
+        .push("::text::xid8 ORDER BY xid, seq LIMIT ")
         .bind(query.limit);
     let statement = prepare(conn, &q.sql).await?;
     conn.query(&statement, &q.values())
@@ -487,17 +546,35 @@ pub async fn list_events(
 }
 
 /// The tenant's newest event that a page can list now.
-pub async fn newest_event(conn: &Client, tenant_id: Uuid) -> Result<Option<EventId>, StoreError> {
+pub async fn newest_event(
+    conn: &Client,
+    tenant_id: Uuid,
+    horizon: i64,
+) -> Result<Option<EventId>, StoreError> {
     let statement = prepare(
         conn,
         "SELECT xid::text::bigint, seq FROM events WHERE tenant_id = $1 \
-         AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid DESC, seq DESC LIMIT 1",
+         AND xid < $2::text::xid8 ORDER BY xid DESC, seq DESC LIMIT 1",
     )
     .await?;
-    conn.query_opt(&statement, &[&tenant_id])
+    conn.query_opt(&statement, &[&tenant_id, &horizon.to_string()])
         .await?
         .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
         .transpose()
+}
+
+/// How far a reader of events may go in the open transaction: to the
+/// oldest transaction its snapshot sees running, so that an event that
+/// commits later is never passed over. Read in a statement of its own: on
+/// Citus a statement that reads events runs on a worker, whose
+/// transactions are not the coordinator's that numbered the events.
+pub async fn events_horizon(conn: &Client) -> Result<i64, StoreError> {
+    let statement = prepare(
+        conn,
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+    )
+    .await?;
+    column(&conn.query_one(&statement, &[]).await?, 0)
 }
 
 /// How far events have been purged.
@@ -512,16 +589,21 @@ pub async fn events_purged_through(conn: &Client) -> Result<Option<EventId>, Sto
 /// Deletes up to `limit` events older than `before` and moves the purge
 /// mark past them; callers run this as the login, in a transaction.
 pub async fn purge_events(conn: &Client, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+    let before = super::purge::bound(
+        conn,
+        "SELECT occurred_at FROM events WHERE occurred_at < $1 \
+         ORDER BY occurred_at OFFSET $2 LIMIT 1",
+        before.as_datetime(),
+        limit,
+    )
+    .await?;
     let delete = prepare(
         conn,
-        "DELETE FROM events WHERE (tenant_id, xid, seq) IN \
-         (SELECT tenant_id, xid, seq FROM events WHERE occurred_at < $1 \
-          ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING xid::text::bigint, seq",
+        "DELETE FROM events WHERE occurred_at < $1 RETURNING xid::text::bigint, seq",
     )
     .await?;
     let gone = conn
-        .query(&delete, &[&before.as_datetime(), &i64::from(limit)])
+        .query(&delete, &[&before])
         .await?
         .iter()
         .map(|row| Ok(EventId(column(row, 0)?, column(row, 1)?)))

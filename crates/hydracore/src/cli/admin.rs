@@ -22,11 +22,24 @@ async fn open(global: &GlobalArgs) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 pub async fn migrate(global: &GlobalArgs, output: &Output) -> anyhow::Result<()> {
-    // Opening the store runs the migrations.
-    open(global).await?;
-    output.emit(json!({ "migrated": true }), || {
-        "The database schema is up to date.".into()
-    });
+    // Opening the store runs the migrations (and distributes on Citus).
+    let distribution = open(global).await?.distribution();
+    let text = || match &distribution {
+        None => "The database schema is up to date.".into(),
+        Some(d) => format!(
+            "The database schema is up to date, on Citus: {} distributed by {} over {} workers \
+             ({} shards each, co-located); reference tables: {}.",
+            d.distributed.join(", "),
+            d.distributed_by,
+            d.workers,
+            d.shards,
+            d.reference.join(", ")
+        ),
+    };
+    output.emit(
+        json!({ "migrated": true, "distribution": distribution }),
+        text,
+    );
     Ok(())
 }
 

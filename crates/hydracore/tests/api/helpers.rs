@@ -13,6 +13,9 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+#[path = "citus_cluster.rs"]
+pub mod citus_cluster;
+
 /// The HS256 secret every test server verifies dashboard JWTs with.
 pub const JWT_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes!";
 
@@ -104,16 +107,34 @@ pub struct TestApp {
 }
 
 /// Which backend the suite runs on: `HYDRACORE_TEST_BACKEND=postgres`
-/// (server: `HYDRACORE_TEST_POSTGRES_URL`, default the local one), else
-/// SQLite. One suite, both backends.
-pub fn postgres_server() -> Option<String> {
+/// (server: `HYDRACORE_TEST_POSTGRES_URL`, default the local one),
+/// `citus` (`citus_cluster`), else SQLite. One suite, every backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+    Citus,
+}
+
+pub fn backend() -> Backend {
     match std::env::var("HYDRACORE_TEST_BACKEND").as_deref() {
-        Ok("postgres") => Some(
+        Ok("postgres") => Backend::Postgres(
             std::env::var("HYDRACORE_TEST_POSTGRES_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
         ),
-        Ok("sqlite") | Err(_) => None,
-        Ok(other) => panic!("HYDRACORE_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+        Ok("citus") => Backend::Citus,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => {
+            panic!("HYDRACORE_TEST_BACKEND must be sqlite, postgres or citus, not {other:?}")
+        }
+    }
+}
+
+/// The PostgreSQL server the suite runs on, when it is a single one.
+pub fn postgres_server() -> Option<String> {
+    match backend() {
+        Backend::Postgres(server) => Some(server),
+        Backend::Sqlite | Backend::Citus => None,
     }
 }
 
@@ -125,18 +146,26 @@ pub enum TestDatabase {
         server: String,
         name: String,
     },
+    Citus {
+        name: String,
+    },
 }
 
 impl TestDatabase {
     /// A new empty database and its URL, on the suite's backend.
     pub async fn create() -> (TestDatabase, String) {
-        match postgres_server() {
-            None => {
+        match backend() {
+            Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite:{}", dir.path().join("test.db").display());
                 (TestDatabase::Sqlite(dir), url)
             }
-            Some(server) => {
+            Backend::Citus => {
+                let name = format!("hc_api_{}", Uuid::new_v4().simple());
+                let url = citus_cluster::cluster().await.create_database(&name).await;
+                (TestDatabase::Citus { name }, url)
+            }
+            Backend::Postgres(server) => {
                 let name = format!("hc_api_{}", Uuid::new_v4().simple());
                 let admin = admin_connection(&server)
                     .await
@@ -175,10 +204,12 @@ fn with_database(url: &str, database: &str) -> String {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let TestDatabase::Postgres { server, name } = self else {
-            return;
+        let (server, name) = match self {
+            TestDatabase::Sqlite(_) => return,
+            TestDatabase::Postgres { server, name } => (Some(server.clone()), name.clone()),
+            TestDatabase::Citus { name } => (None, name.clone()),
         };
-        let (server, name, shown) = (server.clone(), name.clone(), name.clone());
+        let shown = name.clone();
         // Drop runs inside the test's runtime, which must not block on
         // itself: the drop gets a thread and a small runtime of its own.
         let dropped = std::thread::spawn(move || {
@@ -187,6 +218,10 @@ impl Drop for TestDatabase {
                 .build()
                 .ok()?;
             runtime.block_on(async {
+                let Some(server) = server else {
+                    let cluster = citus_cluster::cluster().await;
+                    return cluster.drop_database(&name).await.ok();
+                };
                 let admin = admin_connection(&server).await.ok()?;
                 admin
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -4,6 +4,7 @@
 mod abuse;
 mod advance;
 mod auth;
+mod citus;
 mod cli;
 mod concurrency;
 mod create;

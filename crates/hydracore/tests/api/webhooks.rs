@@ -887,7 +887,7 @@ async fn no_event_is_lost_when_the_server_is_killed_while_the_receiver_is_down()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_event_is_lost_when_two_replicas_are_killed_while_the_receiver_is_down() {
-    if crate::helpers::postgres_server().is_none() {
+    if crate::helpers::backend() == crate::helpers::Backend::Sqlite {
         println!("NOTE: two replicas need PostgreSQL (HYDRACORE_TEST_BACKEND=postgres); skipped");
         return;
     }

@@ -1,0 +1,175 @@
+//! The Citus cluster under `HYDRACORE_TEST_BACKEND=citus`: the one at
+//! `HYDRACORE_TEST_CITUS_URL` (its coordinator), else a throwaway one
+//! started with `../shared/tools/citus/cluster.sh` for this test process
+//! and stopped when it ends.
+//!
+//! A test's database is made on every node with the `citus` extension and
+//! the nodes registered in it, as an operator sets up a distributed
+//! database; `migrate` then distributes the schema. Four shards per table
+//! keep that quick.
+
+use std::process::Command;
+
+use tokio::sync::OnceCell;
+
+pub struct Cluster {
+    /// (host, port) of the coordinator, then of each worker.
+    nodes: Vec<(String, i32)>,
+    user: String,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+/// The suite's cluster, started first if the environment names none.
+pub async fn cluster() -> &'static Cluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let coordinator = std::env::var("HYDRACORE_TEST_CITUS_URL").unwrap_or_else(|_| start());
+            let admin = connect(&coordinator).await;
+            let user: String = admin
+                .query_one("SELECT current_user::text", &[])
+                .await
+                .expect("the coordinator answers")
+                .get(0);
+            let nodes = admin
+                .query(
+                    "SELECT nodename, nodeport FROM pg_dist_node \
+                     WHERE noderole = 'primary' ORDER BY groupid",
+                    &[],
+                )
+                .await
+                .expect("the cluster's nodes")
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect::<Vec<_>>();
+            assert!(
+                nodes.len() >= 2,
+                "the coordinator at {coordinator} should have itself and its workers in \
+                 pg_dist_node (citus_set_coordinator_host, citus_add_node)"
+            );
+            Cluster { nodes, user }
+        })
+        .await
+}
+
+impl Cluster {
+    fn node_url(&self, (host, port): &(String, i32), database: &str) -> String {
+        // Citus makes each node a self-signed certificate that rustls refuses.
+        format!(
+            "postgres://{}@{host}:{port}/{database}?sslmode=disable",
+            self.user
+        )
+    }
+
+    /// The URL of the coordinator's `database`.
+    pub fn url(&self, database: &str) -> String {
+        self.node_url(&self.nodes[0], database)
+    }
+
+    /// The URLs of the workers' `database`.
+    pub fn worker_urls(&self, database: &str) -> Vec<String> {
+        self.nodes[1..]
+            .iter()
+            .map(|node| self.node_url(node, database))
+            .collect()
+    }
+
+    /// A new distributed database named `name` on every node; its
+    /// coordinator URL.
+    pub async fn create_database(&self, name: &str) -> String {
+        for node in &self.nodes {
+            let admin = connect(&self.node_url(node, "postgres")).await;
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the test database");
+            let db = connect(&self.node_url(node, name)).await;
+            db.batch_execute("SET client_min_messages = warning; CREATE EXTENSION citus")
+                .await
+                .expect("create the citus extension");
+        }
+        let coordinator = connect(&self.url(name)).await;
+        coordinator
+            .batch_execute(&format!("ALTER DATABASE {name} SET citus.shard_count = 4"))
+            .await
+            .expect("set the shard count");
+        let (host, port) = &self.nodes[0];
+        coordinator
+            .execute("SELECT citus_set_coordinator_host($1, $2)", &[host, port])
+            .await
+            .expect("register the coordinator");
+        for (host, port) in &self.nodes[1..] {
+            coordinator
+                .execute("SELECT citus_add_node($1, $2)", &[host, port])
+                .await
+                .expect("register a worker");
+        }
+        self.url(name)
+    }
+
+    /// Drops `name` on every node.
+    pub async fn drop_database(&self, name: &str) -> Result<(), tokio_postgres::Error> {
+        for node in &self.nodes {
+            let (admin, connection) =
+                tokio_postgres::connect(&self.node_url(node, "postgres"), tokio_postgres::NoTls)
+                    .await?;
+            tokio::spawn(connection);
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection as the tests' superuser.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Starts a throwaway cluster; a watcher stops it once this process ends.
+fn start() -> String {
+    let script = std::env::var("HYDRACORE_CITUS_TOOLS").map_or_else(
+        |_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/tools/citus/cluster.sh")
+        },
+        |dir| std::path::Path::new(&dir).join("cluster.sh"),
+    );
+    let out = Command::new(&script)
+        .arg("start")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} start failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in the output of cluster.sh: {text}"))
+            .to_owned()
+    };
+    let (url, dir) = (value("CITUS_URL="), value("CITUS_DIR="));
+    let watcher = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{script}' stop '{dir}'",
+        pid = std::process::id(),
+        script = script.display()
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &watcher])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the cluster's watcher");
+    eprintln!("NOTE: started a Citus cluster for this run at {url} ({dir})");
+    url
+}
