@@ -6,17 +6,27 @@ use std::time::Duration;
 
 fn main() {
     let backend = std::env::var("HYDRACORE_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into());
-    if backend == "postgres" {
-        println!("PostgreSQL suite: the API tests of this run used PostgreSQL (HYDRACORE_TEST_BACKEND=postgres).");
-    } else {
-        println!(
-            "NOTE: the PostgreSQL suite was NOT run by this command: the API tests used SQLite."
-        );
-        println!(
-            "      Run it with: HYDRACORE_TEST_BACKEND=postgres cargo test -p hydracore --test api --test under_attack"
-        );
-        println!("      (.ci/run runs the API tests on both backends.)");
+    println!("The API tests of this run used the {backend} backend (HYDRACORE_TEST_BACKEND).");
+    let suites = [
+        (
+            "postgres",
+            "PostgreSQL",
+            "HYDRACORE_TEST_BACKEND=postgres cargo test -p hydracore --test api --test under_attack",
+        ),
+        (
+            "citus",
+            "Citus (a cluster at HYDRACORE_TEST_CITUS_URL, or one started with \
+             ../shared/tools/citus/cluster.sh)",
+            "HYDRACORE_TEST_BACKEND=citus cargo test -p hydracore --test api",
+        ),
+    ];
+    for (name, what, command) in suites {
+        if backend != name {
+            println!("NOTE: the {what} suite was NOT run by this command.");
+            println!("      Run it with: {command}");
+        }
     }
+    println!("      (.ci/run runs the API tests on every backend.)");
     let local = SocketAddr::from(([127, 0, 0, 1], 5432));
     if TcpStream::connect_timeout(&local, Duration::from_secs(1)).is_err() {
         println!("NOTE: no PostgreSQL on 127.0.0.1:5432: the hydracore-storage PostgreSQL tests were skipped too.");

@@ -3,6 +3,9 @@
 //! worker, and every request of the API runs on one worker. Elsewhere
 //! these tests pass with a note.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -10,8 +13,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::cli::hydracore_json;
-use crate::helpers::citus_cluster::{self, connect};
-use crate::helpers::{backend, Backend, Body, Credential, TestApp};
+use crate::helpers::citus_cluster::{self, connect, ExtraWorker};
+use crate::helpers::{backend, Agent, Backend, Body, Credential, TestApp};
 
 fn on_citus() -> bool {
     if backend() == Backend::Citus {
@@ -327,4 +330,162 @@ async fn every_request_of_the_api_runs_each_statement_on_one_worker() {
         let r = app.dashboard(method.clone(), &path, &admin, body).await;
         ok(&format!("{method} {path}"), r.status, &r.body);
     }
+}
+
+/// Creates and advances workflows of `agent` until `stop`, and says which
+/// writes were acknowledged (each workflow's newest acknowledged version)
+/// and which answers were not a success.
+async fn keep_writing(
+    app: Arc<TestApp>,
+    agent: Agent,
+    stop: Arc<AtomicBool>,
+) -> (HashMap<String, i64>, Vec<u16>) {
+    let (mut acknowledged, mut failures) = (HashMap::new(), Vec::new());
+    while !stop.load(Ordering::Relaxed) {
+        let body = json!({"customer_id": Uuid::new_v4(), "workflow_type": "viewing"});
+        let created = app.create(&agent, body).await;
+        if created.status != 201 {
+            failures.push(created.status);
+            continue;
+        }
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        acknowledged.insert(id.clone(), 1);
+        for step in 0..2 {
+            let r = app
+                .advance(&agent, &id, json!({"action": format!("step {step}")}))
+                .await;
+            if r.status == 200 {
+                acknowledged.insert(id.clone(), r.body["version"].as_i64().unwrap());
+            } else {
+                failures.push(r.status);
+            }
+        }
+    }
+    (acknowledged, failures)
+}
+
+/// With writes going on, a third worker joins and the shards rebalance
+/// onto it, then one tenant moves to a shard of its own on it: no
+/// acknowledged write is lost and no request fails but with a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_grows_a_worker_and_isolates_a_tenant_under_load_without_losing_a_write() {
+    if !on_citus() {
+        return;
+    }
+    let app = Arc::new(TestApp::spawn().await);
+    let mut agents = vec![app.agent.clone()];
+    for _ in 0..5 {
+        agents.push(app.new_agent(Uuid::new_v4()).await);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = agents
+        .iter()
+        .map(|agent| {
+            tokio::spawn(keep_writing(
+                Arc::clone(&app),
+                agent.clone(),
+                Arc::clone(&stop),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let database = database_of(&app.database_url).to_owned();
+    let cluster = citus_cluster::cluster().await;
+    let worker = ExtraWorker::start();
+    worker.create_database(&database, cluster.user()).await;
+    let coordinator = connect(&app.database_url).await;
+    coordinator
+        .execute("SELECT citus_add_node('127.0.0.1', $1)", &[&worker.port])
+        .await
+        .unwrap();
+    // Moves block writes to the shard they move for a moment: these
+    // nodes run with wal_level = replica, which logical moves need more of.
+    // Two statements: the background job starts when the first commits.
+    coordinator
+        .batch_execute("SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')")
+        .await
+        .unwrap();
+    coordinator
+        .batch_execute("SELECT citus_rebalance_wait()")
+        .await
+        .unwrap();
+    let on_new: i64 = coordinator
+        .query_one(
+            "SELECT count(*) FROM citus_shards WHERE nodeport = $1",
+            &[&worker.port],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        on_new > 0,
+        "the new worker holds shards after the rebalance"
+    );
+
+    let big = &agents[0];
+    let isolated: i64 = coordinator
+        .query_one(
+            &format!(
+                "SELECT isolate_tenant_to_new_shard('instances', '{}'::uuid, 'CASCADE', \
+                 shard_transfer_mode => 'block_writes')",
+                big.tenant_id
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let from: i32 = coordinator
+        .query_one(
+            "SELECT nodeport FROM citus_shards WHERE shardid = $1",
+            &[&isolated],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    if from != worker.port {
+        coordinator
+            .execute(
+                "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, \
+                 shard_transfer_mode => 'block_writes')",
+                &[&isolated, &from, &worker.port],
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut failures = Vec::new();
+    for (agent, writer) in agents.iter().zip(writers) {
+        let (acknowledged, failed) = writer.await.unwrap();
+        failures.extend(failed);
+        assert!(!acknowledged.is_empty(), "writes went on throughout");
+        for (id, version) in acknowledged {
+            let r = app.get(agent, &id).await;
+            assert_eq!(r.status, 200, "acknowledged workflow {id} is there");
+            assert!(r.body["version"].as_i64().unwrap() >= version, "{id}");
+        }
+    }
+    assert!(
+        failures.iter().all(|s| *s == 503),
+        "only retryable failures: {failures:?}"
+    );
+    // The isolated tenant is served from its own shard on the new worker.
+    let placed: Vec<i32> = coordinator
+        .query(
+            "SELECT DISTINCT nodeport FROM citus_shards WHERE shardid = $1",
+            &[&isolated],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(placed, [worker.port]);
+    let id = app.create_workflow(big).await;
+    assert_eq!(app.get(big, &id).await.status, 200);
+    drop(coordinator);
+    drop(app);
 }

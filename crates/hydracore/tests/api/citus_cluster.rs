@@ -158,6 +158,13 @@ fn start() -> String {
             .to_owned()
     };
     let (url, dir) = (value("CITUS_URL="), value("CITUS_DIR="));
+    let tune = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/citus-tune.sh");
+    let tuned = Command::new(&tune).arg(&dir).status();
+    assert!(
+        tuned.is_ok_and(|s| s.success()),
+        "{} {dir} failed",
+        tune.display()
+    );
     let watcher = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{script}' stop '{dir}'",
         pid = std::process::id(),
@@ -172,4 +179,93 @@ fn start() -> String {
         .expect("start the cluster's watcher");
     eprintln!("NOTE: started a Citus cluster for this run at {url} ({dir})");
     url
+}
+
+/// A worker of one test's own, to grow its database's cluster with: a
+/// PostgreSQL instance with Citus on a free port, started as `cluster.sh`
+/// starts its nodes, stopped and removed when dropped.
+pub struct ExtraWorker {
+    pub port: i32,
+    dir: tempfile::TempDir,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(command: &str) {
+    let out = Command::new("su")
+        .args(["postgres", "-c", command])
+        .output()
+        .unwrap_or_else(|e| panic!("{command}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl ExtraWorker {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| i32::from(a.port()))
+            .expect("a free port");
+        let path = dir.path().display().to_string();
+        Command::new("chown")
+            .args(["postgres", &path])
+            .status()
+            .expect("chown");
+        let data = format!("{path}/data");
+        as_postgres(&format!(
+            "{PG_BIN}/initdb -D {data} -A trust -U postgres >/dev/null"
+        ));
+        as_postgres(&format!(
+            "printf \"shared_preload_libraries = 'citus'\\nfsync = off\\n\" >> {data}/postgresql.conf"
+        ));
+        as_postgres(&format!(
+            "{PG_BIN}/pg_ctl -D {data} -o '-p {port} -k {path}' -l {path}/log -w start >/dev/null"
+        ));
+        ExtraWorker { port, dir }
+    }
+
+    /// `database` made on this worker, with the extension, for the
+    /// coordinator to add it to that database's cluster.
+    pub async fn create_database(&self, database: &str, user: &str) {
+        let url = |db: &str| {
+            format!(
+                "postgres://{user}@127.0.0.1:{}/{db}?sslmode=disable",
+                self.port
+            )
+        };
+        connect(&url("postgres"))
+            .await
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .expect("create the database on the new worker");
+        connect(&url(database))
+            .await
+            .batch_execute("SET client_min_messages = warning; CREATE EXTENSION citus")
+            .await
+            .expect("create the citus extension on the new worker");
+    }
+}
+
+impl Drop for ExtraWorker {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = Command::new("su")
+            .args([
+                "postgres",
+                "-c",
+                &format!("{PG_BIN}/pg_ctl -D {} -m immediate stop", data.display()),
+            ])
+            .output();
+    }
+}
+
+impl Cluster {
+    /// The user the tests connect as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
 }
