@@ -170,12 +170,13 @@ fn start() -> String {
         pid = std::process::id(),
         script = script.display()
     );
+    // `setsid -f` leaves the watcher running on its own and returns.
     Command::new("setsid")
-        .args(["sh", "-c", &watcher])
+        .args(["-f", "sh", "-c", &watcher])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
+        .status()
         .expect("start the cluster's watcher");
     eprintln!("NOTE: started a Citus cluster for this run at {url} ({dir})");
     url
