@@ -20,8 +20,8 @@ use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use super::last_written::LastWritten;
-use super::pipelined::{Conn, Pipelined};
-use super::pool::{prepare, Client};
+use super::pipelined::{Call, Conn, Pipelined};
+use super::pool::Client;
 use super::rows::{
     get as column, history_column, rendered, workflow_with_history, EntryRecord, EventRecord,
     WorkflowRecord, HISTORY,
@@ -78,9 +78,8 @@ pub async fn create(
         )));
     };
     let created_event = EventRecord::new(EventType::Created, w, first);
-    let statement = prepare(conn, CREATE).await?;
     conn.execute(
-        &statement,
+        CREATE,
         &[
             &scope.tenant_id,
             &w.instance_id,
@@ -130,10 +129,9 @@ async fn write_change(
     history: InlineHistory,
 ) -> Result<Written, StoreError> {
     let w = &change.workflow;
-    let statement = prepare(conn, CHANGE).await?;
     let row = conn
         .query_one(
-            &statement,
+            CHANGE,
             &[
                 &w.tenant_id,
                 &scope.instance_id,
@@ -166,21 +164,21 @@ pub async fn get(
     id: Uuid,
     history: InlineHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    conn.client
-        .query_opt(
-            &conn.get,
-            &[
-                &scope.tenant_id,
-                &scope.instance_id,
-                &scope.credential_id,
-                &id,
-                &history.entries,
-                &history.bytes,
-            ],
-        )
-        .await?
-        .map(|row| workflow_with_history(&row))
-        .transpose()
+    conn.query(
+        Call::Get,
+        &[
+            &scope.tenant_id,
+            &scope.instance_id,
+            &scope.credential_id,
+            &id,
+            &history.entries,
+            &history.bytes,
+        ],
+    )
+    .await?
+    .first()
+    .map(workflow_with_history)
+    .transpose()
 }
 
 /// The instance and the status a list is confined to, when nothing else
@@ -215,9 +213,8 @@ pub async fn list_one_status(
     history: InlineHistory,
 ) -> Result<WorkflowPage, StoreError> {
     let rows = conn
-        .client
         .query(
-            &conn.list_one_status,
+            Call::ListOneStatus,
             &[
                 &scope.tenant_id,
                 &instance_id,
@@ -258,8 +255,7 @@ pub async fn list(
         "SELECT COUNT(*) FROM workflows"
     });
     push_list_filters(&mut count, scope, query);
-    let statement = prepare(conn, &count.sql).await?;
-    let total: i64 = column(&conn.query_one(&statement, &count.values()).await?, 0)?;
+    let total: i64 = column(&conn.query_one(&count.sql, &count.values()).await?, 0)?;
 
     let mut select = PgQuery::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_list_filters(&mut select, scope, query);
@@ -289,9 +285,8 @@ pub async fn list(
         history_column(history),
         select.sql
     );
-    let statement = prepare(conn, &select.sql).await?;
     let workflows = conn
-        .query(&statement, &select.values())
+        .query(&select.sql, &select.values())
         .await?
         .iter()
         .map(workflow_with_history)
@@ -314,8 +309,7 @@ pub async fn list_suspended(
     // (workflows_suspended, read backwards, is in this order.)
     q.push(" ORDER BY suspended_at DESC NULLS LAST, id DESC LIMIT ")
         .bind(i64::from(limit));
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(|row| Ok(crate::rows::workflow(row)?.into()))
@@ -331,23 +325,20 @@ pub async fn history_page(
     page: HistoryQuery,
     bytes: i32,
 ) -> Result<Option<HistorySlice>, StoreError> {
-    let version = prepare(
-        conn,
-        "SELECT version FROM workflows WHERE tenant_id = $1 AND id = $2 \
-         AND ($3::uuid IS NULL OR instance_id = $3)",
-    )
-    .await?;
     let Some(row) = conn
-        .query_opt(&version, &[&scope.tenant_id, &id, &scope.instance_id])
+        .query_opt(
+            "SELECT version FROM workflows WHERE tenant_id = $1 AND id = $2 \
+             AND ($3::uuid IS NULL OR instance_id = $3)",
+            &[&scope.tenant_id, &id, &scope.instance_id],
+        )
         .await?
     else {
         return Ok(None);
     };
     let newest: i64 = column(&row, 0)?;
-    let statement = prepare(conn, &crate::rows::history_page_sql()).await?;
     let entries = conn
         .query(
-            &statement,
+            &crate::rows::history_page_sql(),
             // The budget is compared with a sum of sizes: a bigint.
             &[
                 &scope.tenant_id,
@@ -478,8 +469,7 @@ pub async fn list_events(
         .bind(seq);
     q.push(") AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, seq LIMIT ")
         .bind(query.limit);
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(crate::rows::event)
@@ -488,22 +478,19 @@ pub async fn list_events(
 
 /// The tenant's newest event that a page can list now.
 pub async fn newest_event(conn: &Client, tenant_id: Uuid) -> Result<Option<EventId>, StoreError> {
-    let statement = prepare(
-        conn,
+    conn.query_opt(
         "SELECT xid::text::bigint, seq FROM events WHERE tenant_id = $1 \
          AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid DESC, seq DESC LIMIT 1",
+        &[&tenant_id],
     )
-    .await?;
-    conn.query_opt(&statement, &[&tenant_id])
-        .await?
-        .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
-        .transpose()
+    .await?
+    .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
+    .transpose()
 }
 
 /// How far events have been purged.
 pub async fn events_purged_through(conn: &Client) -> Result<Option<EventId>, StoreError> {
-    let statement = prepare(conn, "SELECT xid::text::bigint, seq FROM events_purged").await?;
-    conn.query_opt(&statement, &[])
+    conn.query_opt("SELECT xid::text::bigint, seq FROM events_purged", &[])
         .await?
         .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
         .transpose()
@@ -512,29 +499,26 @@ pub async fn events_purged_through(conn: &Client) -> Result<Option<EventId>, Sto
 /// Deletes up to `limit` events older than `before` and moves the purge
 /// mark past them; callers run this as the login, in a transaction.
 pub async fn purge_events(conn: &Client, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
-    let delete = prepare(
-        conn,
-        "DELETE FROM events WHERE (tenant_id, xid, seq) IN \
-         (SELECT tenant_id, xid, seq FROM events WHERE occurred_at < $1 \
-          ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING xid::text::bigint, seq",
-    )
-    .await?;
     let gone = conn
-        .query(&delete, &[&before.as_datetime(), &i64::from(limit)])
+        .query(
+            "DELETE FROM events WHERE (tenant_id, xid, seq) IN \
+             (SELECT tenant_id, xid, seq FROM events WHERE occurred_at < $1 \
+              ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING xid::text::bigint, seq",
+            &[&before.as_datetime(), &i64::from(limit)],
+        )
         .await?
         .iter()
         .map(|row| Ok(EventId(column(row, 0)?, column(row, 1)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     if let Some(EventId(xid, seq)) = gone.iter().max().copied() {
-        let mark = prepare(
-            conn,
+        conn.execute(
             "INSERT INTO events_purged (xid, seq) VALUES ($1::text::xid8, $2) \
              ON CONFLICT (one) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq \
              WHERE (events_purged.xid, events_purged.seq) < (EXCLUDED.xid, EXCLUDED.seq)",
+            &[&xid.to_string(), &seq],
         )
         .await?;
-        conn.execute(&mark, &[&xid.to_string(), &seq]).await?;
     }
     Ok(gone.len() as u64)
 }
@@ -550,8 +534,7 @@ pub async fn list_inbox(
 ) -> Result<Vec<Workflow>, StoreError> {
     let mut q = PgQuery::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_inbox(&mut q, scope, query, now, limit);
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(crate::rows::workflow)
@@ -567,8 +550,7 @@ pub async fn count_inbox(
 ) -> Result<Vec<InboxCount>, StoreError> {
     let mut q = PgQuery::default();
     push_inbox_counts(&mut q, scope, now);
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(|row| {
@@ -589,8 +571,7 @@ pub async fn due(
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<(Scope, Uuid)>, StoreError> {
-    let statement = prepare(conn, &job.select_due()).await?;
-    conn.query(&statement, &[&now.as_datetime(), &i64::from(limit)])
+    conn.query(&job.select_due(), &[&now.as_datetime(), &i64::from(limit)])
         .await?
         .iter()
         .map(|row| {
@@ -601,13 +582,11 @@ pub async fn due(
 }
 
 pub async fn count_by_status(conn: &Client) -> Result<Vec<(Status, i64)>, StoreError> {
-    let statement = prepare(
-        conn,
-        "SELECT status, SUM(n)::bigint FROM workflow_counts GROUP BY status",
-    )
-    .await?;
     let rows = conn
-        .query(&statement, &[])
+        .query(
+            "SELECT status, SUM(n)::bigint FROM workflow_counts GROUP BY status",
+            &[],
+        )
         .await?
         .iter()
         .map(|row| Ok((column(row, 0)?, column(row, 1)?)))
