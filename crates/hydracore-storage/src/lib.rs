@@ -563,8 +563,15 @@ pub struct StoreOptions {
     /// the longest a transaction may sit idle, before the server ends it
     /// (`statement_timeout`, `idle_in_transaction_session_timeout`, sent
     /// as connection options); `None` sends none (a pooler that refuses
-    /// startup options). Migrations are not bounded.
+    /// startup options). Migrations are not bounded. Behind a transaction
+    /// pooler (the URL's `pooler=transaction`) they are set in each
+    /// request transaction instead (`SET LOCAL`).
     pub statement_timeout: Option<std::time::Duration>,
+    /// PostgreSQL: where this replica `LISTEN`s for the others' changes,
+    /// when not on the database URL: a transaction pooler cannot carry a
+    /// `LISTEN`. `None` listens on the database URL, or, behind a
+    /// transaction pooler, not at all (readers poll).
+    pub listen_url: Option<String>,
 }
 
 /// When an answered SQLite write is on disk (SQLite's `synchronous`, in
@@ -610,6 +617,7 @@ impl Default for StoreOptions {
             history_inline_bytes: 256 * 1024,
             history_page_bytes: 1024 * 1024,
             statement_timeout: Some(std::time::Duration::from_secs(10)),
+            listen_url: None,
         }
     }
 }

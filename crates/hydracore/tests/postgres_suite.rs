@@ -1,5 +1,6 @@
 //! Not a test: a notice, so that a plain `cargo test` says clearly whether
-//! the API suite ran on PostgreSQL too. (`.ci/run` runs it on both.)
+//! the API suite ran on PostgreSQL, through PgBouncer and on Citus too.
+//! (`.ci/run` runs it on every backend.)
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -12,6 +13,12 @@ fn main() {
             "postgres",
             "PostgreSQL",
             "HYDRACORE_TEST_BACKEND=postgres cargo test -p hydracore --test api --test under_attack",
+        ),
+        (
+            "pgbouncer",
+            "PgBouncer (transaction pooling; /usr/sbin/pgbouncer, or HYDRACORE_TEST_PGBOUNCER, \
+             started by the suite)",
+            "HYDRACORE_TEST_BACKEND=pgbouncer cargo test -p hydracore --test api",
         ),
         (
             "citus",

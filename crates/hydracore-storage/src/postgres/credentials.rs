@@ -6,13 +6,13 @@
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::pool::{prepare, Client};
+use super::pool::Client;
 use super::rows::get;
 use crate::rows::{corrupt, Columns};
 use crate::{Credential, CredentialKind, Instance, NewCredential, StoreError};
 
 pub async fn insert_instance(conn: &Client, i: &Instance) -> Result<(), StoreError> {
-    conn.execute(
+    conn.execute_once(
         "INSERT INTO instances (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
         &[&i.id, &i.tenant_id, &i.name, &i.created_at.as_datetime()],
     )
@@ -26,7 +26,7 @@ pub async fn list_instances(
     only: Option<Uuid>,
 ) -> Result<Vec<Instance>, StoreError> {
     let rows = conn
-        .query(
+        .query_once(
             "SELECT id, tenant_id, name, created_at FROM instances \
              WHERE $1::uuid IS NULL OR id = $1 ORDER BY created_at, id",
             &[&only],
@@ -51,7 +51,7 @@ pub async fn insert_credential(conn: &Client, new: &NewCredential) -> Result<(),
     let c = &new.credential;
     if let Some(instance_id) = c.instance_id {
         let found = conn
-            .query_opt(
+            .query_opt_once(
                 "SELECT id FROM instances WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE",
                 &[&c.tenant_id, &instance_id],
             )
@@ -63,7 +63,7 @@ pub async fn insert_credential(conn: &Client, new: &NewCredential) -> Result<(),
             )));
         }
     }
-    conn.execute(
+    conn.execute_once(
         "INSERT INTO credentials (id, kind, tenant_id, instance_id, scopes, key_hash, key_prefix, \
          created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
@@ -109,21 +109,19 @@ pub async fn find_credential(
     conn: &Client,
     key_hash: &[u8],
 ) -> Result<Option<Credential>, StoreError> {
-    let statement = prepare(
-        conn,
+    conn.query_opt(
         &format!("SELECT {CREDENTIAL_COLUMNS} FROM hydracore_credential_by_key($1)"),
+        &[&key_hash],
     )
-    .await?;
-    conn.query_opt(&statement, &[&key_hash])
-        .await?
-        .as_ref()
-        .map(credential)
-        .transpose()
+    .await?
+    .as_ref()
+    .map(credential)
+    .transpose()
 }
 
 pub async fn list_credentials(conn: &Client) -> Result<Vec<Credential>, StoreError> {
     let rows = conn
-        .query(
+        .query_once(
             &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY created_at, id"),
             &[],
         )
@@ -133,7 +131,7 @@ pub async fn list_credentials(conn: &Client) -> Result<Vec<Credential>, StoreErr
 
 pub async fn revoke_credential(conn: &Client, id: Uuid) -> Result<bool, StoreError> {
     let revoked = conn
-        .execute(
+        .execute_once(
             "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
             &[&hydracore_domain::Timestamp::now().as_datetime(), &id],
         )

@@ -5,7 +5,7 @@ use hydracore_domain::idempotency::{decide, Claim, IdempotencyKey, StoredKey, KE
 use hydracore_domain::Timestamp;
 use uuid::Uuid;
 
-use super::pool::{prepare, Client};
+use super::pool::Client;
 use super::rows::get;
 use crate::rows::Columns;
 use crate::StoreError;
@@ -21,16 +21,11 @@ pub async fn claim(
     let key = key.as_str();
     // First use: the insert is the claim. Two first uses at once meet on
     // the primary key; the loser waits for the winner, then reads its row.
-    let insert = prepare(
-        conn,
-        "INSERT INTO idempotency_keys \
-         (tenant_id, instance_id, key, fingerprint, workflow_id, created_at) \
-         VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT DO NOTHING",
-    )
-    .await?;
     let inserted = conn
         .execute(
-            &insert,
+            "INSERT INTO idempotency_keys \
+             (tenant_id, instance_id, key, fingerprint, workflow_id, created_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT DO NOTHING",
             &[
                 &tenant_id,
                 &instance_id,
@@ -43,14 +38,12 @@ pub async fn claim(
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
-    let select = prepare(
-        conn,
-        "SELECT fingerprint, workflow_id, answer, created_at FROM idempotency_keys \
-         WHERE tenant_id = $1 AND instance_id = $2 AND key = $3 FOR UPDATE",
-    )
-    .await?;
     let stored = match conn
-        .query_opt(&select, &[&tenant_id, &instance_id, &key])
+        .query_opt(
+            "SELECT fingerprint, workflow_id, answer, created_at FROM idempotency_keys \
+             WHERE tenant_id = $1 AND instance_id = $2 AND key = $3 FOR UPDATE",
+            &[&tenant_id, &instance_id, &key],
+        )
         .await?
     {
         Some(row) => Some(StoredKey {
@@ -64,15 +57,10 @@ pub async fn claim(
     let claim = decide(stored.as_ref(), fingerprint, now);
     if claim == Claim::Fresh {
         // An expired or abandoned claim: take it over.
-        let take_over = prepare(
-            conn,
+        conn.execute(
             "UPDATE idempotency_keys \
              SET fingerprint = $4, workflow_id = NULL, answer = NULL, created_at = $5 \
              WHERE tenant_id = $1 AND instance_id = $2 AND key = $3",
-        )
-        .await?;
-        conn.execute(
-            &take_over,
             &[
                 &tenant_id,
                 &instance_id,
@@ -96,14 +84,9 @@ pub async fn complete(
     workflow_id: Uuid,
     answer: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    let statement = prepare(
-        conn,
+    conn.execute(
         "UPDATE idempotency_keys SET workflow_id = $4, answer = $5 \
          WHERE tenant_id = $1 AND instance_id = $2 AND key = $3",
-    )
-    .await?;
-    conn.execute(
-        &statement,
         &[
             &tenant_id,
             &instance_id,
@@ -122,14 +105,12 @@ pub async fn release(
     instance_id: Uuid,
     key: &IdempotencyKey,
 ) -> Result<(), StoreError> {
-    let statement = prepare(
-        conn,
+    conn.execute(
         "DELETE FROM idempotency_keys \
          WHERE tenant_id = $1 AND instance_id = $2 AND key = $3 AND workflow_id IS NULL",
+        &[&tenant_id, &instance_id, &key.as_str()],
     )
     .await?;
-    conn.execute(&statement, &[&tenant_id, &instance_id, &key.as_str()])
-        .await?;
     Ok(())
 }
 
@@ -149,6 +130,9 @@ pub async fn purge(conn: &Client, limit: u32) -> Result<u64, StoreError> {
         limit,
     )
     .await?;
-    let statement = prepare(conn, "DELETE FROM idempotency_keys WHERE created_at < $1").await?;
-    Ok(conn.execute(&statement, &[&cutoff]).await?)
+    conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < $1",
+        &[&cutoff],
+    )
+    .await
 }

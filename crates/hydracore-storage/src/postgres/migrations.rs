@@ -56,7 +56,7 @@ pub async fn run(conn: &Client) -> Result<Cluster, StoreError> {
 async fn locked(conn: &Client) -> Result<(), StoreError> {
     conn.batch_execute("SET LOCAL statement_timeout = 0")
         .await?;
-    conn.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+    conn.execute_once("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .await?;
     Ok(())
 }
@@ -72,7 +72,7 @@ async fn next(conn: &Client, cluster: Cluster) -> Result<bool, StoreError> {
     // Made under the lock: CREATE TABLE IF NOT EXISTS by two sessions at
     // once can still fail on the catalog's unique index.
     let exists = conn
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .query_one_once("SELECT to_regclass($1) IS NOT NULL", &[&table])
         .await?;
     if !get::<bool>(&exists, 0)? {
         conn.batch_execute(&format!(
@@ -82,7 +82,7 @@ async fn next(conn: &Client, cluster: Cluster) -> Result<bool, StoreError> {
         .await?;
     }
     let applied = conn
-        .query(migrate::SELECT_APPLIED, &[])
+        .query_once(migrate::SELECT_APPLIED, &[])
         .await?
         .iter()
         .map(|row| {
@@ -96,7 +96,7 @@ async fn next(conn: &Client, cluster: Cluster) -> Result<bool, StoreError> {
         return Ok(false);
     };
     conn.batch_execute(next.sql).await?;
-    conn.execute(
+    conn.execute_once(
         &format!("INSERT INTO {table} (version, name, checksum) VALUES ($1, $2, $3)"),
         &[&next.version, &next.name, &next.checksum()],
     )

@@ -40,6 +40,7 @@ mod purge;
 mod replicas;
 mod rows;
 mod session;
+mod statements;
 pub mod tls;
 mod ui_tokens;
 mod webhooks;
@@ -61,8 +62,8 @@ use uuid::Uuid;
 use self::key_cache::KeyCache;
 use self::last_written::LastWritten;
 use self::pipelined::Pipelined;
-use self::pipelined::ReadStatements;
-use self::pool::{Client, Pool};
+use self::pipelined::Reader;
+use self::pool::{Client, Pool, Statements};
 use self::replicas::Replicas;
 use self::session::{Access, Cluster, Mode};
 use crate::webhooks::{AttemptReport, DueDelivery};
@@ -89,6 +90,9 @@ pub struct PgStore {
     replicas: Arc<Replicas>,
     cluster: Cluster,
     distribution: Option<Distribution>,
+    /// Behind a transaction pooler: the statement and idle timeouts, set
+    /// at the start of each request transaction ([`set_local_timeouts`]).
+    transaction_timeouts: Option<String>,
 }
 
 impl PgStore {
@@ -97,16 +101,42 @@ impl PgStore {
     /// row-level security before accepting any.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let mut settings = tls::settings(url, options.ca_file.as_deref())?;
-        if let Some(timeout) = options.statement_timeout.filter(|t| !t.is_zero()) {
-            bound_statements(&mut settings.config, timeout);
-        }
-        let pool = Pool::new(&settings, options.max_connections, options.acquire_timeout)?;
-        let replicas = Replicas::new(pool.clone(), settings.clone());
+        let pooler = settings.transaction_pooler;
+        let timeout = options.statement_timeout.filter(|t| !t.is_zero());
+        // A transaction pooler refuses connection options: the timeouts
+        // then open each request transaction.
+        let transaction_timeouts = match timeout {
+            Some(timeout) if pooler => Some(set_local_timeouts(timeout)),
+            Some(timeout) => {
+                bound_statements(&mut settings.config, timeout);
+                None
+            }
+            None => None,
+        };
+        let statements = if pooler {
+            Statements::Unnamed(Arc::default())
+        } else {
+            Statements::Prepared
+        };
+        let listen = match &options.listen_url {
+            Some(listen_url) => Some(tls::settings(listen_url, options.ca_file.as_deref())?),
+            None if pooler => None,
+            None => Some(settings.clone()),
+        };
+        let pool = Pool::new(
+            &settings,
+            statements.clone(),
+            options.max_connections,
+            options.acquire_timeout,
+        )?;
+        let replicas = Replicas::new(pool.clone(), listen);
         let mut store = Self {
             pool,
             replicas,
+            transaction_timeouts,
             reads: Arc::new(Pipelined::new(
                 settings,
+                statements,
                 pipelined_connections(options.max_connections),
                 options.acquire_timeout,
                 options.read_call_timeout,
@@ -168,7 +198,8 @@ impl PgStore {
         body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_conn(async |conn| {
-            session::begin(conn, self.cluster, access, mode).await?;
+            self.bounded(conn, session::begin(conn, self.cluster, access, mode))
+                .await?;
             let done = body(conn).await;
             session::finish(conn, done).await
         })
@@ -192,12 +223,12 @@ impl PgStore {
     async fn read<T>(
         &self,
         scope: Scope,
-        op: impl AsyncFnOnce(&tokio_postgres::Client, &ReadStatements) -> Result<T, StoreError>,
+        op: impl AsyncFnOnce(Reader<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let result = match self.cluster {
             Cluster::Single => {
                 self.reads
-                    .call(async |c| op(&c.client, &c.statements).await)
+                    .call(async |c| op(Reader::Pipelined(c)).await)
                     .await
             }
             Cluster::Citus => {
@@ -215,11 +246,30 @@ impl PgStore {
         body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_conn(async |conn| {
-            session::begin_as_login(conn).await?;
+            self.bounded(conn, session::begin_as_login(conn)).await?;
             let done = body(conn).await;
             session::finish(conn, done).await
         })
         .await
+    }
+
+    /// Opens a transaction with `begin`; behind a transaction pooler, sets
+    /// the timeouts for it too. The two messages go out together (the
+    /// futures are polled in order, and each sends its message when first
+    /// polled), so that costs no round trip of its own. Were `begin` to
+    /// fail, the `SET LOCAL` outside a transaction would only warn.
+    async fn bounded(
+        &self,
+        conn: &Client,
+        begin: impl std::future::Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        match &self.transaction_timeouts {
+            None => begin.await,
+            Some(set_local) => {
+                let bound = async { Ok::<_, StoreError>(conn.batch_execute(set_local).await?) };
+                tokio::try_join!(begin, bound).map(|_| ())
+            }
+        }
     }
 
     /// Passes `result` on; when it says the request's key is revoked, the
@@ -260,8 +310,8 @@ impl Store for PgStore {
         history: WithHistory,
     ) -> Result<Option<Workflow>> {
         let history = history.inline(self.history_inline);
-        self.read(scope, async |client, statements| {
-            workflows::get(client, statements, scope, id, history).await
+        self.read(scope, async |reader| {
+            workflows::get(reader, scope, id, history).await
         })
         .await
     }
@@ -276,9 +326,8 @@ impl Store for PgStore {
         if let Some(confined) = confined {
             let history = WithHistory::Yes.inline(self.history_inline);
             return self
-                .read(scope, async |client, statements| {
-                    workflows::list_one_status(client, statements, scope, confined, query, history)
-                        .await
+                .read(scope, async |reader| {
+                    workflows::list_one_status(reader, scope, confined, query, history).await
                 })
                 .await;
         }
@@ -706,6 +755,18 @@ impl Store for PgStore {
         self.in_login_transaction(async |tx| ui_tokens::purge(tx, before, limit).await)
             .await
     }
+}
+
+/// The server's statement and idle-transaction timeouts for one
+/// transaction: behind a transaction pooler, which refuses them as
+/// connection options, and where a session setting would reach other
+/// clients of the server session.
+fn set_local_timeouts(timeout: std::time::Duration) -> String {
+    let millis = timeout.as_millis();
+    format!(
+        "SET LOCAL statement_timeout = {millis}; \
+         SET LOCAL idle_in_transaction_session_timeout = {millis}"
+    )
 }
 
 /// Sets the server's statement and idle-transaction timeouts for every

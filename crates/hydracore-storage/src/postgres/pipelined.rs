@@ -24,30 +24,109 @@
 //! index-bounded reads go here (a list only down to [`MAX_OFFSET`]), each
 //! given up after a bound (`StoreOptions::read_call_timeout`, 10 s by
 //! default), with its connection; writes and transactions use the pool.
-//! The connections are opened with the pool's settings (`tls`).
+//! The connections are opened with the pool's settings (`tls`). Behind a
+//! transaction pooler each call may reach another server session, so the
+//! two statements are sent unnamed with each call (`statements`), and the
+//! pooler carries the pipeline.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio_postgres::{Client, Statement};
+use postgres_types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
 
+use super::pool::Statements;
+use super::statements::Described;
 use super::tls::PgConnectSettings;
 
 use crate::StoreError;
 
-/// One connection and the statements prepared on it.
+/// One connection and its two statements.
 pub struct Conn {
     pub client: Client,
-    pub statements: ReadStatements,
+    statements: Kept,
 }
 
-/// The read functions' calls, prepared on one connection.
-pub struct ReadStatements {
+/// The statements a pipelined connection sends.
+enum Kept {
+    /// Prepared when the connection opened.
+    Prepared {
+        get: Statement,
+        list_one_status: Statement,
+    },
+    /// Sent unnamed (behind a transaction pooler, `statements`).
+    Unnamed(Arc<Described>),
+}
+
+/// What a pipelined connection is asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Call {
     /// [`super::workflows::GET`]
-    pub get: Statement,
+    Get,
     /// [`super::workflows::LIST_ONE_STATUS`]
-    pub list_one_status: Statement,
+    ListOneStatus,
+}
+
+impl Call {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Call::Get => super::workflows::GET,
+            Call::ListOneStatus => super::workflows::LIST_ONE_STATUS,
+        }
+    }
+}
+
+/// Where a read function is called: on a pipelined connection, or on
+/// Citus on a pooled one, inside a request transaction
+/// (`workflows::read_in_transaction`).
+#[derive(Clone, Copy)]
+pub enum Reader<'a> {
+    Pipelined(&'a Conn),
+    Pooled(&'a super::pool::Client),
+}
+
+impl Reader<'_> {
+    /// The rows of one `call` with `params`.
+    pub async fn query(
+        self,
+        call: Call,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Reader::Pipelined(conn) => conn.query(call, params).await,
+            Reader::Pooled(client) => client.query(call.sql(), params).await,
+        }
+    }
+}
+
+impl Conn {
+    /// The rows of one `call` with `params`.
+    pub async fn query(
+        &self,
+        call: Call,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        match (&self.statements, call) {
+            (Kept::Prepared { get, .. }, Call::Get) => Ok(self.client.query(get, params).await?),
+            (
+                Kept::Prepared {
+                    list_one_status, ..
+                },
+                Call::ListOneStatus,
+            ) => Ok(self.client.query(list_one_status, params).await?),
+            (Kept::Unnamed(described), Call::Get) => {
+                described
+                    .query(&self.client, super::workflows::GET, params)
+                    .await
+            }
+            (Kept::Unnamed(described), Call::ListOneStatus) => {
+                described
+                    .query(&self.client, super::workflows::LIST_ONE_STATUS, params)
+                    .await
+            }
+        }
+    }
 }
 
 /// One connection's place: the connection while it is open, and a lock
@@ -77,7 +156,11 @@ impl Slot {
     }
 
     /// The connection, opened first if it is not open.
-    async fn conn(&self, settings: &PgConnectSettings) -> Result<Arc<Conn>, StoreError> {
+    async fn conn(
+        &self,
+        settings: &PgConnectSettings,
+        statements: &Statements,
+    ) -> Result<Arc<Conn>, StoreError> {
         if let Some(conn) = self.open() {
             return Ok(conn);
         }
@@ -86,22 +169,26 @@ impl Slot {
         if let Some(conn) = self.open() {
             return Ok(conn);
         }
-        let conn = Arc::new(connect(settings).await?);
+        let conn = Arc::new(connect(settings, statements).await?);
         self.set(Some(Arc::clone(&conn)));
         Ok(conn)
     }
 }
 
 /// Opens a connection with TLS as [`super::tls`] read it from the URL.
-async fn connect(settings: &PgConnectSettings) -> Result<Conn, StoreError> {
+async fn connect(
+    settings: &PgConnectSettings,
+    statements: &Statements,
+) -> Result<Conn, StoreError> {
     let client = super::tls::connect(settings).await?;
-    Ok(Conn {
-        statements: ReadStatements {
+    let statements = match statements {
+        Statements::Prepared => Kept::Prepared {
             get: client.prepare(super::workflows::GET).await?,
             list_one_status: client.prepare(super::workflows::LIST_ONE_STATUS).await?,
         },
-        client,
-    })
+        Statements::Unnamed(described) => Kept::Unnamed(Arc::clone(described)),
+    };
+    Ok(Conn { client, statements })
 }
 
 /// Without the settings, which hold the password.
@@ -119,6 +206,7 @@ pub const MAX_OFFSET: i64 = 500;
 
 pub struct Pipelined {
     settings: PgConnectSettings,
+    statements: Statements,
     slots: Box<[Slot]>,
     next: AtomicUsize,
     /// Bounds the wait for a connection, opening it included, as the pool
@@ -134,12 +222,14 @@ impl Pipelined {
     /// `count` connections, opened when first needed.
     pub fn new(
         settings: PgConnectSettings,
+        statements: Statements,
         count: usize,
         timeout: Duration,
         call_timeout: Duration,
     ) -> Self {
         Self {
             settings,
+            statements,
             slots: (0..count.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             timeout,
@@ -162,7 +252,7 @@ impl Pipelined {
         // slow call far longer.
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[turn];
-        let conn = tokio::time::timeout(self.timeout, slot.conn(&self.settings))
+        let conn = tokio::time::timeout(self.timeout, slot.conn(&self.settings, &self.statements))
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!(

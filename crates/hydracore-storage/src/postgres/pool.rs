@@ -3,7 +3,8 @@
 //!
 //! The connections are deadpool-postgres's: tokio-postgres clients, each
 //! with its cache of prepared statements ([`prepare`]), opened with the
-//! TLS settings of `tls`. Its manager is wrapped here for two rules of our
+//! TLS settings of `tls`; behind a transaction pooler they keep none
+//! (`statements`). Its manager is wrapped here for two rules of our
 //! own.
 //!
 //! A connection is checked (an empty query, one round trip) before it is
@@ -22,19 +23,157 @@
 //! replica may briefly hold more server connections than its pool size.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleResult, Timeouts};
 use deadpool::Runtime;
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
-use tokio_postgres::Statement;
+use postgres_types::ToSql;
+use tokio_postgres::{Row, Statement};
 
+use super::statements::Described;
 use super::tls::PgConnectSettings;
 use crate::StoreError;
 
-/// A pooled connection: a tokio-postgres client (it derefs to one) with
-/// its statement cache.
-pub type Client = ClientWrapper;
+/// A pooled connection: a tokio-postgres client with its statement cache,
+/// and how statements are sent on it (`statements`). Statements go
+/// through its methods, never the client's own, so that none is named
+/// behind a transaction pooler.
+pub struct Client {
+    inner: ClientWrapper,
+    statements: Statements,
+}
+
+/// How a connection sends its statements.
+#[derive(Debug, Clone)]
+pub enum Statements {
+    /// Prepared once per connection and kept ([`prepare`]).
+    Prepared,
+    /// Unnamed, with the parameter types described once per store:
+    /// behind a transaction pooler.
+    Unnamed(Arc<Described>),
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("statements", &self.statements)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The statement methods come in two kinds: the plain ones keep their
+/// statement prepared on the connection (a request's, run again and
+/// again), the `_once` ones prepare it for the one call (the command
+/// line's and start-up's). Behind a transaction pooler both send it
+/// unnamed.
+impl Client {
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        match &self.statements {
+            Statements::Prepared => {
+                let statement = prepare(&self.inner, sql).await?;
+                Ok(self.inner.query(&statement, params).await?)
+            }
+            Statements::Unnamed(described) => described.query(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        match &self.statements {
+            Statements::Prepared => {
+                let statement = prepare(&self.inner, sql).await?;
+                Ok(self.inner.query_one(&statement, params).await?)
+            }
+            Statements::Unnamed(described) => described.query_one(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        match &self.statements {
+            Statements::Prepared => {
+                let statement = prepare(&self.inner, sql).await?;
+                Ok(self.inner.query_opt(&statement, params).await?)
+            }
+            Statements::Unnamed(described) => described.query_opt(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        match &self.statements {
+            Statements::Prepared => {
+                let statement = prepare(&self.inner, sql).await?;
+                Ok(self.inner.execute(&statement, params).await?)
+            }
+            Statements::Unnamed(described) => described.execute(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn query_once(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        match &self.statements {
+            Statements::Prepared => Ok(self.inner.query(sql, params).await?),
+            Statements::Unnamed(described) => described.query(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn query_one_once(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        match &self.statements {
+            Statements::Prepared => Ok(self.inner.query_one(sql, params).await?),
+            Statements::Unnamed(described) => described.query_one(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn query_opt_once(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        match &self.statements {
+            Statements::Prepared => Ok(self.inner.query_opt(sql, params).await?),
+            Statements::Unnamed(described) => described.query_opt(&self.inner, sql, params).await,
+        }
+    }
+
+    pub async fn execute_once(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        match &self.statements {
+            Statements::Prepared => Ok(self.inner.execute(sql, params).await?),
+            Statements::Unnamed(described) => described.execute(&self.inner, sql, params).await,
+        }
+    }
+
+    /// `sql`, one or more statements without parameters, in one message.
+    pub async fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.inner.batch_execute(sql).await
+    }
+}
 
 /// A connection returned this long ago is checked before it is lent again.
 const IDLE_BEFORE_PING: Duration = Duration::from_millis(50);
@@ -51,7 +190,7 @@ const MAX_STATEMENTS: usize = 128;
 /// `sql` prepared on `client`, from its cache when it was prepared before:
 /// one round trip saved on every later use, and the server keeps the
 /// statement's plan.
-pub async fn prepare(client: &Client, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+async fn prepare(client: &ClientWrapper, sql: &str) -> Result<Statement, tokio_postgres::Error> {
     if client.statement_cache.size() >= MAX_STATEMENTS {
         // Dropping a prepared statement closes it on the server.
         client.statement_cache.clear();
@@ -62,6 +201,7 @@ pub async fn prepare(client: &Client, sql: &str) -> Result<Statement, tokio_post
 pub struct Manager {
     inner: deadpool_postgres::Manager,
     settings: PgConnectSettings,
+    statements: Statements,
 }
 
 /// Without the connect settings, which hold the password.
@@ -89,7 +229,10 @@ impl managed::Manager for Manager {
             .await
             .map_err(|e| self.settings.connect_error(e))?;
         Ok(Pooled {
-            client,
+            client: Client {
+                inner: client,
+                statements: self.statements.clone(),
+            },
             returned_at: Instant::now(),
         })
     }
@@ -98,12 +241,13 @@ impl managed::Manager for Manager {
         if metrics.age() >= MAX_LIFETIME {
             return Err(managed::RecycleError::message("past its lifetime"));
         }
-        if pooled.client.is_closed() {
+        if pooled.client.inner.is_closed() {
             return Err(managed::RecycleError::message("closed"));
         }
         if pooled.returned_at.elapsed() >= IDLE_BEFORE_PING {
             pooled
                 .client
+                .inner
                 .simple_query("")
                 .await
                 .map_err(|e| managed::RecycleError::Backend(e.into()))?;
@@ -112,7 +256,7 @@ impl managed::Manager for Manager {
     }
 
     fn detach(&self, pooled: &mut Pooled) {
-        self.inner.detach(&mut pooled.client);
+        self.inner.detach(&mut pooled.client.inner);
     }
 }
 
@@ -128,6 +272,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(
         settings: &PgConnectSettings,
+        statements: Statements,
         max_connections: u32,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
@@ -143,6 +288,7 @@ impl Pool {
         let manager = Manager {
             inner,
             settings: settings.clone(),
+            statements,
         };
         let inner = managed::Pool::builder(manager)
             .max_size(size)
@@ -259,12 +405,12 @@ impl std::ops::Deref for Lent {
     type Target = tokio_postgres::Client;
 
     fn deref(&self) -> &tokio_postgres::Client {
-        &self.0.client
+        &self.0.client.inner
     }
 }
 
 impl std::ops::DerefMut for Lent {
     fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
-        &mut self.0.client
+        &mut self.0.client.inner
     }
 }

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::pool::{prepare, Client};
+use super::pool::Client;
 use super::rows::get;
 use crate::StoreError;
 
@@ -24,9 +24,8 @@ pub async fn bound(
     before: DateTime<Utc>,
     limit: u32,
 ) -> Result<DateTime<Utc>, StoreError> {
-    let statement = prepare(conn, nth).await?;
     let offset = i64::from(limit.max(1) - 1);
-    let Some(row) = conn.query_opt(&statement, &[&before, &offset]).await? else {
+    let Some(row) = conn.query_opt(nth, &[&before, &offset]).await? else {
         return Ok(before);
     };
     let last: DateTime<Utc> = get(&row, 0)?;

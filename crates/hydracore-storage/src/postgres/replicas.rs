@@ -6,7 +6,10 @@
 //! one `NOTIFY` (in a statement of its own, after the changes committed:
 //! a `NOTIFY` inside the changes' transactions would serialise their
 //! commits on the server's notification lock). Each replica `LISTEN`s on a
-//! connection of its own and skips what it sent itself.
+//! connection of its own and skips what it sent itself. A transaction
+//! pooler carries the `NOTIFY` but not a `LISTEN`, which needs a session:
+//! behind one, a replica listens only on `HYDRACORE_DB_LISTEN_URL` (the
+//! server itself).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
@@ -36,17 +39,20 @@ const RELISTEN: Duration = Duration::from_secs(1);
 pub struct Replicas {
     me: Uuid,
     pool: Pool,
-    settings: PgConnectSettings,
+    /// Where to listen: a session of its own on the server, which a
+    /// transaction pooler does not give; `None` behind one without a
+    /// listen URL, and the replica hears nothing (its readers poll).
+    listen: Option<PgConnectSettings>,
     /// The teller task's queue, started on the first change.
     teller: OnceLock<mpsc::Sender<Changed>>,
 }
 
 impl Replicas {
-    pub fn new(pool: Pool, settings: PgConnectSettings) -> Arc<Self> {
+    pub fn new(pool: Pool, listen: Option<PgConnectSettings>) -> Arc<Self> {
         Arc::new(Self {
             me: Uuid::new_v4(),
             pool,
-            settings,
+            listen,
             teller: OnceLock::new(),
         })
     }
@@ -67,9 +73,18 @@ impl Replicas {
 
     /// Passes the other replicas' changes to `to` until `stop`.
     pub async fn hear(&self, to: broadcast::Sender<Changed>, mut stop: watch::Receiver<bool>) {
+        let Some(listen) = &self.listen else {
+            tracing::info!(
+                "not listening for other replicas' changes: the database URL goes through a \
+                 transaction pooler and no HYDRACORE_DB_LISTEN_URL is set; waiting reads and \
+                 streams find other replicas' changes at their next poll"
+            );
+            let _ = stop.wait_for(|stop| *stop).await;
+            return;
+        };
         loop {
             tokio::select! {
-                () = self.listen(&to) => {}
+                () = self.listen(listen, &to) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
             tokio::select! {
@@ -80,13 +95,8 @@ impl Replicas {
     }
 
     /// Listens until the connection is lost.
-    async fn listen(&self, to: &broadcast::Sender<Changed>) {
-        let (client, mut connection) = match self
-            .settings
-            .config
-            .connect(self.settings.tls.clone())
-            .await
-        {
+    async fn listen(&self, settings: &PgConnectSettings, to: &broadcast::Sender<Changed>) {
+        let (client, mut connection) = match settings.config.connect(settings.tls.clone()).await {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot listen for other replicas' changes");
@@ -140,10 +150,9 @@ async fn tell(me: Uuid, pool: Pool, mut changes: mpsc::Receiver<Changed>) {
                 let c = pool.checkout().await?;
                 let result = c
                     .conn()
-                    .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                    .execute_once("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
                     .await
-                    .map(|_| ())
-                    .map_err(Into::into);
+                    .map(|_| ());
                 c.settle(result)
             };
             if let Err(e) = told.await {

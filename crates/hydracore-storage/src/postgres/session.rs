@@ -237,7 +237,7 @@ pub async fn finish<T>(conn: &Client, result: Result<T, StoreError>) -> Result<T
 /// must be able to switch to it.
 pub async fn check_app_role(conn: &Client, cluster: Cluster) -> Result<(), StoreError> {
     let role = conn
-        .query_opt(
+        .query_opt_once(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1",
             &[&APP_ROLE],
         )
@@ -272,7 +272,9 @@ pub async fn check_app_role(conn: &Client, cluster: Cluster) -> Result<(), Store
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {}
         Err(e) => return Err(e.into()),
     }
-    let row = conn.query_one("SELECT current_user::text", &[]).await?;
+    let row = conn
+        .query_one_once("SELECT current_user::text", &[])
+        .await?;
     let login: String = get(&row, 0)?;
     Err(StoreError::Config(format!(
         "refusing to start: the database login {login} cannot SET ROLE {APP_ROLE}, \

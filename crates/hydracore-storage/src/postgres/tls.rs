@@ -136,6 +136,9 @@ pub struct PgConnectSettings {
     /// CA file is `verify-ca`, no `sslmode` is `prefer` (or `verify-full`
     /// with `sslrootcert=system`).
     pub ssl_mode: SslMode,
+    /// The URL says `pooler=transaction`: statements must not outlive a
+    /// transaction, nor a session be relied on (`statements`).
+    pub transaction_pooler: bool,
     roots: Roots,
 }
 
@@ -144,6 +147,7 @@ impl fmt::Debug for PgConnectSettings {
         f.debug_struct("PgConnectSettings")
             .field("config", &self.config)
             .field("ssl_mode", &self.ssl_mode)
+            .field("transaction_pooler", &self.transaction_pooler)
             .field("roots", &self.roots)
             .finish_non_exhaustive()
     }
@@ -176,8 +180,10 @@ pub fn settings(url: &str, ca_file: Option<&Path>) -> Result<PgConnectSettings, 
     let (rest, params) = take_tls_params(url)?;
     let mut mode = None;
     let mut root_cert = None;
+    let mut pooler = false;
     for (key, value) in params {
         match key.as_str() {
+            "pooler" => pooler = transaction_pooler(&value)?,
             "sslmode" => mode = Some(value.parse::<SslMode>()?),
             // libpq reads an empty value as none given.
             "sslrootcert" => root_cert = Some(value).filter(|v| !v.is_empty()),
@@ -288,8 +294,25 @@ pub fn settings(url: &str, ca_file: Option<&Path>) -> Result<PgConnectSettings, 
         config,
         tls: MakeRustlsConnect::new(client_config(provider, verifier)?),
         ssl_mode: mode,
+        transaction_pooler: pooler,
         roots,
     })
+}
+
+/// The URL's `pooler`: `transaction` says that a transaction pooler
+/// (PgBouncer's `pool_mode = transaction`) stands between the service and
+/// the server; `none`, the default, that none does (a session pooler
+/// needs nothing either).
+fn transaction_pooler(value: &str) -> Result<bool, StoreError> {
+    match value {
+        "transaction" => Ok(true),
+        "none" | "session" | "" => Ok(false),
+        _ => Err(StoreError::Config(
+            "the database URL's pooler must be transaction (PgBouncer's pool_mode = \
+             transaction), session or none"
+                .to_owned(),
+        )),
+    }
 }
 
 impl PgConnectSettings {
@@ -622,8 +645,10 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-/// The parameters this module reads, as tokio-postgres would decode them.
-const TLS_PARAMS: [&str; 8] = [
+/// The parameters this module reads, as tokio-postgres would decode them:
+/// libpq's TLS ones, and HydraCore's `pooler`.
+const TLS_PARAMS: [&str; 9] = [
+    "pooler",
     "sslmode",
     "sslrootcert",
     "sslcert",
@@ -770,6 +795,23 @@ mod tests {
             Err(StoreError::Config(message)) => message,
             other => panic!("expected a configuration error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_pooler_parameter_is_read_and_never_reaches_the_server() {
+        let behind = settings(
+            "postgres://u@h:6432/db?pooler=transaction&sslmode=disable",
+            None,
+        )
+        .unwrap();
+        assert!(behind.transaction_pooler);
+        assert_eq!(behind.config.get_dbname(), Some("db"));
+        let direct = settings("postgres://u@h/db?sslmode=disable", None).unwrap();
+        assert!(!direct.transaction_pooler);
+        let session = settings("host=h dbname=db pooler=session sslmode=disable", None).unwrap();
+        assert!(!session.transaction_pooler);
+        let message = config_error(settings("postgres://h/db?pooler=statement", None));
+        assert!(message.contains("pooler must be transaction"), "{message}");
     }
 
     #[test]

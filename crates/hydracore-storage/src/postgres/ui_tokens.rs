@@ -4,21 +4,16 @@
 
 use hydracore_domain::{Scope, Timestamp};
 
-use super::pool::{prepare, Client};
+use super::pool::Client;
 use crate::ui_tokens::{ui_token_row, UI_TOKEN_COLUMNS};
 use crate::{StoreError, UiToken};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub async fn insert(tx: &Client, t: &UiToken) -> Result<()> {
-    let statement = prepare(
-        tx,
+    tx.execute(
         "INSERT INTO ui_tokens (tenant_id, token_hash, kind, detail, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .await?;
-    tx.execute(
-        &statement,
         &[
             &t.tenant_id,
             &t.token_hash,
@@ -33,28 +28,24 @@ pub async fn insert(tx: &Client, t: &UiToken) -> Result<()> {
 }
 
 pub async fn get(tx: &Client, scope: Scope, hash: &[u8]) -> Result<Option<UiToken>> {
-    let statement = prepare(
-        tx,
+    tx.query_opt(
         &format!(
             "SELECT {UI_TOKEN_COLUMNS} FROM ui_tokens WHERE tenant_id = $1 AND token_hash = $2"
         ),
+        &[&scope.tenant_id, &hash],
     )
-    .await?;
-    tx.query_opt(&statement, &[&scope.tenant_id, &hash])
-        .await?
-        .map(|row| ui_token_row(&row, hash.to_vec()))
-        .transpose()
+    .await?
+    .map(|row| ui_token_row(&row, hash.to_vec()))
+    .transpose()
 }
 
 pub async fn end(tx: &Client, scope: Scope, hash: &[u8], now: Timestamp) -> Result<bool> {
-    let statement = prepare(
-        tx,
-        "UPDATE ui_tokens SET ended_at = $3 WHERE tenant_id = $1 AND token_hash = $2 \
-         AND ended_at IS NULL AND expires_at > $3",
-    )
-    .await?;
     let n = tx
-        .execute(&statement, &[&scope.tenant_id, &hash, &now.as_datetime()])
+        .execute(
+            "UPDATE ui_tokens SET ended_at = $3 WHERE tenant_id = $1 AND token_hash = $2 \
+             AND ended_at IS NULL AND expires_at > $3",
+            &[&scope.tenant_id, &hash, &now.as_datetime()],
+        )
         .await?;
     Ok(n == 1)
 }
@@ -68,6 +59,6 @@ pub async fn purge(conn: &Client, before: Timestamp, limit: u32) -> Result<u64> 
         limit,
     )
     .await?;
-    let statement = prepare(conn, "DELETE FROM ui_tokens WHERE expires_at < $1").await?;
-    Ok(conn.execute(&statement, &[&before]).await?)
+    conn.execute("DELETE FROM ui_tokens WHERE expires_at < $1", &[&before])
+        .await
 }

@@ -9,7 +9,7 @@ use hydracore_domain::webhook::{self, Delivery, Webhook, WebhookSecret};
 use hydracore_domain::{Scope, Timestamp};
 use uuid::Uuid;
 
-use super::pool::{prepare, Client};
+use super::pool::Client;
 use super::rows::get as column;
 use super::workflows::events_horizon;
 use crate::rows::EVENT_COLUMNS;
@@ -30,18 +30,19 @@ pub async fn insert(
     secret: &WebhookSecret,
     max: u32,
 ) -> Result<bool> {
-    let lock = prepare(
-        tx,
+    tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 19))",
+        &[&scope.tenant_id.to_string()],
     )
     .await?;
-    tx.execute(&lock, &[&scope.tenant_id.to_string()]).await?;
-    let count = prepare(
-        tx,
-        "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1",
-    )
-    .await?;
-    let n: i64 = column(&tx.query_one(&count, &[&scope.tenant_id]).await?, 0)?;
+    let n: i64 = column(
+        &tx.query_one(
+            "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1",
+            &[&scope.tenant_id],
+        )
+        .await?,
+        0,
+    )?;
     if n >= i64::from(max) {
         return Ok(false);
     }
@@ -49,15 +50,12 @@ pub async fn insert(
     // event they commit later is not passed over; events older than the
     // endpoint are then left out by their time.
     let horizon = events_horizon(tx).await?;
-    let insert = prepare(
-        tx,
+    let insert =
         "INSERT INTO webhook_endpoints (tenant_id, id, url, event_types, description, secret, \
          created_at, updated_at, cursor_xid, cursor_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, 0)",
-    )
-    .await?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, 0)";
     tx.execute(
-        &insert,
+        insert,
         &[
             &scope.tenant_id,
             &w.id,
@@ -74,46 +72,37 @@ pub async fn insert(
 }
 
 pub async fn get(tx: &Client, scope: Scope, id: Uuid) -> Result<Option<Webhook>> {
-    let statement = prepare(
-        tx,
+    tx.query_opt(
         &format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
         ),
+        &[&scope.tenant_id, &id],
     )
-    .await?;
-    tx.query_opt(&statement, &[&scope.tenant_id, &id])
-        .await?
-        .map(|row| webhook_row(&row))
-        .transpose()
+    .await?
+    .map(|row| webhook_row(&row))
+    .transpose()
 }
 
 pub async fn list(tx: &Client, scope: Scope) -> Result<Vec<Webhook>> {
-    let statement = prepare(
-        tx,
+    tx.query(
         &format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 \
              ORDER BY created_at, id"
         ),
+        &[&scope.tenant_id],
     )
-    .await?;
-    tx.query(&statement, &[&scope.tenant_id])
-        .await?
-        .iter()
-        .map(webhook_row)
-        .collect()
+    .await?
+    .iter()
+    .map(webhook_row)
+    .collect()
 }
 
 pub async fn update(tx: &Client, scope: Scope, w: &Webhook) -> Result<bool> {
-    let statement = prepare(
-        tx,
-        "UPDATE webhook_endpoints SET url = $3, event_types = $4, description = $5, \
-         updated_at = $6, disabled_at = $7, disabled_reason = $8, failing_since = $9 \
-         WHERE tenant_id = $1 AND id = $2",
-    )
-    .await?;
     let n = tx
         .execute(
-            &statement,
+            "UPDATE webhook_endpoints SET url = $3, event_types = $4, description = $5, \
+             updated_at = $6, disabled_at = $7, disabled_reason = $8, failing_since = $9 \
+             WHERE tenant_id = $1 AND id = $2",
             &[
                 &scope.tenant_id,
                 &w.id,
@@ -131,12 +120,13 @@ pub async fn update(tx: &Client, scope: Scope, w: &Webhook) -> Result<bool> {
 }
 
 pub async fn delete(tx: &Client, scope: Scope, id: Uuid) -> Result<bool> {
-    let statement = prepare(
-        tx,
-        "DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2",
-    )
-    .await?;
-    Ok(tx.execute(&statement, &[&scope.tenant_id, &id]).await? == 1)
+    Ok(tx
+        .execute(
+            "DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2",
+            &[&scope.tenant_id, &id],
+        )
+        .await?
+        == 1)
 }
 
 pub async fn set_secret(
@@ -146,15 +136,10 @@ pub async fn set_secret(
     secret: &WebhookSecret,
     now: Timestamp,
 ) -> Result<bool> {
-    let statement = prepare(
-        tx,
-        "UPDATE webhook_endpoints SET secret = $3, updated_at = $4 \
-         WHERE tenant_id = $1 AND id = $2",
-    )
-    .await?;
     let n = tx
         .execute(
-            &statement,
+            "UPDATE webhook_endpoints SET secret = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND id = $2",
             &[&scope.tenant_id, &id, &secret.as_str(), &now.as_datetime()],
         )
         .await?;
@@ -167,20 +152,18 @@ pub async fn list_deliveries(
     webhook_id: Uuid,
     limit: i64,
 ) -> Result<Vec<Delivery>> {
-    let statement = prepare(
-        tx,
+    tx.query(
         &format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
              WHERE tenant_id = $1 AND webhook_id = $2 \
              ORDER BY created_at DESC, event_xid DESC, event_seq DESC LIMIT $3"
         ),
+        &[&scope.tenant_id, &webhook_id, &limit],
     )
-    .await?;
-    tx.query(&statement, &[&scope.tenant_id, &webhook_id, &limit])
-        .await?
-        .iter()
-        .map(delivery_row)
-        .collect()
+    .await?
+    .iter()
+    .map(delivery_row)
+    .collect()
 }
 
 pub async fn retry(
@@ -190,18 +173,13 @@ pub async fn retry(
     id: Uuid,
     now: Timestamp,
 ) -> Result<Option<Delivery>> {
-    let statement = prepare(
-        tx,
+    tx.query_opt(
         &format!(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, \
              retrying_since = $4 \
              WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3 \
              RETURNING {DELIVERY_COLUMNS}"
         ),
-    )
-    .await?;
-    tx.query_opt(
-        &statement,
         &[&scope.tenant_id, &webhook_id, &id, &now.as_datetime()],
     )
     .await?
@@ -213,16 +191,12 @@ pub async fn retry(
 /// that no running transaction can precede.
 pub async fn endpoints_behind(conn: &Client) -> Result<Vec<(Uuid, Uuid)>> {
     let horizon = events_horizon(conn).await?;
-    let statement = prepare(
-        conn,
-        "SELECT w.tenant_id, w.id FROM webhook_endpoints AS w \
+    let statement = "SELECT w.tenant_id, w.id FROM webhook_endpoints AS w \
          WHERE w.disabled_at IS NULL AND EXISTS ( \
              SELECT 1 FROM events AS e WHERE e.tenant_id = w.tenant_id \
              AND (e.xid, e.seq) > (w.cursor_xid::text::xid8, w.cursor_seq) \
-             AND e.xid < $1::text::xid8)",
-    )
-    .await?;
-    conn.query(&statement, &[&horizon.to_string()])
+             AND e.xid < $1::text::xid8)";
+    conn.query(statement, &[&horizon.to_string()])
         .await?
         .iter()
         .map(|row| Ok((column(row, 0)?, column(row, 1)?)))
@@ -233,32 +207,28 @@ pub async fn endpoints_behind(conn: &Client) -> Result<Vec<(Uuid, Uuid)>> {
 /// into deliveries, and the cursor past them. An endpoint another replica
 /// is doing this for is skipped. Returns how many events it went past.
 pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> Result<u64> {
-    let lock = prepare(
-        tx,
-        "SELECT cursor_xid, cursor_seq, event_types, created_at FROM webhook_endpoints \
-         WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL FOR UPDATE SKIP LOCKED",
-    )
-    .await?;
-    let Some(endpoint) = tx.query_opt(&lock, &[&tenant_id, &id]).await? else {
+    let Some(endpoint) = tx
+        .query_opt(
+            "SELECT cursor_xid, cursor_seq, event_types, created_at FROM webhook_endpoints \
+             WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL FOR UPDATE SKIP LOCKED",
+            &[&tenant_id, &id],
+        )
+        .await?
+    else {
         return Ok(0);
     };
     let cursor: (i64, i64) = (column(&endpoint, 0)?, column(&endpoint, 1)?);
     let types = Webhook::parse_stored_types(&column::<String>(&endpoint, 2)?);
     let created_at: chrono::DateTime<chrono::Utc> = column(&endpoint, 3)?;
     let horizon = events_horizon(tx).await?;
-    let read = prepare(
-        tx,
-        &format!(
-            "SELECT xid::text::bigint, seq, {EVENT_COLUMNS} FROM events \
-             WHERE tenant_id = $1 AND (xid, seq) > ($2::text::xid8, $3) \
-             AND xid < $5::text::xid8 \
-             ORDER BY xid, seq LIMIT $4"
-        ),
-    )
-    .await?;
     let events = tx
         .query(
-            &read,
+            &format!(
+                "SELECT xid::text::bigint, seq, {EVENT_COLUMNS} FROM events \
+                 WHERE tenant_id = $1 AND (xid, seq) > ($2::text::xid8, $3) \
+                 AND xid < $5::text::xid8 \
+                 ORDER BY xid, seq LIMIT $4"
+            ),
             &[
                 &tenant_id,
                 &cursor.0.to_string(),
@@ -285,8 +255,7 @@ pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> 
         let kinds: Vec<&str> = wanted.iter().map(|e| e.event_type.as_str()).collect();
         let workflows: Vec<Uuid> = wanted.iter().map(|e| e.workflow_id).collect();
         let payloads: Vec<String> = wanted.iter().map(|e| webhook::payload(e)).collect();
-        let insert = prepare(
-            tx,
+        tx.execute(
             "INSERT INTO webhook_deliveries (tenant_id, webhook_id, id, event_xid, event_seq, \
              event_type, workflow_id, payload, status, created_at, retrying_since, \
              next_attempt_at) \
@@ -295,24 +264,18 @@ pub async fn enqueue_one(tx: &Client, tenant_id: Uuid, id: Uuid, limit: u32) -> 
              FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::uuid[], \
                          $8::text[]) AS d (id, xid, seq, kind, workflow_id, payload) \
              ON CONFLICT (tenant_id, webhook_id, event_xid, event_seq) DO NOTHING",
-        )
-        .await?;
-        tx.execute(
-            &insert,
             &[
                 &tenant_id, &id, &ids, &xids, &seqs, &kinds, &workflows, &payloads,
             ],
         )
         .await?;
     }
-    let advance = prepare(
-        tx,
+    tx.execute(
         "UPDATE webhook_endpoints SET cursor_xid = $3, cursor_seq = $4 \
          WHERE tenant_id = $1 AND id = $2",
+        &[&tenant_id, &id, &last.0, &last.1],
     )
     .await?;
-    tx.execute(&advance, &[&tenant_id, &id, &last.0, &last.1])
-        .await?;
     Ok(events.len() as u64)
 }
 
@@ -327,9 +290,7 @@ pub async fn claim(
     // claimed by a statement of its own tenant that takes it only if it is
     // still due, so one another replica claimed meanwhile is left to it.
     // (Citus locks rows only in a statement that touches one tenant.)
-    let due = prepare(
-        tx,
-        "SELECT d.tenant_id, d.id FROM webhook_deliveries AS d \
+    let due = "SELECT d.tenant_id, d.id FROM webhook_deliveries AS d \
          JOIN webhook_endpoints AS w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
          WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.disabled_at IS NULL \
          AND NOT EXISTS ( \
@@ -337,27 +298,21 @@ pub async fn claim(
              WHERE p.tenant_id = d.tenant_id AND p.webhook_id = d.webhook_id \
              AND p.workflow_id = d.workflow_id AND p.status = 'pending' \
              AND (p.event_xid, p.event_seq) < (d.event_xid, d.event_seq)) \
-         ORDER BY d.next_attempt_at LIMIT $2",
-    )
-    .await?;
-    let take = prepare(
-        tx,
-        "UPDATE webhook_deliveries AS d \
+         ORDER BY d.next_attempt_at LIMIT $2";
+    let take = "UPDATE webhook_deliveries AS d \
          SET attempts = d.attempts + 1, next_attempt_at = $4 \
          FROM webhook_endpoints AS w \
          WHERE d.tenant_id = $1 AND d.id = $2 AND d.status = 'pending' \
          AND d.next_attempt_at <= $3 \
          AND w.tenant_id = $1 AND w.id = d.webhook_id AND w.disabled_at IS NULL \
          RETURNING d.tenant_id, d.webhook_id, d.id, w.url, w.secret, d.payload, d.attempts, \
-                   d.retrying_since, w.failing_since",
-    )
-    .await?;
+                   d.retrying_since, w.failing_since";
     let (now, lease_until) = (now.as_datetime(), lease_until.as_datetime());
     let mut claimed = Vec::new();
-    for candidate in tx.query(&due, &[&now, &i64::from(limit)]).await? {
+    for candidate in tx.query(due, &[&now, &i64::from(limit)]).await? {
         let (tenant_id, id): (Uuid, Uuid) = (column(&candidate, 0)?, column(&candidate, 1)?);
         if let Some(row) = tx
-            .query_opt(&take, &[&tenant_id, &id, &now, &lease_until])
+            .query_opt(take, &[&tenant_id, &id, &now, &lease_until])
             .await?
         {
             claimed.push(row);
@@ -388,16 +343,11 @@ pub async fn claim(
 
 /// As the login, in a transaction.
 pub async fn record(tx: &Client, r: &AttemptReport) -> Result<()> {
-    let delivery = prepare(
-        tx,
+    tx.execute(
         "UPDATE webhook_deliveries SET status = $3, next_attempt_at = $4, last_attempt_at = $5, \
          last_status_code = $6, last_latency_ms = $7, last_error = $8, \
          delivered_at = CASE WHEN $3 = 'delivered' THEN $5 ELSE delivered_at END \
          WHERE tenant_id = $1 AND id = $2",
-    )
-    .await?;
-    tx.execute(
-        &delivery,
         &[
             &r.tenant_id,
             &r.delivery_id,
@@ -413,34 +363,28 @@ pub async fn record(tx: &Client, r: &AttemptReport) -> Result<()> {
     let at = r.at.as_datetime();
     match &r.endpoint {
         EndpointChange::Healthy => {
-            let statement = prepare(
-                tx,
+            tx.execute(
                 "UPDATE webhook_endpoints SET failing_since = NULL \
                  WHERE tenant_id = $1 AND id = $2 AND failing_since IS NOT NULL",
+                &[&r.tenant_id, &r.webhook_id],
             )
             .await?;
-            tx.execute(&statement, &[&r.tenant_id, &r.webhook_id])
-                .await?;
         }
         EndpointChange::Failing => {
-            let statement = prepare(
-                tx,
+            tx.execute(
                 "UPDATE webhook_endpoints SET failing_since = $3 \
                  WHERE tenant_id = $1 AND id = $2 AND failing_since IS NULL",
+                &[&r.tenant_id, &r.webhook_id, &at],
             )
             .await?;
-            tx.execute(&statement, &[&r.tenant_id, &r.webhook_id, &at])
-                .await?;
         }
         EndpointChange::Disable(reason) => {
-            let statement = prepare(
-                tx,
+            tx.execute(
                 "UPDATE webhook_endpoints SET disabled_at = $3, disabled_reason = $4, \
                  updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL",
+                &[&r.tenant_id, &r.webhook_id, &at, reason],
             )
             .await?;
-            tx.execute(&statement, &[&r.tenant_id, &r.webhook_id, &at, reason])
-                .await?;
         }
     }
     Ok(())
@@ -456,10 +400,9 @@ pub async fn purge(tx: &Client, before: Timestamp, limit: u32) -> Result<u64> {
         limit,
     )
     .await?;
-    let statement = prepare(
-        tx,
+    tx.execute(
         "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1",
+        &[&before],
     )
-    .await?;
-    Ok(tx.execute(&statement, &[&before]).await?)
+    .await
 }

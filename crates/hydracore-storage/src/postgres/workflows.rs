@@ -20,8 +20,8 @@ use hydracore_domain::{Scope, Status, Timestamp, Workflow};
 use uuid::Uuid;
 
 use super::last_written::LastWritten;
-use super::pipelined::{Pipelined, ReadStatements};
-use super::pool::{prepare, Client};
+use super::pipelined::{Call, Pipelined, Reader};
+use super::pool::Client;
 use super::rows::{
     get as column, history_column, rendered, workflow_with_history, EntryRecord, EventRecord,
     WorkflowRecord, HISTORY,
@@ -79,9 +79,8 @@ pub async fn create(
         )));
     };
     let created_event = EventRecord::new(EventType::Created, w, first);
-    let statement = prepare(conn, CREATE).await?;
     conn.execute(
-        &statement,
+        CREATE,
         &[
             &scope.tenant_id,
             &w.instance_id,
@@ -131,10 +130,9 @@ async fn write_change(
     history: InlineHistory,
 ) -> Result<Written, StoreError> {
     let w = &change.workflow;
-    let statement = prepare(conn, CHANGE).await?;
     let row = conn
         .query_one(
-            &statement,
+            CHANGE,
             &[
                 &w.tenant_id,
                 &scope.instance_id,
@@ -165,47 +163,40 @@ pub const GET: &str = "SELECT * FROM hydracore_workflow($1, $2, $3, $4, $5, $6)"
 pub async fn read_in_transaction<T>(
     conn: &Client,
     scope: Scope,
-    op: impl AsyncFnOnce(&tokio_postgres::Client, &ReadStatements) -> Result<T, StoreError>,
+    op: impl AsyncFnOnce(Reader<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     session::call(
         conn,
         Cluster::Citus,
         Access::Scope(scope),
         Mode::Read,
-        async |tx| {
-            let statements = ReadStatements {
-                get: prepare(tx, GET).await?,
-                list_one_status: prepare(tx, LIST_ONE_STATUS).await?,
-            };
-            op(tx, &statements).await
-        },
+        async |tx| op(Reader::Pooled(tx)).await,
     )
     .await
 }
 
 /// One call of [`GET`].
 pub async fn get(
-    client: &tokio_postgres::Client,
-    statements: &ReadStatements,
+    conn: Reader<'_>,
     scope: Scope,
     id: Uuid,
     history: InlineHistory,
 ) -> Result<Option<Workflow>, StoreError> {
-    client
-        .query_opt(
-            &statements.get,
-            &[
-                &scope.tenant_id,
-                &scope.instance_id,
-                &scope.credential_id,
-                &id,
-                &history.entries,
-                &history.bytes,
-            ],
-        )
-        .await?
-        .map(|row| workflow_with_history(&row))
-        .transpose()
+    conn.query(
+        Call::Get,
+        &[
+            &scope.tenant_id,
+            &scope.instance_id,
+            &scope.credential_id,
+            &id,
+            &history.entries,
+            &history.bytes,
+        ],
+    )
+    .await?
+    .first()
+    .map(workflow_with_history)
+    .transpose()
 }
 
 /// The instance and the status a list is confined to, when nothing else
@@ -233,16 +224,15 @@ const TOTAL: usize = HISTORY + 1;
 
 /// One call of [`LIST_ONE_STATUS`].
 pub async fn list_one_status(
-    client: &tokio_postgres::Client,
-    statements: &ReadStatements,
+    conn: Reader<'_>,
     scope: Scope,
     (instance_id, status): (Uuid, Status),
     query: &ListQuery,
     history: InlineHistory,
 ) -> Result<WorkflowPage, StoreError> {
-    let rows = client
+    let rows = conn
         .query(
-            &statements.list_one_status,
+            Call::ListOneStatus,
             &[
                 &scope.tenant_id,
                 &instance_id,
@@ -283,8 +273,7 @@ pub async fn list(
         "SELECT COUNT(*) FROM workflows"
     });
     push_list_filters(&mut count, scope, query);
-    let statement = prepare(conn, &count.sql).await?;
-    let total: i64 = column(&conn.query_one(&statement, &count.values()).await?, 0)?;
+    let total: i64 = column(&conn.query_one(&count.sql, &count.values()).await?, 0)?;
 
     let mut select = PgQuery::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_list_filters(&mut select, scope, query);
@@ -315,9 +304,8 @@ pub async fn list(
         history_column(history, &tenant),
         select.sql
     );
-    let statement = prepare(conn, &select.sql).await?;
     let workflows = conn
-        .query(&statement, &select.values())
+        .query(&select.sql, &select.values())
         .await?
         .iter()
         .map(workflow_with_history)
@@ -340,8 +328,7 @@ pub async fn list_suspended(
     // (workflows_suspended, read backwards, is in this order.)
     q.push(" ORDER BY suspended_at DESC NULLS LAST, id DESC LIMIT ")
         .bind(i64::from(limit));
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(|row| Ok(crate::rows::workflow(row)?.into()))
@@ -357,23 +344,20 @@ pub async fn history_page(
     page: HistoryQuery,
     bytes: i32,
 ) -> Result<Option<HistorySlice>, StoreError> {
-    let version = prepare(
-        conn,
-        "SELECT version FROM workflows WHERE tenant_id = $1 AND id = $2 \
-         AND ($3::uuid IS NULL OR instance_id = $3)",
-    )
-    .await?;
     let Some(row) = conn
-        .query_opt(&version, &[&scope.tenant_id, &id, &scope.instance_id])
+        .query_opt(
+            "SELECT version FROM workflows WHERE tenant_id = $1 AND id = $2 \
+             AND ($3::uuid IS NULL OR instance_id = $3)",
+            &[&scope.tenant_id, &id, &scope.instance_id],
+        )
         .await?
     else {
         return Ok(None);
     };
     let newest: i64 = column(&row, 0)?;
-    let statement = prepare(conn, &crate::rows::history_page_sql()).await?;
     let entries = conn
         .query(
-            &statement,
+            &crate::rows::history_page_sql(),
             // The budget is compared with a sum of sizes: a bigint.
             &[
                 &scope.tenant_id,
@@ -501,15 +485,9 @@ impl Attempt {
         reads: &Pipelined,
     ) -> Result<Option<Workflow>, StoreError> {
         let (scope, id) = (self.scope, self.id);
-        let op = async |c: &tokio_postgres::Client, s: &ReadStatements| {
-            get(c, s, scope, id, InlineHistory::NONE).await
-        };
+        let op = async |reader: Reader<'_>| get(reader, scope, id, InlineHistory::NONE).await;
         match cluster {
-            Cluster::Single => {
-                reads
-                    .call(async |c| op(&c.client, &c.statements).await)
-                    .await
-            }
+            Cluster::Single => reads.call(async |c| op(Reader::Pipelined(c)).await).await,
             Cluster::Citus => read_in_transaction(conn, scope, op).await,
         }
     }
@@ -537,8 +515,7 @@ pub async fn list_events(
         .bind(horizon.to_string())
         .push("::text::xid8 ORDER BY xid, seq LIMIT ")
         .bind(query.limit);
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(crate::rows::event)
@@ -551,13 +528,9 @@ pub async fn newest_event(
     tenant_id: Uuid,
     horizon: i64,
 ) -> Result<Option<EventId>, StoreError> {
-    let statement = prepare(
-        conn,
-        "SELECT xid::text::bigint, seq FROM events WHERE tenant_id = $1 \
-         AND xid < $2::text::xid8 ORDER BY xid DESC, seq DESC LIMIT 1",
-    )
-    .await?;
-    conn.query_opt(&statement, &[&tenant_id, &horizon.to_string()])
+    let statement = "SELECT xid::text::bigint, seq FROM events WHERE tenant_id = $1 \
+         AND xid < $2::text::xid8 ORDER BY xid DESC, seq DESC LIMIT 1";
+    conn.query_opt(statement, &[&tenant_id, &horizon.to_string()])
         .await?
         .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
         .transpose()
@@ -569,18 +542,18 @@ pub async fn newest_event(
 /// Citus a statement that reads events runs on a worker, whose
 /// transactions are not the coordinator's that numbered the events.
 pub async fn events_horizon(conn: &Client) -> Result<i64, StoreError> {
-    let statement = prepare(
-        conn,
-        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-    )
-    .await?;
-    column(&conn.query_one(&statement, &[]).await?, 0)
+    let row = conn
+        .query_one(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await?;
+    column(&row, 0)
 }
 
 /// How far events have been purged.
 pub async fn events_purged_through(conn: &Client) -> Result<Option<EventId>, StoreError> {
-    let statement = prepare(conn, "SELECT xid::text::bigint, seq FROM events_purged").await?;
-    conn.query_opt(&statement, &[])
+    conn.query_opt("SELECT xid::text::bigint, seq FROM events_purged", &[])
         .await?
         .map(|row| Ok(EventId(column(&row, 0)?, column(&row, 1)?)))
         .transpose()
@@ -597,26 +570,21 @@ pub async fn purge_events(conn: &Client, before: Timestamp, limit: u32) -> Resul
         limit,
     )
     .await?;
-    let delete = prepare(
-        conn,
-        "DELETE FROM events WHERE occurred_at < $1 RETURNING xid::text::bigint, seq",
-    )
-    .await?;
+    let delete = "DELETE FROM events WHERE occurred_at < $1 RETURNING xid::text::bigint, seq";
     let gone = conn
-        .query(&delete, &[&before])
+        .query(delete, &[&before])
         .await?
         .iter()
         .map(|row| Ok(EventId(column(row, 0)?, column(row, 1)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     if let Some(EventId(xid, seq)) = gone.iter().max().copied() {
-        let mark = prepare(
-            conn,
+        conn.execute(
             "INSERT INTO events_purged (xid, seq) VALUES ($1::text::xid8, $2) \
              ON CONFLICT (one) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq \
              WHERE (events_purged.xid, events_purged.seq) < (EXCLUDED.xid, EXCLUDED.seq)",
+            &[&xid.to_string(), &seq],
         )
         .await?;
-        conn.execute(&mark, &[&xid.to_string(), &seq]).await?;
     }
     Ok(gone.len() as u64)
 }
@@ -632,8 +600,7 @@ pub async fn list_inbox(
 ) -> Result<Vec<Workflow>, StoreError> {
     let mut q = PgQuery::new(format!("SELECT {WORKFLOW_COLUMNS} FROM workflows"));
     push_inbox(&mut q, scope, query, now, limit);
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(crate::rows::workflow)
@@ -649,8 +616,7 @@ pub async fn count_inbox(
 ) -> Result<Vec<InboxCount>, StoreError> {
     let mut q = PgQuery::default();
     push_inbox_counts(&mut q, scope, now);
-    let statement = prepare(conn, &q.sql).await?;
-    conn.query(&statement, &q.values())
+    conn.query(&q.sql, &q.values())
         .await?
         .iter()
         .map(|row| {
@@ -671,8 +637,7 @@ pub async fn due(
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<(Scope, Uuid)>, StoreError> {
-    let statement = prepare(conn, &job.select_due()).await?;
-    conn.query(&statement, &[&now.as_datetime(), &i64::from(limit)])
+    conn.query(&job.select_due(), &[&now.as_datetime(), &i64::from(limit)])
         .await?
         .iter()
         .map(|row| {
@@ -683,13 +648,11 @@ pub async fn due(
 }
 
 pub async fn count_by_status(conn: &Client) -> Result<Vec<(Status, i64)>, StoreError> {
-    let statement = prepare(
-        conn,
-        "SELECT status, SUM(n)::bigint FROM workflow_counts GROUP BY status",
-    )
-    .await?;
     let rows = conn
-        .query(&statement, &[])
+        .query(
+            "SELECT status, SUM(n)::bigint FROM workflow_counts GROUP BY status",
+            &[],
+        )
         .await?
         .iter()
         .map(|row| Ok((column(row, 0)?, column(row, 1)?)))

@@ -181,6 +181,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HYDRACORE_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_optional_duration)]
     pub statement_timeout: OptionalDuration,
 
+    /// PostgreSQL: where replicas LISTEN for each other's changes, when the database URL goes through a transaction pooler (`pooler=transaction`), which cannot carry a LISTEN: the server itself. Unset there, replicas find each other's changes by polling
+    #[arg(long, env = "HYDRACORE_DB_LISTEN_URL", hide_env_values = true)]
+    pub db_listen_url: Option<String>,
+
     /// How long a request waits for a database connection before a 503
     #[arg(long, env = "HYDRACORE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub acquire_timeout: Duration,
@@ -546,6 +550,7 @@ async fn serve(global: GlobalArgs, args: ServeArgs, output: &Output) -> anyhow::
             ca_file: global.database_ca_file,
             sqlite_sync: args.sqlite_sync,
             statement_timeout: args.statement_timeout.0,
+            listen_url: args.db_listen_url,
             history_inline: args.history_inline,
             history_inline_bytes: args.history_inline_bytes,
             history_page_bytes: args.history_page_bytes,

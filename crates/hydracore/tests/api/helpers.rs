@@ -108,33 +108,177 @@ pub struct TestApp {
 
 /// Which backend the suite runs on: `HYDRACORE_TEST_BACKEND=postgres`
 /// (server: `HYDRACORE_TEST_POSTGRES_URL`, default the local one),
-/// `citus` (`citus_cluster`), else SQLite. One suite, every backend.
+/// `pgbouncer` (the same server, the service reaching it through a
+/// PgBouncer in transaction pooling that the suite starts, see
+/// [`PgBouncer`]), `citus` (`citus_cluster`), else SQLite. One suite,
+/// every backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres(String),
+    PgBouncer(String),
     Citus,
 }
 
 pub fn backend() -> Backend {
+    let server = || {
+        std::env::var("HYDRACORE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    };
     match std::env::var("HYDRACORE_TEST_BACKEND").as_deref() {
-        Ok("postgres") => Backend::Postgres(
-            std::env::var("HYDRACORE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
-        ),
+        Ok("postgres") => Backend::Postgres(server()),
+        Ok("pgbouncer") => Backend::PgBouncer(server()),
         Ok("citus") => Backend::Citus,
         Ok("sqlite") | Err(_) => Backend::Sqlite,
         Ok(other) => {
-            panic!("HYDRACORE_TEST_BACKEND must be sqlite, postgres or citus, not {other:?}")
+            panic!(
+                "HYDRACORE_TEST_BACKEND must be sqlite, postgres, pgbouncer or citus, \
+                 not {other:?}"
+            )
         }
     }
 }
 
-/// The PostgreSQL server the suite runs on, when it is a single one.
+/// The PostgreSQL server the suite runs on, to create and drop databases
+/// on, when it is a single one (directly or through PgBouncer).
 pub fn postgres_server() -> Option<String> {
     match backend() {
-        Backend::Postgres(server) => Some(server),
+        Backend::Postgres(server) | Backend::PgBouncer(server) => Some(server),
         Backend::Sqlite | Backend::Citus => None,
+    }
+}
+
+/// The suite runs through PgBouncer (`HYDRACORE_TEST_BACKEND=pgbouncer`).
+pub fn through_pgbouncer() -> bool {
+    matches!(backend(), Backend::PgBouncer(_))
+}
+
+/// Debian's PgBouncer, one per test binary, in transaction pooling in
+/// front of [`postgres_server`], with fewer server connections per
+/// database than a test server opens, so that consecutive statements of
+/// one connection do land on different server sessions. It ends with the
+/// test binary: it runs under a shell that stops it when its standard
+/// input, a pipe the binary holds, closes.
+pub struct PgBouncer {
+    port: u16,
+    user: String,
+    _dir: TempDir,
+    _child: std::process::Child,
+}
+
+/// The PgBouncer program: `HYDRACORE_TEST_PGBOUNCER`, else Debian's.
+fn pgbouncer_program() -> String {
+    std::env::var("HYDRACORE_TEST_PGBOUNCER").unwrap_or_else(|_| "/usr/sbin/pgbouncer".to_owned())
+}
+
+impl PgBouncer {
+    /// The suite's PgBouncer, started on first use.
+    pub fn get() -> &'static PgBouncer {
+        static STARTED: std::sync::OnceLock<PgBouncer> = std::sync::OnceLock::new();
+        STARTED.get_or_init(|| {
+            let server = postgres_server().expect("a PostgreSQL backend");
+            PgBouncer::start(&server)
+        })
+    }
+
+    fn start(server: &str) -> PgBouncer {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let settings =
+            hydracore_storage::postgres::tls::settings(server, None).expect("a PostgreSQL URL");
+        let config = &settings.config;
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or("postgres").to_owned();
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let dir = tempfile::tempdir().expect("temp dir");
+        // PgBouncer refuses to run as root: it runs as postgres then, and
+        // must read its files.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("temp dir readable");
+        let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let listen_port = listen.local_addr().expect("bound").port();
+        drop(listen);
+        let server_password = password
+            .as_ref()
+            .map(|p| format!(" password={p}"))
+            .unwrap_or_default();
+        let ini = format!(
+            "[databases]\n\
+             * = host={host} port={port} user={user}{server_password}\n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {listen_port}\n\
+             unix_socket_dir =\n\
+             auth_type = trust\n\
+             auth_file = {}\n\
+             pool_mode = transaction\n\
+             max_client_conn = 4000\n\
+             default_pool_size = 4\n\
+             reserve_pool_size = 0\n\
+             server_login_retry = 1\n",
+            dir.path().join("users.txt").display()
+        );
+        std::fs::write(dir.path().join("pgbouncer.ini"), ini).expect("config written");
+        std::fs::write(
+            dir.path().join("users.txt"),
+            format!("\"{user}\" \"{}\"\n", password.unwrap_or_default()),
+        )
+        .expect("users written");
+        let as_root = std::fs::read_to_string("/proc/self/status")
+            .map(|status| {
+                status
+                    .lines()
+                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+            })
+            .unwrap_or(false);
+        let run_as = if as_root { "-u postgres " } else { "" };
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{} {run_as}{} & pid=$!; cat >/dev/null; kill $pid",
+                pgbouncer_program(),
+                dir.path().join("pgbouncer.ini").display()
+            ))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "PgBouncer starts (HYDRACORE_TEST_BACKEND=pgbouncer needs pgbouncer installed)",
+            );
+        // Held open for the binary's life; closed, PgBouncer is stopped.
+        if let Some(stdin) = child.stdin.as_mut() {
+            let _ = stdin.flush();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", listen_port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "PgBouncer did not listen on 127.0.0.1:{listen_port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PgBouncer {
+            port: listen_port,
+            user,
+            _dir: dir,
+            _child: child,
+        }
+    }
+
+    /// The service's URL of `database`, through this PgBouncer.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{}@127.0.0.1:{}/{database}?pooler=transaction&sslmode=disable",
+            self.user, self.port
+        )
     }
 }
 
@@ -148,6 +292,7 @@ pub enum TestDatabase {
     },
     Citus {
         name: String,
+        url: String,
     },
 }
 
@@ -163,20 +308,42 @@ impl TestDatabase {
             Backend::Citus => {
                 let name = format!("hc_api_{}", Uuid::new_v4().simple());
                 let url = citus_cluster::cluster().await.create_database(&name).await;
-                (TestDatabase::Citus { name }, url)
+                (
+                    TestDatabase::Citus {
+                        name,
+                        url: url.clone(),
+                    },
+                    url,
+                )
             }
-            Backend::Postgres(server) => {
+            Backend::Postgres(server) | Backend::PgBouncer(server) => {
                 let name = format!("hc_api_{}", Uuid::new_v4().simple());
                 let admin = admin_connection(&server)
                     .await
-                    .expect("PostgreSQL reachable (HYDRACORE_TEST_BACKEND=postgres)");
+                    .expect("PostgreSQL reachable (HYDRACORE_TEST_BACKEND=postgres or pgbouncer)");
                 admin
                     .batch_execute(&format!("CREATE DATABASE {name}"))
                     .await
                     .expect("create the test database");
-                let url = with_database(&server, &name);
+                let url = if through_pgbouncer() {
+                    PgBouncer::get().url(&name)
+                } else {
+                    with_database(&server, &name)
+                };
                 (TestDatabase::Postgres { server, name }, url)
             }
+        }
+    }
+}
+
+impl TestDatabase {
+    /// The database's URL on the PostgreSQL server itself, not through
+    /// PgBouncer (on Citus, its coordinator); `None` on SQLite.
+    pub fn direct_url(&self) -> Option<String> {
+        match self {
+            TestDatabase::Sqlite(_) => None,
+            TestDatabase::Postgres { server, name } => Some(with_database(server, name)),
+            TestDatabase::Citus { url, .. } => Some(url.clone()),
         }
     }
 }
@@ -207,7 +374,7 @@ impl Drop for TestDatabase {
         let (server, name) = match self {
             TestDatabase::Sqlite(_) => return,
             TestDatabase::Postgres { server, name } => (Some(server.clone()), name.clone()),
-            TestDatabase::Citus { name } => (None, name.clone()),
+            TestDatabase::Citus { name, .. } => (None, name.clone()),
         };
         let shown = name.clone();
         // Drop runs inside the test's runtime, which must not block on

@@ -26,6 +26,7 @@ mod preconditions;
 mod process;
 mod properties;
 mod read_and_list;
+mod replicas;
 mod suspend_resume;
 mod ui;
 mod wait;
