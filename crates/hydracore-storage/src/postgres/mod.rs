@@ -14,7 +14,9 @@
 //!   (`pool`); the reads (`get_workflow`, a change's read, a list of one
 //!   instance in one status) on a few connections that carry many calls at
 //!   once (`pipelined`, which says why). `find_credential` likewise, with
-//!   the key's hash in place of a tenant.
+//!   the key's hash in place of a tenant. On Citus each such call runs in
+//!   a request transaction on a pooled connection instead, whose tenant
+//!   reaches the workers (`session::call`, `citus`).
 //! - A request transaction on a pooled connection (`session`): the role and
 //!   tenant travel in the message that opens it. Other lists, the
 //!   suspended list and the idempotency claims.

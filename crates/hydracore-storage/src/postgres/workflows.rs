@@ -5,7 +5,9 @@
 //! transaction: the function checks the request's key and sets the role
 //! and tenant for its own implicit transaction. `get` and
 //! `list_one_status` go on a pipelined connection (`pipelined`), the
-//! others on a pooled one. `list` and `list_suspended` are plain SQL run
+//! others on a pooled one; on Citus all of them go on a pooled one, each
+//! inside a request transaction (`session::call`). `list` and
+//! `list_suspended` are plain SQL run
 //! inside a request transaction the caller opened (role and tenant already
 //! set). The explicit tenant conditions duplicate row-level security on
 //! purpose, so that isolation never rests on one mechanism alone.
