@@ -99,10 +99,18 @@ impl Cluster {
             .await
             .expect("register the coordinator");
         for (host, port) in &self.nodes[1..] {
-            coordinator
+            // Adding a node syncs the metadata to it over a connection of
+            // its own, which now and then fails while other tests' databases
+            // come and go on that worker; adding it again is safe.
+            let mut attempts = 0;
+            while let Err(e) = coordinator
                 .execute("SELECT citus_add_node($1, $2)", &[host, port])
                 .await
-                .expect("register a worker");
+            {
+                attempts += 1;
+                assert!(attempts < 5, "register a worker: {e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
+            }
         }
         self.url(name)
     }
