@@ -100,11 +100,19 @@ pub async fn distribute(conn: &Client) -> Result<(), StoreError> {
     // The list function's generic plan, which it keeps on one server,
     // cannot be distributed (its tenant is a parameter): Citus plans each
     // call for its values instead.
-    conn.batch_execute(
-        "ALTER FUNCTION hydracore_list_workflows(uuid, uuid, uuid, text, bigint, bigint, \
-         integer, integer) RESET plan_cache_mode",
-    )
-    .await?;
+    let list = "hydracore_list_workflows(uuid, uuid, uuid, text, bigint, bigint, integer, integer)";
+    let planned = conn
+        .query_one(
+            &format!(
+                "SELECT proconfig IS NOT NULL FROM pg_proc WHERE oid = '{list}'::regprocedure"
+            ),
+            &[],
+        )
+        .await?;
+    if get::<bool>(&planned, 0)? {
+        conn.batch_execute(&format!("ALTER FUNCTION {list} RESET plan_cache_mode"))
+            .await?;
+    }
     // Roles are the cluster's, shared by its databases, which may be
     // migrating at once: a concurrent change of the role is no failure if
     // the role can log in afterwards.

@@ -112,7 +112,24 @@ impl Cluster {
                 tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
             }
         }
-        self.url(name)
+        let url = self.url(name);
+        // Migrated here, one database at a time: distributing a schema
+        // makes Citus copy the application role's grants to every worker,
+        // and two databases doing that at once collide in the cluster-wide
+        // role catalog ("tuple concurrently updated"). One database per
+        // cluster, as in production, never meets this; the server's own
+        // migration then finds nothing to do.
+        static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one = MIGRATING.lock().await;
+        let options = hydracore_storage::StoreOptions {
+            max_connections: 1,
+            ..hydracore_storage::StoreOptions::default()
+        };
+        let store = hydracore_storage::connect(&url, &options)
+            .await
+            .expect("migrate the test database");
+        store.close().await;
+        url
     }
 
     /// Drops `name` on every node.
