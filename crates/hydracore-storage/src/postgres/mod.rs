@@ -90,7 +90,7 @@ pub struct PgStore {
     history_inline: InlineHistory,
     history_page_bytes: i32,
     replicas: Arc<Replicas>,
-    cluster: Cluster,
+    /// How a Citus cluster holds the schema; `None` on one server.
     distribution: Option<Distribution>,
     /// Behind a transaction pooler: the statement and idle timeouts, set
     /// at the start of each request transaction ([`set_local_timeouts`]).
@@ -150,18 +150,16 @@ impl PgStore {
                 options.history_inline_bytes,
             ),
             history_page_bytes: i32::try_from(options.history_page_bytes).unwrap_or(i32::MAX),
-            cluster: Cluster::Single,
             distribution: None,
         };
-        (store.cluster, store.distribution) = store
+        store.distribution = store
             .with_conn(async |conn| {
                 let cluster = migrations::run(conn).await?;
                 session::check_app_role(conn, cluster).await?;
-                let distribution = match cluster {
+                Ok(match cluster {
                     Cluster::Single => None,
                     Cluster::Citus => Some(citus::describe(conn).await?),
-                };
-                Ok((cluster, distribution))
+                })
             })
             .await?;
         match &store.distribution {
@@ -178,6 +176,14 @@ impl PgStore {
             None => store.reads.call(async |_| Ok(())).await?,
         }
         Ok(store)
+    }
+
+    /// Where a request's settings have to reach (`session`).
+    fn cluster(&self) -> Cluster {
+        match self.distribution {
+            Some(_) => Cluster::Citus,
+            None => Cluster::Single,
+        }
     }
 
     /// Runs `op` on a connection of its own, which goes back to the pool
@@ -200,7 +206,7 @@ impl PgStore {
         body: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_conn(async |conn| {
-            self.bounded(conn, session::begin(conn, self.cluster, access, mode))
+            self.bounded(conn, session::begin(conn, self.cluster(), access, mode))
                 .await?;
             let done = body(conn).await;
             session::finish(conn, done).await
@@ -216,7 +222,7 @@ impl PgStore {
         mode: Mode,
         op: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.with_conn(async |conn| session::call(conn, self.cluster, access, mode, op).await)
+        self.with_conn(async |conn| session::call(conn, self.cluster(), access, mode, op).await)
             .await
     }
 
@@ -227,7 +233,7 @@ impl PgStore {
         scope: Scope,
         op: impl AsyncFnOnce(Reader<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let result = match self.cluster {
+        let result = match self.cluster() {
             Cluster::Single => {
                 self.reads
                     .call(async |c| op(Reader::Pipelined(c)).await)
@@ -493,7 +499,7 @@ impl Store for PgStore {
         };
         self.with_conn(async |conn| {
             attempt
-                .run(conn, self.cluster, &self.reads, &self.last_written)
+                .run(conn, self.cluster(), &self.reads, &self.last_written)
                 .await
         })
         .await
